@@ -1,0 +1,113 @@
+"""Factories: nothing is created at import time; tests build the same objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.session.base import BaseSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.fsm.storage.base import BaseStorage
+from aiogram.utils.i18n import I18n
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.db import create_engine, create_sessionmaker
+from bot.i18n import UserLanguageMiddleware, create_i18n
+from bot.middlewares import DbSessionMiddleware, UserMiddleware
+from bot.settings import Settings
+from bot.storage import SqlStorage
+from handlers import build_root_router
+from services.clock import Clock
+
+# Used where no real token is needed (console, tests): the right shape, never valid on Telegram.
+OFFLINE_TOKEN = "42:OFFLINE-console-token-not-for-telegram"
+
+
+@dataclass
+class App:
+    """What a running bot is made of; built by `build_app`, closed by `App.close`."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    i18n: I18n
+    clock: Clock
+    storage: BaseStorage
+    dispatcher: Dispatcher
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    async def close(self) -> None:
+        await self.dispatcher.storage.close()
+        await self.engine.dispose()
+
+
+def create_bot(settings: Settings, session: BaseSession | None = None, token: str | None = None) -> Bot:
+    if session is None:
+        api = settings.telegram.api_base
+        session = AiohttpSession(api=TelegramAPIServer.from_base(api)) if api else AiohttpSession()
+    if token is None:
+        secret = settings.telegram.bot_token
+        token = secret.get_secret_value() if secret else OFFLINE_TOKEN
+    return Bot(token=token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
+
+
+def create_storage(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> BaseStorage:
+    if settings.redis.url:
+        from aiogram.fsm.storage.base import DefaultKeyBuilder
+        from aiogram.fsm.storage.redis import RedisStorage
+
+        return RedisStorage.from_url(settings.redis.url, key_builder=DefaultKeyBuilder(with_destiny=True))
+    return SqlStorage(sessionmaker)
+
+
+def create_dispatcher(
+    *,
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    i18n: I18n,
+    clock: Clock,
+    storage: BaseStorage,
+    **workflow_data: Any,
+) -> Dispatcher:
+    dp = Dispatcher(
+        storage=storage,
+        settings=settings,
+        sessionmaker=sessionmaker,
+        i18n=i18n,
+        clock=clock,
+        **workflow_data,
+    )
+    # Outer middlewares on the update itself, so every update type gets them, in this order.
+    dp.update.outer_middleware(DbSessionMiddleware(sessionmaker))
+    dp.update.outer_middleware(UserMiddleware())
+    UserLanguageMiddleware(i18n).setup(dp)
+    dp.include_router(build_root_router())
+    return dp
+
+
+def build_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    engine: AsyncEngine | None = None,
+    storage: BaseStorage | None = None,
+    **workflow_data: Any,
+) -> App:
+    engine = engine or create_engine(settings.database.url, echo=settings.database.echo)
+    sessionmaker = create_sessionmaker(engine)
+    i18n = create_i18n(settings.locale.default_language)
+    clock = clock or Clock()
+    storage = storage or create_storage(settings, sessionmaker)
+    dispatcher = create_dispatcher(
+        settings=settings,
+        sessionmaker=sessionmaker,
+        i18n=i18n,
+        clock=clock,
+        storage=storage,
+        **workflow_data,
+    )
+    return App(settings, engine, sessionmaker, i18n, clock, storage, dispatcher)

@@ -1,0 +1,178 @@
+"""Settings from the environment and `.env`, in sections.
+
+Every section is its own `BaseSettings` so each variable keeps its plain, documented name
+(`DATABASE_URL`, `BOT_TOKEN`, ...). `load_settings()` turns a validation error into one line
+that names the variable, so start-up never ends in a traceback for a typo.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from datetime import time
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_COMMON = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+class TelegramSettings(BaseSettings):
+    model_config = _COMMON
+
+    bot_token: Annotated[SecretStr | None, Field(alias="BOT_TOKEN")] = None
+    api_base: Annotated[str | None, Field(alias="TELEGRAM_API_BASE")] = None
+    webhook_url: Annotated[str | None, Field(alias="WEBHOOK_URL")] = None
+    webhook_secret: Annotated[SecretStr | None, Field(alias="WEBHOOK_SECRET")] = None
+    webhook_host: Annotated[str, Field(alias="WEBHOOK_HOST")] = "127.0.0.1"
+    webhook_port: Annotated[int, Field(alias="WEBHOOK_PORT", ge=1, le=65535)] = 8080
+    webhook_path: Annotated[str, Field(alias="WEBHOOK_PATH")] = "/telegram/webhook"
+    admin_ids: Annotated[str, Field(alias="ADMIN_TELEGRAM_IDS")] = ""
+
+    @field_validator("bot_token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        raw = value.get_secret_value()
+        head, sep, tail = raw.partition(":")
+        if not sep or not head.isdigit() or len(tail) < 20:
+            raise ValueError("must look like 123456:ABC... (from @BotFather)")
+        return value
+
+    @field_validator("api_base", "webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("admin_ids")
+    @classmethod
+    def _ids(cls, value: str) -> str:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            if not part.lstrip("-").isdigit():
+                raise ValueError("must be comma-separated Telegram user ids")
+        return value
+
+    @property
+    def admin_telegram_ids(self) -> frozenset[int]:
+        return frozenset(int(p) for p in self.admin_ids.split(",") if p.strip())
+
+
+class DatabaseSettings(BaseSettings):
+    model_config = _COMMON
+
+    url: Annotated[str, Field(alias="DATABASE_URL")] = "sqlite+aiosqlite:///./hromada.db"
+    echo: Annotated[bool, Field(alias="DATABASE_ECHO")] = False
+
+    @field_validator("url")
+    @classmethod
+    def _driver(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+
+class RedisSettings(BaseSettings):
+    model_config = _COMMON
+
+    url: Annotated[str | None, Field(alias="REDIS_URL")] = None
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+
+class LocaleSettings(BaseSettings):
+    model_config = _COMMON
+
+    default_language: Annotated[str, Field(alias="DEFAULT_LANGUAGE")] = "uk"
+    timezone: Annotated[str, Field(alias="TIMEZONE")] = "Europe/Kyiv"
+
+    @field_validator("default_language")
+    @classmethod
+    def _lang(cls, value: str) -> str:
+        if value not in ("uk", "en"):
+            raise ValueError("must be uk or en")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError("unknown time zone") from exc
+        return value
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+
+class DeliverySettings(BaseSettings):
+    """Outgoing message limits and quiet hours, shared by everything the bot sends."""
+
+    model_config = _COMMON
+
+    global_rate: Annotated[float, Field(alias="SEND_RATE_PER_SECOND", gt=0, le=1000)] = 30.0
+    per_chat_interval: Annotated[float, Field(alias="SEND_PER_CHAT_INTERVAL", ge=0, le=60)] = 1.0
+    quiet_start: Annotated[time, Field(alias="QUIET_HOURS_START")] = time(21, 0)
+    quiet_end: Annotated[time, Field(alias="QUIET_HOURS_END")] = time(8, 0)
+    poll_seconds: Annotated[float, Field(alias="OUTBOX_POLL_SECONDS", gt=0, le=3600)] = 5.0
+    max_attempts: Annotated[int, Field(alias="SEND_MAX_ATTEMPTS", ge=1, le=20)] = 5
+    invite_ttl_hours: Annotated[int, Field(alias="INVITE_TTL_HOURS", ge=1, le=24 * 30)] = 72
+
+
+class Settings:
+    """All sections together; build with `load_settings()`."""
+
+    def __init__(
+        self,
+        telegram: TelegramSettings,
+        database: DatabaseSettings,
+        redis: RedisSettings,
+        locale: LocaleSettings,
+        delivery: DeliverySettings,
+    ) -> None:
+        self.telegram = telegram
+        self.database = database
+        self.redis = redis
+        self.locale = locale
+        self.delivery = delivery
+
+
+def load_settings(**overrides: BaseSettings) -> Settings:
+    """Read every section; raise `SettingsError` with one line naming the bad variable."""
+    sections = {
+        "telegram": TelegramSettings,
+        "database": DatabaseSettings,
+        "redis": RedisSettings,
+        "locale": LocaleSettings,
+        "delivery": DeliverySettings,
+    }
+    built: dict[str, BaseSettings] = {}
+    for name, cls in sections.items():
+        if name in overrides:
+            built[name] = overrides[name]
+            continue
+        try:
+            built[name] = cls()
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            variable = str(error["loc"][0]) if error.get("loc") else cls.__name__
+            reason = error["msg"].removeprefix("Value error, ")
+            raise SettingsError(f"setting {variable} is invalid: {reason}") from None
+    return Settings(**built)  # type: ignore[arg-type]

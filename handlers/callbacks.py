@@ -1,0 +1,14 @@
+"""Every callback-data factory in one place. Values here are hints, never trusted:
+handlers re-check ownership and role on the server for each press."""
+
+from __future__ import annotations
+
+from aiogram.filters.callback_data import CallbackData
+
+
+class LanguageCb(CallbackData, prefix="lang"):
+    code: str
+
+
+class ConsentCb(CallbackData, prefix="consent"):
+    answer: str  # yes | no | info

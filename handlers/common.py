@@ -1,0 +1,137 @@
+"""Everyone: /start, language, consent, help, public information, /cancel."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.filters import Command, CommandStart
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handlers.callbacks import ConsentCb, LanguageCb
+from handlers.filters import MenuButton
+from handlers.keyboards import consent_keyboard, language_keyboard, main_menu
+from models import User
+from services.catalogue import CatalogueService
+from services.users import UserService
+from services.workers import WorkerService
+
+async def show_main_menu(message: Message, session: AsyncSession, user: User) -> None:
+    users = UserService(session)
+    consented = await users.has_consent(user)
+    is_worker = await WorkerService(session).is_active_worker(user)
+    await message.answer(
+        _("menu.prompt") if consented else _("menu.prompt_no_consent"),
+        reply_markup=main_menu(with_personal=consented, is_worker=is_worker),
+    )
+
+
+async def start(message: Message, state: FSMContext, session: AsyncSession, user: User) -> None:
+    await state.clear()
+    if user.language is None:
+        # First contact: greet in Ukrainian (or the app's language guess) and ask for a language.
+        await message.answer(_("start.greeting_new"), reply_markup=language_keyboard())
+        return
+    if not await UserService(session).has_consent(user):
+        await message.answer(_("consent.text"), reply_markup=consent_keyboard())
+        return
+    await message.answer(_("start.greeting_back"))
+    await show_main_menu(message, session, user)
+
+
+async def ask_language(message: Message) -> None:
+    await message.answer(_("language.choose"), reply_markup=language_keyboard())
+
+
+async def set_language(
+    query: CallbackQuery, callback_data: LanguageCb, session: AsyncSession, user: User, i18n: I18n
+) -> None:
+    users = UserService(session)
+    if callback_data.code not in i18n.available_locales:
+        await query.answer(_("errors.stale_button"), show_alert=True)
+        return
+    first_time = user.language is None
+    await users.set_language(user, callback_data.code)
+    i18n.current_locale = callback_data.code  # the rest of this reply in the new language
+    await query.answer(_("language.changed"))
+    if query.message is None:
+        return
+    await query.message.edit_reply_markup(reply_markup=None)
+    if first_time or not await users.has_consent(user):
+        await query.message.answer(_("consent.text"), reply_markup=consent_keyboard())
+        return
+    await show_main_menu(query.message, session, user)  # type: ignore[arg-type]
+
+
+async def consent_answer(query: CallbackQuery, callback_data: ConsentCb, session: AsyncSession, user: User) -> None:
+    users = UserService(session)
+    if callback_data.answer == "yes":
+        await users.give_consent(user)
+        await query.answer(_("consent.thanks"))
+    elif callback_data.answer == "no":
+        await query.answer()
+    else:
+        await query.answer(_("errors.stale_button"), show_alert=True)
+        return
+    if query.message is None:
+        return
+    await query.message.edit_reply_markup(reply_markup=None)
+    if callback_data.answer == "no":
+        await query.message.answer(_("consent.declined"))
+    await show_main_menu(query.message, session, user)  # type: ignore[arg-type]
+
+
+async def ask_consent(message: Message) -> None:
+    await message.answer(_("consent.text"), reply_markup=consent_keyboard())
+
+
+async def help_(message: Message) -> None:
+    await message.answer(_("help.text"))
+
+
+async def public_services(message: Message, session: AsyncSession, i18n: I18n) -> None:
+    catalogue = await CatalogueService(session).services_by_group()
+    locale = i18n.current_locale
+    lines = [_("services.title")]
+    for group, services in catalogue:
+        lines.append("")
+        lines.append(f"<b>{_('service_group.' + group)}</b>")
+        lines.extend(f"• {s.name(locale)} — {s.description(locale)}" for s in services)
+    lines.append("")
+    lines.append(_("services.hotlines"))
+    await message.answer("\n".join(lines))
+
+
+async def cancel(message: Message, state: FSMContext, session: AsyncSession, user: User) -> None:
+    had_state = await state.get_state() is not None
+    await state.clear()
+    await message.answer(_("cancel.done") if had_state else _("cancel.nothing"))
+    await show_main_menu(message, session, user)
+
+
+async def menu(message: Message, session: AsyncSession, user: User) -> None:
+    await show_main_menu(message, session, user)
+
+
+async def noop(query: CallbackQuery) -> None:
+    await query.answer()
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.register(start, CommandStart())
+    router.message.register(ask_language, Command("language"))
+    router.message.register(ask_language, MenuButton("menu.language"))
+    router.callback_query.register(set_language, LanguageCb.filter())
+    router.callback_query.register(consent_answer, ConsentCb.filter())
+    router.message.register(ask_consent, MenuButton("menu.give_consent"))
+    router.message.register(help_, Command("help"))
+    router.message.register(help_, MenuButton("menu.help"))
+    router.message.register(public_services, Command("services"))
+    router.message.register(public_services, MenuButton("menu.services"))
+    router.message.register(cancel, Command("cancel"))
+    router.message.register(menu, Command("menu"))
+    router.callback_query.register(noop, F.data == "noop")
+    return router

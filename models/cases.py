@@ -1,0 +1,145 @@
+"""Cases (personal case files), their audit trail, messages, attachments, document requests."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import Base, BigIntPK, UtcDateTime, utcnow
+from models.people import Resident, Worker
+from models.reference import Hromada, Service, Settlement, Team
+
+# Status vocabulary; the allowed transitions live in services/, not here.
+NEW = "new"
+IN_PROGRESS = "in_progress"
+WAITING_DOCUMENTS = "waiting_documents"
+VISIT_PLANNED = "visit_planned"
+RESOLVED = "resolved"
+REJECTED = "rejected"
+CANCELLED = "cancelled"
+OPEN_STATUSES = (NEW, IN_PROGRESS, WAITING_DOCUMENTS, VISIT_PLANNED)
+CLOSED_STATUSES = (RESOLVED, REJECTED, CANCELLED)
+STATUSES = OPEN_STATUSES + CLOSED_STATUSES
+
+
+class CaseCounter(Base):
+    """Per (hromada code, year) sequence for human case numbers like VES-2026-000123."""
+
+    __tablename__ = "case_counters"
+
+    prefix: Mapped[str] = mapped_column(String(8), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Case(Base):
+    __tablename__ = "cases"
+    __table_args__ = (
+        # Queue pages: by team/assignee and status, newest-priority first.
+        Index("ix_cases_team_queue", "team_id", "status", "priority", "created_at"),
+        Index("ix_cases_assignee_queue", "assignee_worker_id", "status", "priority", "created_at"),
+        Index("ix_cases_resident_created", "resident_id", "created_at"),
+        Index("ix_cases_hromada_status", "hromada_id", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    number: Mapped[str] = mapped_column(String(24), unique=True)
+    # The resident who filed it (and who is told about it).
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"))
+    on_behalf: Mapped[bool] = mapped_column(Boolean, default=False)
+    on_behalf_name: Mapped[str | None] = mapped_column(String(120))
+    on_behalf_relation: Mapped[str | None] = mapped_column(String(60))
+    hromada_id: Mapped[int] = mapped_column(ForeignKey("hromadas.id"))
+    settlement_id: Mapped[int | None] = mapped_column(ForeignKey("settlements.id"))
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id"))
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"))
+    assignee_worker_id: Mapped[int | None] = mapped_column(ForeignKey("workers.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(24), default=NEW)
+    # Higher is more urgent; raised by vulnerability markers.
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    vulnerability: Mapped[list[str]] = mapped_column(JSON, default=list)
+    description: Mapped[str] = mapped_column(Text, default="")
+    contact_phone: Mapped[str | None] = mapped_column(String(16))
+    # Why it went to this team: a reason code plus parameters, rendered per language.
+    routing_kind: Mapped[str] = mapped_column(String(16))
+    routing_detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    outcome: Mapped[str | None] = mapped_column(Text)
+    # A client-side key (e.g. the confirming update id) so a double tap files one case.
+    idempotency_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    resident: Mapped[Resident] = relationship()
+    hromada: Mapped[Hromada] = relationship()
+    settlement: Mapped[Settlement | None] = relationship()
+    service: Mapped[Service] = relationship()
+    team: Mapped[Team] = relationship()
+    assignee: Mapped[Worker | None] = relationship()
+
+
+class CaseEvent(Base):
+    """Audit trail of a case: who did what, when, from which status to which, and why."""
+
+    __tablename__ = "case_events"
+    __table_args__ = (Index("ix_case_events_case_at", "case_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(24))  # created, status, assigned, transferred, ...
+    from_status: Mapped[str | None] = mapped_column(String(24))
+    to_status: Mapped[str | None] = mapped_column(String(24))
+    reason: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class CaseMessage(Base):
+    """A message relayed between resident and worker through the bot."""
+
+    __tablename__ = "case_messages"
+    __table_args__ = (Index("ix_case_messages_case_at", "case_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    from_resident: Mapped[bool] = mapped_column(Boolean)
+    author_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    text: Mapped[str] = mapped_column(Text)
+
+
+class Attachment(Base):
+    """A photo or document, kept as Telegram file ids (the bytes stay on Telegram)."""
+
+    __tablename__ = "attachments"
+    __table_args__ = (UniqueConstraint("case_id", "file_unique_id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # photo | document
+    file_id: Mapped[str] = mapped_column(String(255))
+    file_unique_id: Mapped[str] = mapped_column(String(64))
+    file_name: Mapped[str | None] = mapped_column(String(255))
+    mime_type: Mapped[str | None] = mapped_column(String(100))
+    uploaded_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class DocumentRequest(Base):
+    """A worker's request for documents from the service checklist, with a deadline."""
+
+    __tablename__ = "document_requests"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    requested_by_worker_id: Mapped[int | None] = mapped_column(ForeignKey("workers.id", ondelete="SET NULL"))
+    items: Mapped[list[str]] = mapped_column(JSON, default=list)  # DocumentRequirement codes
+    note: Mapped[str | None] = mapped_column(Text)
+    deadline: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | received | cancelled
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -1,0 +1,145 @@
+"""Reference data: hromadas, settlements, services and their checklists, teams, routing rules.
+
+Loaded from a YAML file by `hromada-bot seed` (services/reference_data.py) and editable by
+coordinators; rows are matched by their stable `code`.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import Base, BigIntPK
+
+
+class Hromada(Base):
+    __tablename__ = "hromadas"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    code: Mapped[str] = mapped_column(String(8), unique=True)  # case number prefix, e.g. VES
+    name_uk: Mapped[str] = mapped_column(String(120))
+    name_en: Mapped[str] = mapped_column(String(120))
+    oblast: Mapped[str] = mapped_column(String(40), index=True)  # oblast code, e.g. zaporizka
+    # Occupied or front-line hromadas keep their data but accept no new requests to themselves.
+    accepts_requests: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    settlements: Mapped[list[Settlement]] = relationship(back_populates="hromada", order_by="Settlement.name_uk")
+
+    def name(self, locale: str) -> str:
+        return self.name_en if locale == "en" else self.name_uk
+
+
+class Settlement(Base):
+    __tablename__ = "settlements"
+    __table_args__ = (UniqueConstraint("hromada_id", "code"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    hromada_id: Mapped[int] = mapped_column(ForeignKey("hromadas.id", ondelete="CASCADE"), index=True)
+    code: Mapped[str] = mapped_column(String(40))
+    name_uk: Mapped[str] = mapped_column(String(120))
+    name_en: Mapped[str] = mapped_column(String(120))
+    starosta_district: Mapped[str | None] = mapped_column(String(120))
+
+    hromada: Mapped[Hromada] = relationship(back_populates="settlements")
+
+    def name(self, locale: str) -> str:
+        return self.name_en if locale == "en" else self.name_uk
+
+
+class Service(Base):
+    __tablename__ = "services"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    group_code: Mapped[str] = mapped_column(String(40))
+    name_uk: Mapped[str] = mapped_column(String(120))
+    name_en: Mapped[str] = mapped_column(String(120))
+    description_uk: Mapped[str] = mapped_column(String(300), default="")
+    description_en: Mapped[str] = mapped_column(String(300), default="")
+    # Sensitive services (child protection) never show personal data in group chats.
+    sensitive: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Periodic re-application (IDP allowance, subsidy); None when not renewable.
+    renewal_days: Mapped[int | None] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    documents: Mapped[list[DocumentRequirement]] = relationship(
+        back_populates="service", order_by="DocumentRequirement.position"
+    )
+
+    def name(self, locale: str) -> str:
+        return self.name_en if locale == "en" else self.name_uk
+
+    def description(self, locale: str) -> str:
+        return self.description_en if locale == "en" else self.description_uk
+
+
+class DocumentRequirement(Base):
+    """One line of a service's document checklist."""
+
+    __tablename__ = "document_requirements"
+    __table_args__ = (UniqueConstraint("service_id", "code"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"), index=True)
+    code: Mapped[str] = mapped_column(String(40))
+    name_uk: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    service: Mapped[Service] = relationship(back_populates="documents")
+
+    def name(self, locale: str) -> str:
+        return self.name_en if locale == "en" else self.name_uk
+
+
+class Team(Base):
+    """A worker queue: a hromada institution, a shared partner team, or the oblast fallback."""
+
+    __tablename__ = "teams"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name_uk: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200))
+    # The hromada whose institution this is; None for the oblast department.
+    hromada_id: Mapped[int | None] = mapped_column(ForeignKey("hromadas.id", ondelete="SET NULL"), index=True)
+    oblast: Mapped[str] = mapped_column(String(40), index=True)
+    is_oblast_fallback: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Optional group chat that gets new-case notices (personal data masked there).
+    group_chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    # Where residents bring documents (ЦНАП address), shown in document reminders.
+    office_address_uk: Mapped[str] = mapped_column(Text, default="")
+    office_address_en: Mapped[str] = mapped_column(Text, default="")
+
+    hromada: Mapped[Hromada | None] = relationship()
+
+    def name(self, locale: str) -> str:
+        return self.name_en if locale == "en" else self.name_uk
+
+
+class RoutingRule(Base):
+    """Which team serves (hromada, service[, settlement]).
+
+    kind: `own` — the hromada's own team; `delegation` — inter-municipal cooperation, another
+    hromada's team serves this one; `fallback` — the oblast department for a whole oblast
+    (hromada_id is NULL then). service_id NULL means every service.
+    """
+
+    __tablename__ = "routing_rules"
+    __table_args__ = (
+        UniqueConstraint("kind", "oblast", "hromada_id", "service_id", "settlement_id", "team_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    oblast: Mapped[str] = mapped_column(String(40), index=True)
+    hromada_id: Mapped[int | None] = mapped_column(ForeignKey("hromadas.id", ondelete="CASCADE"), index=True)
+    service_id: Mapped[int | None] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"))
+    settlement_id: Mapped[int | None] = mapped_column(ForeignKey("settlements.id", ondelete="CASCADE"))
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    team: Mapped[Team] = relationship()
+    hromada: Mapped[Hromada | None] = relationship()
+    service: Mapped[Service | None] = relationship()
+    settlement: Mapped[Settlement | None] = relationship()

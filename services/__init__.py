@@ -1,0 +1,1 @@
+"""Domain services: plain async code over an `AsyncSession`. No aiogram imports here."""

@@ -1,0 +1,50 @@
+"""Read access to reference data: hromadas, settlements, the service catalogue."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models import Hromada, Service, Settlement
+
+
+class CatalogueService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def services_by_group(self) -> list[tuple[str, list[Service]]]:
+        rows = (await self.session.scalars(select(Service).order_by(Service.position, Service.id))).all()
+        groups: dict[str, list[Service]] = {}
+        for service in rows:
+            groups.setdefault(service.group_code, []).append(service)
+        return list(groups.items())
+
+    async def search_hromadas(self, query: str, limit: int = 8) -> list[Hromada]:
+        """Case-insensitive substring search in both names (Cyrillic-safe on SQLite too)."""
+        needle = query.strip().casefold()
+        if not needle:
+            return []
+        # SQLite's lower() only folds ASCII, so fold in Python over the (small) candidate set.
+        rows = (await self.session.scalars(select(Hromada).order_by(Hromada.name_uk))).all()
+        hits = [h for h in rows if needle in h.name_uk.casefold() or needle in h.name_en.casefold()]
+        hits.sort(key=lambda h: (not (h.name_uk.casefold().startswith(needle)
+                                      or h.name_en.casefold().startswith(needle)), h.name_uk))
+        return hits[:limit]
+
+    async def settlements(self, hromada_id: int) -> list[Settlement]:
+        rows = await self.session.scalars(
+            select(Settlement).where(Settlement.hromada_id == hromada_id).order_by(Settlement.name_uk)
+        )
+        return list(rows.all())
+
+    async def count_hromadas(self) -> int:
+        return int(await self.session.scalar(select(func.count()).select_from(Hromada)) or 0)
+
+    async def service_by_code(self, code: str) -> Service | None:
+        return await self.session.scalar(select(Service).where(Service.code == code))
+
+    async def hromada_by_code_or_name(self, text: str) -> Hromada | None:
+        needle = text.strip()
+        return await self.session.scalar(
+            select(Hromada).where(or_(Hromada.code == needle.upper(), Hromada.name_uk == needle, Hromada.name_en == needle))
+        )

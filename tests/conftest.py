@@ -1,0 +1,183 @@
+"""Fixtures every test uses.
+
+Database tests run twice: on a SQLite file and on a throw-away PostgreSQL database
+(127.0.0.1:5432, trust auth), both built by the Alembic migrations. Each test starts with empty
+tables. With CI=true a PostgreSQL that does not answer is a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from aiogram import Bot
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+import models
+from bot.db import create_engine, create_sessionmaker
+from bot.factory import App, build_app, create_bot
+from bot.migrate import upgrade
+from bot.offline import BotClient, RecordingSession
+from bot.settings import DatabaseSettings, Settings, load_settings
+from services.clock import Clock
+
+PG_ADMIN_DSN = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+SAMPLE_REFERENCE = Path(__file__).resolve().parent.parent / "data" / "sample_reference.yaml"
+
+
+async def _pg_available() -> str | None:
+    try:
+        conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    await conn.close()
+    return None
+
+
+async def create_pg_database() -> tuple[str, str]:
+    """A new empty database; returns (its SQLAlchemy URL, its name)."""
+    problem = await _pg_available()
+    if problem:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL is required in CI and does not answer at {PG_ADMIN_DSN}: {problem}")
+        pytest.skip(f"PostgreSQL not available: {problem}")
+    name = f"hromada_test_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    return f"{base}/{name}", name
+
+
+async def drop_pg_database(name: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest_asyncio.fixture(scope="session", params=["sqlite", "postgresql"], loop_scope="session")
+async def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """A migrated database for the whole test session, one per backend."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+        await upgrade(url)
+        yield url
+        return
+    url, name = await create_pg_database()
+    try:
+        await upgrade(url)
+        yield url
+    finally:
+        await drop_pg_database(name)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(db_url)
+    yield engine
+    await engine.dispose()
+
+
+async def truncate_all(engine: AsyncEngine) -> None:
+    tables = [t.name for t in reversed(models.Base.metadata.sorted_tables)]
+    async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                await conn.execute(text(f"DELETE FROM {table}"))
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def db(engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
+    """The engine, with empty tables before the test and after it."""
+    await truncate_all(engine)
+    yield engine
+    await truncate_all(engine)
+
+
+@pytest.fixture
+def sessionmaker(db: AsyncEngine):
+    return create_sessionmaker(db)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def session(sessionmaker) -> AsyncIterator[AsyncSession]:
+    async with sessionmaker() as session:
+        yield session
+
+
+@pytest.fixture
+def settings(db: AsyncEngine) -> Settings:
+    url = db.url.render_as_string(hide_password=False)
+    return load_settings(database=DatabaseSettings(DATABASE_URL=url))
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def reference(sessionmaker) -> None:
+    """The sample reference data (hromadas, services, teams, routing) loaded into the database."""
+    from services.reference_data import load_reference_file
+
+    async with sessionmaker.begin() as session:
+        await load_reference_file(session, SAMPLE_REFERENCE)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def app(settings: Settings, db: AsyncEngine, clock: Clock) -> AsyncIterator[App]:
+    app = build_app(settings, clock=clock, engine=db)
+    yield app
+    await app.dispatcher.storage.close()
+
+
+@pytest.fixture
+def tg() -> RecordingSession:
+    return RecordingSession()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def bot(settings: Settings, tg: RecordingSession) -> AsyncIterator[Bot]:
+    bot = create_bot(settings, session=tg)
+    yield bot
+
+
+ClientFactory = Callable[..., BotClient]
+
+
+@pytest.fixture
+def make_client(app: App, bot: Bot, tg: RecordingSession) -> ClientFactory:
+    """`make_client(user_id=..., language_code=...)`: a person talking to the same bot."""
+    counter = iter(range(10_001, 20_000))
+
+    def factory(user_id: int | None = None, **kwargs) -> BotClient:
+        return BotClient(app.dispatcher, bot, tg, user_id=user_id or next(counter), **kwargs)
+
+    return factory
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def resident(make_client: ClientFactory, reference: None) -> BotClient:
+    """A resident who chose Ukrainian and gave consent."""
+    client = make_client()
+    await client.send("/start")
+    await client.click("Українська")
+    await client.click("Погоджуюсь")
+    return client
+
+
+Step = Callable[[], Awaitable[object]]

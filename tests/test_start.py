@@ -1,0 +1,69 @@
+"""First contact: greeting, language, consent, menu; language switching; unexpected input."""
+
+from __future__ import annotations
+
+from bot.offline import BotClient
+
+
+async def test_new_user_is_greeted_in_ukrainian_and_asked_for_language(make_client) -> None:
+    client: BotClient = make_client(language_code="de")
+    replies = await client.send("/start")
+    assert len(replies) == 1
+    assert "Вітаємо" in replies[0].text
+    assert replies[0].buttons() == ["🇺🇦 Українська", "🇬🇧 English"]
+
+
+async def test_choosing_english_then_consent_shows_english_menu(make_client) -> None:
+    client = make_client()
+    await client.send("/start")
+    replies = await client.click("English")
+    assert any(r.kind == "toast" and "English" in r.text for r in replies)
+    consent = next(r for r in replies if r.kind == "message")
+    assert "Consent to processing" in consent.text
+    replies = await client.click("I agree")
+    menu = next(r for r in replies if r.kind == "message")
+    assert menu.keyboard and any("New request" in t for row in menu.keyboard for t in row)
+
+
+async def test_declining_consent_offers_only_public_information(make_client) -> None:
+    client = make_client()
+    await client.send("/start")
+    await client.click("Українська")
+    replies = await client.click("Не зараз")
+    buttons = [t for row in (client.keyboard or []) for t in row]
+    assert any("Послуги" in t for t in buttons)
+    assert not any("Нове звернення" in t for t in buttons)
+    assert any("Без згоди" in r.text for r in replies)
+
+
+async def test_language_command_switches_and_is_remembered(make_client) -> None:
+    client = make_client()
+    await client.send("/start")
+    await client.click("Українська")
+    await client.click("Погоджуюсь")
+    await client.send("/language")
+    replies = await client.click("English")
+    assert any("Language set to English" in r.text for r in replies)
+    replies = await client.send("/help")
+    assert "I connect you" in replies[0].text
+    # An old Ukrainian keyboard button still works after the switch.
+    replies = await client.send("❓ Допомога")
+    assert "I connect you" in replies[0].text
+
+
+async def test_stickers_voice_and_unknown_commands_get_polite_answers(make_client) -> None:
+    client = make_client()
+    await client.send("/start")
+    await client.click("Українська")
+    assert "не читаю" in (await client.send_sticker())[0].text
+    assert "не читаю" in (await client.send_voice())[0].text
+    assert "Такої команди немає" in (await client.send("/nonsense"))[0].text
+
+
+async def test_forged_callback_data_is_refused_politely(make_client) -> None:
+    client = make_client()
+    await client.send("/start")
+    replies = await client.click_data("lang:xx")
+    assert replies and replies[0].kind == "alert"
+    replies = await client.click_data("garbage-data")
+    assert replies and replies[0].kind == "alert"
