@@ -12,3 +12,15 @@ class LanguageCb(CallbackData, prefix="lang"):
 
 class ConsentCb(CallbackData, prefix="consent"):
     answer: str  # yes | no | info
+
+
+# --- resident intake and "My requests" (issue 3) --------------------------------------------
+
+
+# --- worker and coordinator case handling (issue 3) -----------------------------------------
+
+
+# --- visits, mobile office and reminders (issue 4) ------------------------------------------
+
+
+# --- applications and status imports (issue 5) ----------------------------------------------

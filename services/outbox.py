@@ -1,0 +1,64 @@
+"""Queueing outgoing messages. Every notification, push and reminder is an outbox row written
+in the caller's transaction, so it exists exactly when what caused it was committed.
+
+Rendering: the delivery engine (bot/delivery.py) turns a row into text with the message key
+`outbox.<kind>` in the recipient's language, formatted with `payload` (`%(name)s` fields).
+Optional `payload["buttons"]`: rows of [text_key, callback_data] pairs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models import OutboxMessage, User, utcnow
+from models.outbox import CANCELLED, PENDING
+
+
+async def enqueue(
+    session: AsyncSession,
+    *,
+    user: User,
+    kind: str,
+    payload: dict[str, Any] | None = None,
+    due_at: datetime | None = None,
+    urgent: bool = False,
+    dedupe_key: str | None = None,
+    case_id: int | None = None,
+    visit_id: int | None = None,
+    document_request_id: int | None = None,
+    application_id: int | None = None,
+) -> OutboxMessage | None:
+    """Add a message; with a `dedupe_key` already queued, returns None and adds nothing."""
+    if dedupe_key is not None:
+        existing = await session.scalar(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == dedupe_key))
+        if existing is not None:
+            return None
+    message = OutboxMessage(
+        kind=kind,
+        user_id=user.id,
+        chat_id=user.telegram_id,
+        due_at=due_at or utcnow(),
+        urgent=urgent,
+        payload=payload or {},
+        state=PENDING,
+        dedupe_key=dedupe_key,
+        case_id=case_id,
+        visit_id=visit_id,
+        document_request_id=document_request_id,
+        application_id=application_id,
+    )
+    session.add(message)
+    await session.flush()
+    return message
+
+
+async def cancel_pending(session: AsyncSession, *conditions: Any) -> int:
+    """Cancel pending messages matching the conditions (their reason is gone)."""
+    rows = (await session.scalars(select(OutboxMessage).where(OutboxMessage.state == PENDING, *conditions))).all()
+    for row in rows:
+        row.state = CANCELLED
+    return len(rows)
