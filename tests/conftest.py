@@ -181,3 +181,11 @@ async def resident(make_client: ClientFactory, reference: None) -> BotClient:
 
 
 Step = Callable[[], Awaitable[object]]
+
+
+@pytest.fixture
+def deliverer(app: App, bot: Bot):
+    """Delivers due outbox rows (notifications, pushes, reminders) through the recording bot."""
+    from bot.delivery import OutboxDeliverer
+
+    return OutboxDeliverer(bot, app.sessionmaker, app.i18n, app.clock, app.settings)
