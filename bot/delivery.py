@@ -35,7 +35,10 @@ def render(i18n: I18n, message: OutboxMessage, locale: str) -> tuple[str, Inline
     if buttons:
         markup = InlineKeyboardMarkup(
             inline_keyboard=[
-                [InlineKeyboardButton(text=i18n.gettext(key, locale=locale), callback_data=data) for key, data in row]
+                [
+                    InlineKeyboardButton(text=i18n.gettext(key, locale=locale), callback_data=data)
+                    for key, data in row
+                ]
                 for row in buttons
             ]
         )

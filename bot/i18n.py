@@ -12,7 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from aiogram.types import TelegramObject, User as TgUser
+from aiogram.types import TelegramObject
+from aiogram.types import User as TgUser
 from aiogram.utils.i18n import I18n, I18nMiddleware
 from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo

@@ -152,7 +152,12 @@ class RecordingSession(BaseSession):
 
     def _auto_result(self, method: TelegramMethod[Any]) -> Any:
         if isinstance(method, GetMe):
-            return {"id": self.bot_user_id, "is_bot": True, "first_name": "Hromada", "username": "hromada_bot"}
+            return {
+                "id": self.bot_user_id,
+                "is_bot": True,
+                "first_name": "Hromada",
+                "username": "hromada_bot",
+            }
         if isinstance(method, (*_MESSAGE_METHODS, EditMessageText, EditMessageCaption)):
             chat_id = getattr(method, "chat_id", None) or 0
             message: dict[str, Any] = {
@@ -267,7 +272,9 @@ class BotClient:
             data = _find_data(button_text, reply.inline)
             if data is not None:
                 return await self.click_data(data, message_id=reply.message_id)
-        raise AssertionError(f"no inline button {button_text!r}; have {[r.buttons() for r in candidates[:3]]}")
+        raise AssertionError(
+            f"no inline button {button_text!r}; have {[r.buttons() for r in candidates[:3]]}"
+        )
 
     async def click_data(self, data: str, *, message_id: int | None = None) -> list[Reply]:
         """Send raw callback data — also how tests forge a button."""
@@ -303,20 +310,29 @@ class BotClient:
         self, file_name: str = "scan.pdf", mime_type: str = "application/pdf", caption: str | None = None
     ) -> list[Reply]:
         n = next(_file_ids)
-        document = Document(file_id=f"doc-{n}", file_unique_id=f"udoc-{n}", file_name=file_name, mime_type=mime_type)
+        document = Document(
+            file_id=f"doc-{n}", file_unique_id=f"udoc-{n}", file_name=file_name, mime_type=mime_type
+        )
         return await self.send_message(self._message(document=document, caption=caption))
 
     async def send_sticker(self) -> list[Reply]:
         n = next(_file_ids)
         sticker = Sticker(
-            file_id=f"st-{n}", file_unique_id=f"ust-{n}", type="regular", width=512, height=512,
-            is_animated=False, is_video=False,
+            file_id=f"st-{n}",
+            file_unique_id=f"ust-{n}",
+            type="regular",
+            width=512,
+            height=512,
+            is_animated=False,
+            is_video=False,
         )
         return await self.send_message(self._message(sticker=sticker))
 
     async def send_voice(self) -> list[Reply]:
         n = next(_file_ids)
-        return await self.send_message(self._message(voice=Voice(file_id=f"v-{n}", file_unique_id=f"uv-{n}", duration=3)))
+        return await self.send_message(
+            self._message(voice=Voice(file_id=f"v-{n}", file_unique_id=f"uv-{n}", duration=3))
+        )
 
     # -- reading ---------------------------------------------------------------------------
     def read(self) -> list[Reply]:
@@ -335,14 +351,21 @@ class BotClient:
         if isinstance(method, AnswerCallbackQuery):
             if method.callback_query_id not in self._callback_ids or not method.text:
                 return None
-            return Reply("alert" if method.show_alert else "toast", method.text, self.chat.id, None, method=method)
+            return Reply(
+                "alert" if method.show_alert else "toast", method.text, self.chat.id, None, method=method
+            )
         if getattr(method, "chat_id", None) != self.chat.id or not call.ok:
             return None
         if isinstance(method, _MESSAGE_METHODS):
             text = getattr(method, "text", None) or getattr(method, "caption", None) or ""
             reply = Reply(
-                "message", text, self.chat.id, call.message_id,
-                inline=_inline_rows(method.reply_markup), keyboard=_reply_rows(method.reply_markup), method=method,
+                "message",
+                text,
+                self.chat.id,
+                call.message_id,
+                inline=_inline_rows(method.reply_markup),
+                keyboard=_reply_rows(method.reply_markup),
+                method=method,
             )
             if reply.keyboard is not None:
                 self.keyboard = reply.keyboard

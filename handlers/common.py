@@ -18,6 +18,7 @@ from services.catalogue import CatalogueService
 from services.users import UserService
 from services.workers import WorkerService
 
+
 async def show_main_menu(message: Message, session: AsyncSession, user: User) -> None:
     users = UserService(session)
     consented = await users.has_consent(user)
@@ -65,7 +66,9 @@ async def set_language(
     await show_main_menu(query.message, session, user)  # type: ignore[arg-type]
 
 
-async def consent_answer(query: CallbackQuery, callback_data: ConsentCb, session: AsyncSession, user: User) -> None:
+async def consent_answer(
+    query: CallbackQuery, callback_data: ConsentCb, session: AsyncSession, user: User
+) -> None:
     users = UserService(session)
     if callback_data.answer == "yes":
         await users.give_consent(user)

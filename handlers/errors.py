@@ -16,6 +16,8 @@ from bot.i18n import language_from_telegram
 from models import User
 
 log = logging.getLogger(__name__)
+
+
 async def on_error(event: ErrorEvent, i18n: I18n, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     update = event.update
     # Type and update id only: the exception text may quote what the user typed.
@@ -25,7 +27,7 @@ async def on_error(event: ErrorEvent, i18n: I18n, sessionmaker: async_sessionmak
         type(event.exception).__name__,
         exc_info=(type(event.exception), event.exception, event.exception.__traceback__),
     )
-    sender = (update.message or update.callback_query or update.edited_message)
+    sender = update.message or update.callback_query or update.edited_message
     tg_user = getattr(sender, "from_user", None)
     if tg_user is None:
         return

@@ -6,6 +6,7 @@ from aiogram import F, Router
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
+
 async def unknown_command(message: Message) -> None:
     await message.answer(_("fallback.unknown_command"))
 

@@ -38,7 +38,11 @@ def consent_keyboard() -> InlineKeyboardMarkup:
 
 def main_menu(*, with_personal: bool = True, is_worker: bool = False) -> ReplyKeyboardMarkup:
     builder = ReplyKeyboardBuilder()
-    keys = MAIN_MENU_KEYS if with_personal else ("menu.services", "menu.give_consent", "menu.language", "menu.help")
+    keys = (
+        MAIN_MENU_KEYS
+        if with_personal
+        else ("menu.services", "menu.give_consent", "menu.language", "menu.help")
+    )
     for key in keys:
         builder.button(text=_(key))
     if is_worker:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-
 from typing import TYPE_CHECKING
 
 from sqlalchemy import BigInteger, Boolean, ForeignKey, String, UniqueConstraint
@@ -99,4 +98,3 @@ class Invite(Base):
     used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     used_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-

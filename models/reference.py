@@ -23,7 +23,9 @@ class Hromada(Base):
     # Occupied or front-line hromadas keep their data but accept no new requests to themselves.
     accepts_requests: Mapped[bool] = mapped_column(Boolean, default=True)
 
-    settlements: Mapped[list[Settlement]] = relationship(back_populates="hromada", order_by="Settlement.name_uk")
+    settlements: Mapped[list[Settlement]] = relationship(
+        back_populates="hromada", order_by="Settlement.name_uk"
+    )
 
     def name(self, locale: str) -> str:
         return self.name_en if locale == "en" else self.name_uk

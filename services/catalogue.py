@@ -27,8 +27,12 @@ class CatalogueService:
         # SQLite's lower() only folds ASCII, so fold in Python over the (small) candidate set.
         rows = (await self.session.scalars(select(Hromada).order_by(Hromada.name_uk))).all()
         hits = [h for h in rows if needle in h.name_uk.casefold() or needle in h.name_en.casefold()]
-        hits.sort(key=lambda h: (not (h.name_uk.casefold().startswith(needle)
-                                      or h.name_en.casefold().startswith(needle)), h.name_uk))
+        hits.sort(
+            key=lambda h: (
+                not (h.name_uk.casefold().startswith(needle) or h.name_en.casefold().startswith(needle)),
+                h.name_uk,
+            )
+        )
         return hits[:limit]
 
     async def settlements(self, hromada_id: int) -> list[Settlement]:
@@ -46,5 +50,7 @@ class CatalogueService:
     async def hromada_by_code_or_name(self, text: str) -> Hromada | None:
         needle = text.strip()
         return await self.session.scalar(
-            select(Hromada).where(or_(Hromada.code == needle.upper(), Hromada.name_uk == needle, Hromada.name_en == needle))
+            select(Hromada).where(
+                or_(Hromada.code == needle.upper(), Hromada.name_uk == needle, Hromada.name_en == needle)
+            )
         )

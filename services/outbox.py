@@ -34,7 +34,9 @@ async def enqueue(
 ) -> OutboxMessage | None:
     """Add a message; with a `dedupe_key` already queued, returns None and adds nothing."""
     if dedupe_key is not None:
-        existing = await session.scalar(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == dedupe_key))
+        existing = await session.scalar(
+            select(OutboxMessage.id).where(OutboxMessage.dedupe_key == dedupe_key)
+        )
         if existing is not None:
             return None
     message = OutboxMessage(
@@ -58,7 +60,9 @@ async def enqueue(
 
 async def cancel_pending(session: AsyncSession, *conditions: Any) -> int:
     """Cancel pending messages matching the conditions (their reason is gone)."""
-    rows = (await session.scalars(select(OutboxMessage).where(OutboxMessage.state == PENDING, *conditions))).all()
+    rows = (
+        await session.scalars(select(OutboxMessage).where(OutboxMessage.state == PENDING, *conditions))
+    ).all()
     for row in rows:
         row.state = CANCELLED
     return len(rows)

@@ -32,7 +32,9 @@ class WorkerService:
         self.session = session
 
     async def worker_for(self, user: User) -> Worker | None:
-        return await self.session.scalar(select(Worker).where(Worker.user_id == user.id, Worker.active.is_(True)))
+        return await self.session.scalar(
+            select(Worker).where(Worker.user_id == user.id, Worker.active.is_(True))
+        )
 
     async def is_active_worker(self, user: User) -> bool:
         return await self.worker_for(user) is not None
@@ -47,7 +49,9 @@ class WorkerService:
         if worker is None:
             worker = Worker(user_id=user.id, display_name=display_name[:120] or "admin", is_admin=True)
             self.session.add(worker)
-            self.session.add(AuditEntry(actor_user_id=user.id, action="admin_bootstrap", object_type="worker"))
+            self.session.add(
+                AuditEntry(actor_user_id=user.id, action="admin_bootstrap", object_type="worker")
+            )
             await self.session.flush()
         elif not worker.is_admin or not worker.active:
             worker.is_admin = True
@@ -90,7 +94,9 @@ class WorkerService:
             return True
         member = await self.session.scalar(
             select(TeamMember).where(
-                TeamMember.worker_id == worker.id, TeamMember.team_id == team_id, TeamMember.role == ROLE_COORDINATOR
+                TeamMember.worker_id == worker.id,
+                TeamMember.team_id == team_id,
+                TeamMember.role == ROLE_COORDINATOR,
             )
         )
         return member is not None
@@ -103,7 +109,9 @@ class WorkerService:
             raise InviteError("unknown")
         now = now or utcnow()
         invite = await self.session.scalar(
-            select(Invite).where(Invite.token_hash == hash_token(payload.removeprefix(INVITE_PREFIX))).with_for_update()
+            select(Invite)
+            .where(Invite.token_hash == hash_token(payload.removeprefix(INVITE_PREFIX)))
+            .with_for_update()
         )
         if invite is None or invite.revoked_at is not None:
             raise InviteError("unknown")

@@ -67,7 +67,9 @@ async def drop_pg_database(name: str) -> None:
 
 
 @pytest_asyncio.fixture(scope="session", params=["sqlite", "postgresql"], loop_scope="session")
-async def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+async def db_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
     """A migrated database for the whole test session, one per backend."""
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"

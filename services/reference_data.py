@@ -1,0 +1,450 @@
+"""Reference data from a YAML file: validated whole, then applied idempotently.
+
+A malformed file is refused whole with the line and the reason, and nothing is written.
+Rows are matched by `code`; a changed file updates rows, the same file twice changes nothing.
+Routing rules and checklists are replaced by exactly what the file says; hromadas, services
+and teams missing from the file are kept (cases refer to them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models import (
+    ApplicationStatus,
+    ApplicationStatusAlias,
+    DocumentRequirement,
+    Hromada,
+    RoutingRule,
+    Service,
+    Settlement,
+    Team,
+)
+
+SERVICE_GROUPS = ("social_assistance", "care", "children", "idp", "employment", "humanitarian")
+CODE_PATTERN = r"^[a-z0-9_\-]+$"
+
+
+class ReferenceDataError(Exception):
+    """The file cannot be loaded; the message says where and why."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Names(_Strict):
+    uk: str = Field(min_length=1, max_length=300)
+    en: str = Field(min_length=1, max_length=300)
+
+
+class DocumentSpec(_Strict):
+    code: str = Field(pattern=CODE_PATTERN, max_length=40)
+    name: Names
+
+
+class ServiceSpec(_Strict):
+    code: str = Field(pattern=CODE_PATTERN, max_length=40)
+    group: Literal[SERVICE_GROUPS]  # type: ignore[valid-type]
+    name: Names
+    description: Names | None = None
+    sensitive: bool = False
+    renewal_days: int | None = Field(default=None, ge=1, le=3650)
+    documents: list[DocumentSpec] = []
+
+    @model_validator(mode="after")
+    def _unique_documents(self) -> ServiceSpec:
+        _no_duplicates([d.code for d in self.documents], "document code")
+        return self
+
+
+class SettlementSpec(_Strict):
+    code: str = Field(pattern=CODE_PATTERN, max_length=40)
+    name: Names
+    starosta_district: str | None = Field(default=None, max_length=120)
+
+
+class HromadaSpec(_Strict):
+    code: str = Field(pattern=r"^[A-Z]{2,8}$")
+    name: Names
+    oblast: str = Field(pattern=CODE_PATTERN, max_length=40)
+    accepts_requests: bool = True
+    settlements: list[SettlementSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_settlements(self) -> HromadaSpec:
+        _no_duplicates([s.code for s in self.settlements], "settlement code")
+        return self
+
+
+class TeamSpec(_Strict):
+    code: str = Field(pattern=CODE_PATTERN, max_length=40)
+    name: Names
+    hromada: str | None = None
+    oblast: str | None = Field(default=None, pattern=CODE_PATTERN)
+    fallback: bool = False
+    group_chat_id: int | None = None
+    office_address: Names | None = None
+
+    @model_validator(mode="after")
+    def _owner(self) -> TeamSpec:
+        if self.fallback and not self.oblast:
+            raise ValueError("an oblast fallback team needs `oblast`")
+        if not self.fallback and not self.hromada:
+            raise ValueError("a team needs `hromada` (or `fallback: true` with `oblast`)")
+        return self
+
+
+class RuleSpec(_Strict):
+    kind: Literal["own", "delegation", "fallback"]
+    team: str
+    hromada: str | None = None
+    oblast: str | None = None
+    services: list[str] | Literal["*"] = "*"
+    settlements: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> RuleSpec:
+        if self.kind == "fallback":
+            if not self.oblast or self.hromada:
+                raise ValueError("a fallback rule names `oblast` and no `hromada`")
+        elif not self.hromada:
+            raise ValueError(f"an `{self.kind}` rule needs `hromada`")
+        return self
+
+
+class StatusSpec(_Strict):
+    code: str = Field(pattern=CODE_PATTERN, max_length=40)
+    label: Names
+    next_step: Names | None = None
+    final: bool = False
+    aliases: list[str] = []
+
+    @field_validator("aliases", mode="before")
+    @classmethod
+    def _as_strings(cls, value: Any) -> Any:
+        return [str(v) for v in value] if isinstance(value, list) else value
+
+
+class ReferenceFile(_Strict):
+    services: list[ServiceSpec] = Field(min_length=1)
+    hromadas: list[HromadaSpec] = Field(min_length=1)
+    teams: list[TeamSpec] = Field(min_length=1)
+    routing: list[RuleSpec] = []
+    application_statuses: list[StatusSpec] = []
+
+    @model_validator(mode="after")
+    def _references(self) -> ReferenceFile:
+        _no_duplicates([s.code for s in self.services], "service code")
+        _no_duplicates([h.code for h in self.hromadas], "hromada code")
+        _no_duplicates([t.code for t in self.teams], "team code")
+        _no_duplicates([s.code for s in self.application_statuses], "status code")
+        _no_duplicates([a.casefold() for s in self.application_statuses for a in s.aliases], "status alias")
+        hromadas = {h.code: h for h in self.hromadas}
+        services = {s.code for s in self.services}
+        teams = {t.code for t in self.teams}
+        for team in self.teams:
+            if team.hromada and team.hromada not in hromadas:
+                raise ValueError(f"team {team.code}: unknown hromada {team.hromada!r}")
+        for rule in self.routing:
+            if rule.team not in teams:
+                raise ValueError(f"routing rule: unknown team {rule.team!r}")
+            if rule.hromada and rule.hromada not in hromadas:
+                raise ValueError(f"routing rule: unknown hromada {rule.hromada!r}")
+            if rule.services != "*":
+                for code in rule.services:
+                    if code not in services:
+                        raise ValueError(f"routing rule: unknown service {code!r}")
+            if rule.settlements:
+                if not rule.hromada:
+                    raise ValueError("routing rule: `settlements` need `hromada`")
+                known = {s.code for s in hromadas[rule.hromada].settlements}
+                for code in rule.settlements:
+                    if code not in known:
+                        raise ValueError(f"routing rule: hromada {rule.hromada} has no settlement {code!r}")
+        return self
+
+
+def _no_duplicates(codes: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for code in codes:
+        if code in seen:
+            raise ValueError(f"duplicate {what} {code!r}")
+        seen.add(code)
+
+
+# -- parsing with line numbers --------------------------------------------------------------
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """Follow a pydantic error location through the YAML node tree to a line number."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            child = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
+            if child is None:
+                break
+            node = child
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+def parse_reference(text: str, source: str = "<reference>") -> ReferenceFile:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "unknown line"
+        raise ReferenceDataError(
+            f"{source}, {where}: not valid YAML ({getattr(exc, 'problem', exc)})"
+        ) from None
+    if not isinstance(raw, dict):
+        raise ReferenceDataError(
+            f"{source}, line 1: the file must be a mapping with services, hromadas, teams"
+        )
+    try:
+        return ReferenceFile.model_validate(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = tuple(
+            p for p in error["loc"] if not (isinstance(p, str) and p.startswith(("function-", "literal[")))
+        )
+        line = _line_of(root, loc)
+        path = ".".join(str(p) for p in loc) or "file"
+        reason = error["msg"].removeprefix("Value error, ")
+        raise ReferenceDataError(f"{source}, line {line}: {path}: {reason}") from None
+
+
+# -- applying --------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadReport:
+    created: dict[str, int] = field(default_factory=dict)
+    updated: dict[str, int] = field(default_factory=dict)
+    removed: dict[str, int] = field(default_factory=dict)
+
+    def count(self, bucket: dict[str, int], what: str, n: int = 1) -> None:
+        bucket[what] = bucket.get(what, 0) + n
+
+    @property
+    def changed(self) -> bool:
+        return any(self.created.values()) or any(self.updated.values()) or any(self.removed.values())
+
+    def summary(self) -> str:
+        def fmt(bucket: dict[str, int]) -> str:
+            return ", ".join(f"{k} {v}" for k, v in sorted(bucket.items()) if v) or "nothing"
+
+        return f"created: {fmt(self.created)}; updated: {fmt(self.updated)}; removed: {fmt(self.removed)}"
+
+
+def _assign(row: Any, values: dict[str, Any], report: LoadReport, what: str) -> None:
+    changed = False
+    for name, value in values.items():
+        if getattr(row, name) != value:
+            setattr(row, name, value)
+            changed = True
+    if changed:
+        report.count(report.updated, what)
+
+
+async def _upsert(
+    session: AsyncSession,
+    model: type,
+    where: dict[str, Any],
+    values: dict[str, Any],
+    report: LoadReport,
+    what: str,
+) -> Any:
+    row = await session.scalar(select(model).filter_by(**where))
+    if row is None:
+        row = model(**where, **values)
+        session.add(row)
+        await session.flush()
+        report.count(report.created, what)
+    else:
+        _assign(row, values, report, what)
+    return row
+
+
+async def apply_reference(session: AsyncSession, spec: ReferenceFile) -> LoadReport:
+    """Write the file's content in the caller's transaction (the caller commits or rolls back)."""
+    report = LoadReport()
+    service_ids: dict[str, int] = {}
+    for position, s in enumerate(spec.services):
+        description = s.description or Names(uk="-", en="-")
+        service = await _upsert(
+            session,
+            Service,
+            {"code": s.code},
+            {
+                "group_code": s.group,
+                "name_uk": s.name.uk,
+                "name_en": s.name.en,
+                "description_uk": "" if s.description is None else description.uk,
+                "description_en": "" if s.description is None else description.en,
+                "sensitive": s.sensitive,
+                "renewal_days": s.renewal_days,
+                "position": position,
+            },
+            report,
+            "services",
+        )
+        service_ids[s.code] = service.id
+        wanted = {d.code for d in s.documents}
+        for doc_position, d in enumerate(s.documents):
+            await _upsert(
+                session,
+                DocumentRequirement,
+                {"service_id": service.id, "code": d.code},
+                {"name_uk": d.name.uk, "name_en": d.name.en, "position": doc_position},
+                report,
+                "documents",
+            )
+        stale = await session.execute(
+            delete(DocumentRequirement).where(
+                DocumentRequirement.service_id == service.id, DocumentRequirement.code.not_in(wanted or {""})
+            )
+        )
+        if stale.rowcount:
+            report.count(report.removed, "documents", stale.rowcount)
+
+    hromada_ids: dict[str, int] = {}
+    settlement_ids: dict[tuple[str, str], int] = {}
+    oblast_of: dict[str, str] = {}
+    for h in spec.hromadas:
+        hromada = await _upsert(
+            session,
+            Hromada,
+            {"code": h.code},
+            {
+                "name_uk": h.name.uk,
+                "name_en": h.name.en,
+                "oblast": h.oblast,
+                "accepts_requests": h.accepts_requests,
+            },
+            report,
+            "hromadas",
+        )
+        hromada_ids[h.code] = hromada.id
+        oblast_of[h.code] = h.oblast
+        for st in h.settlements:
+            settlement = await _upsert(
+                session,
+                Settlement,
+                {"hromada_id": hromada.id, "code": st.code},
+                {"name_uk": st.name.uk, "name_en": st.name.en, "starosta_district": st.starosta_district},
+                report,
+                "settlements",
+            )
+            settlement_ids[(h.code, st.code)] = settlement.id
+
+    team_ids: dict[str, int] = {}
+    for t in spec.teams:
+        address = t.office_address
+        team = await _upsert(
+            session,
+            Team,
+            {"code": t.code},
+            {
+                "name_uk": t.name.uk,
+                "name_en": t.name.en,
+                "hromada_id": hromada_ids[t.hromada] if t.hromada else None,
+                "oblast": t.oblast or oblast_of[t.hromada or ""],
+                "is_oblast_fallback": t.fallback,
+                "group_chat_id": t.group_chat_id,
+                "office_address_uk": address.uk if address else "",
+                "office_address_en": address.en if address else "",
+            },
+            report,
+            "teams",
+        )
+        team_ids[t.code] = team.id
+
+    # Routing rules: exactly the file's set (one row per rule × service × settlement).
+    wanted_rules: set[tuple[Any, ...]] = set()
+    for r in spec.routing:
+        oblast = r.oblast if r.kind == "fallback" else oblast_of[r.hromada or ""]
+        hromada_id = hromada_ids[r.hromada] if r.hromada else None
+        services: list[int | None] = [None] if r.services == "*" else [service_ids[c] for c in r.services]
+        settlements: list[int | None] = (
+            [settlement_ids[(r.hromada or "", c)] for c in r.settlements] if r.settlements else [None]
+        )
+        for service_id in services:
+            for settlement_id in settlements:
+                wanted_rules.add((r.kind, oblast, hromada_id, service_id, settlement_id, team_ids[r.team]))
+    existing = {
+        (x.kind, x.oblast, x.hromada_id, x.service_id, x.settlement_id, x.team_id): x
+        for x in (await session.scalars(select(RoutingRule))).all()
+    }
+    for key in wanted_rules - existing.keys():
+        kind, oblast, hromada_id, service_id, settlement_id, team_id = key
+        session.add(
+            RoutingRule(
+                kind=kind,
+                oblast=oblast,
+                hromada_id=hromada_id,
+                service_id=service_id,
+                settlement_id=settlement_id,
+                team_id=team_id,
+                active=True,
+            )
+        )
+        report.count(report.created, "routing_rules")
+    for key, rule in existing.items():
+        if key not in wanted_rules:
+            await session.delete(rule)
+            report.count(report.removed, "routing_rules")
+        elif not rule.active:
+            rule.active = True
+            report.count(report.updated, "routing_rules")
+
+    for st in spec.application_statuses:
+        next_step = st.next_step
+        await _upsert(
+            session,
+            ApplicationStatus,
+            {"code": st.code},
+            {
+                "label_uk": st.label.uk,
+                "label_en": st.label.en,
+                "next_step_uk": next_step.uk if next_step else "",
+                "next_step_en": next_step.en if next_step else "",
+                "final": st.final,
+            },
+            report,
+            "application_statuses",
+        )
+        for alias in {st.code, *st.aliases}:
+            await _upsert(
+                session,
+                ApplicationStatusAlias,
+                {"alias": alias.strip().casefold()},
+                {"status_code": st.code},
+                report,
+                "status_aliases",
+            )
+    await session.flush()
+    return report
+
+
+async def load_reference_file(session: AsyncSession, path: Path) -> LoadReport:
+    try:
+        text = await asyncio.to_thread(path.read_text, encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ReferenceDataError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from None
+    spec = parse_reference(text, source=str(path))
+    return await apply_reference(session, spec)
