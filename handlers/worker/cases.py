@@ -1,4 +1,4 @@
-"""Resident router."""
+"""Case card and actions (issue 3)."""
 
 from __future__ import annotations
 
@@ -6,4 +6,5 @@ from aiogram import Router
 
 
 def create_router() -> Router:
-    return Router(name=__name__)
+    router = Router(name=__name__)
+    return router

@@ -1,0 +1,19 @@
+"""Coordinators: their hromadas' cases, routing, schedules.
+
+One router for the audience, made of one sub-router per feature module."""
+
+from __future__ import annotations
+
+from aiogram import Router
+
+
+def create_router() -> Router:
+    from handlers.coordinator import cases, routing, mobile_office
+
+    router = Router(name=__name__)
+    router.include_routers(
+        cases.create_router(),
+        routing.create_router(),
+        mobile_office.create_router(),
+    )
+    return router

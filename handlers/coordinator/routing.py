@@ -1,0 +1,10 @@
+"""Routing rules and invites management (issue 3)."""
+
+from __future__ import annotations
+
+from aiogram import Router
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    return router

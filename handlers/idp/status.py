@@ -1,0 +1,10 @@
+"""Check my application, subscriptions (issue 5)."""
+
+from __future__ import annotations
+
+from aiogram import Router
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    return router

@@ -1,0 +1,20 @@
+"""Residents: requests, their cases, visits, the mobile office.
+
+One router for the audience, made of one sub-router per feature module."""
+
+from __future__ import annotations
+
+from aiogram import Router
+
+
+def create_router() -> Router:
+    from handlers.resident import intake, my_cases, visits, mobile_office
+
+    router = Router(name=__name__)
+    router.include_routers(
+        intake.create_router(),
+        my_cases.create_router(),
+        visits.create_router(),
+        mobile_office.create_router(),
+    )
+    return router

@@ -1,0 +1,10 @@
+"""My requests: list, history, write, add document, cancel (issue 3)."""
+
+from __future__ import annotations
+
+from aiogram import Router
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    return router
