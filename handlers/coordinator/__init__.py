@@ -8,7 +8,7 @@ from aiogram import Router
 
 
 def create_router() -> Router:
-    from handlers.coordinator import cases, routing, mobile_office
+    from handlers.coordinator import cases, mobile_office, routing
 
     router = Router(name=__name__)
     router.include_routers(

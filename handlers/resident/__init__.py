@@ -8,7 +8,7 @@ from aiogram import Router
 
 
 def create_router() -> Router:
-    from handlers.resident import intake, my_cases, visits, mobile_office
+    from handlers.resident import intake, mobile_office, my_cases, visits
 
     router = Router(name=__name__)
     router.include_routers(

@@ -8,7 +8,7 @@ from aiogram import Router
 
 
 def create_router() -> Router:
-    from handlers.worker import invites, queues, cases, visits, applications
+    from handlers.worker import applications, cases, invites, queues, visits
 
     router = Router(name=__name__)
     router.include_routers(
