@@ -66,7 +66,7 @@ class OutboxDeliverer:
             rows = (
                 await session.execute(
                     select(OutboxMessage, User.language)
-                    .join(User, User.id == OutboxMessage.user_id)
+                    .outerjoin(User, User.id == OutboxMessage.user_id)
                     .where(OutboxMessage.state == PENDING, OutboxMessage.due_at <= self.clock.now())
                     .order_by(OutboxMessage.due_at, OutboxMessage.id)
                     .limit(limit)

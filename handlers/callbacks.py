@@ -20,7 +20,26 @@ class ConsentCb(CallbackData, prefix="consent"):
 # --- worker and coordinator case handling (issue 3) -----------------------------------------
 
 
+class CaseCb(CallbackData, prefix="case"):
+    """A worker's action on a case: open, take, ... (the handler re-checks the worker's rights)."""
+
+    action: str
+    case_id: int
+
+
 # --- visits, mobile office and reminders (issue 4) ------------------------------------------
+
+
+class VisitNewCb(CallbackData, prefix="vnew"):
+    """"Schedule a home visit" on a case card (rendered by the case card, handled by visits)."""
+
+    case_id: int
+
+
+class DocsReceivedCb(CallbackData, prefix="docrcv"):
+    """A worker marks a document request received (stops its reminders)."""
+
+    request_id: int
 
 
 # --- applications and status imports (issue 5) ----------------------------------------------

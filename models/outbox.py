@@ -28,7 +28,8 @@ class OutboxMessage(Base):
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     kind: Mapped[str] = mapped_column(String(40))  # visit_day_before, documents_due, status_push, ...
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # NULL for a team's group chat (rendered in the team's default language, personal data masked).
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     chat_id: Mapped[int] = mapped_column(BigInteger)
     due_at: Mapped[datetime] = mapped_column(UtcDateTime)
     # Urgent messages ignore quiet hours (e.g. a visit two hours from now).

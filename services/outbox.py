@@ -21,8 +21,9 @@ from models.outbox import CANCELLED, PENDING
 async def enqueue(
     session: AsyncSession,
     *,
-    user: User,
+    user: User | None,
     kind: str,
+    chat_id: int | None = None,
     payload: dict[str, Any] | None = None,
     due_at: datetime | None = None,
     urgent: bool = False,
@@ -32,7 +33,10 @@ async def enqueue(
     document_request_id: int | None = None,
     application_id: int | None = None,
 ) -> OutboxMessage | None:
-    """Add a message; with a `dedupe_key` already queued, returns None and adds nothing."""
+    """Add a message for `user` (or, with user=None, for a group `chat_id`); with a `dedupe_key`
+    already queued, returns None and adds nothing."""
+    if user is None and chat_id is None:
+        raise ValueError("enqueue needs a user or a chat_id")
     if dedupe_key is not None:
         existing = await session.scalar(
             select(OutboxMessage.id).where(OutboxMessage.dedupe_key == dedupe_key)
@@ -41,8 +45,8 @@ async def enqueue(
             return None
     message = OutboxMessage(
         kind=kind,
-        user_id=user.id,
-        chat_id=user.telegram_id,
+        user_id=user.id if user else None,
+        chat_id=user.telegram_id if user else chat_id,
         due_at=due_at or utcnow(),
         urgent=urgent,
         payload=payload or {},
