@@ -346,6 +346,14 @@ class BotClient:
         self._cursor = len(calls)
         return replies
 
+    def unread_count(self) -> int:
+        """Bot messages to this chat not yet read."""
+        return sum(
+            1
+            for call in self.session.calls[self._cursor :]
+            if call.ok and getattr(call.method, "chat_id", None) == self.chat.id
+        )
+
     def _as_reply(self, call: SentCall) -> Reply | None:
         method = call.method
         if isinstance(method, AnswerCallbackQuery):

@@ -1,0 +1,123 @@
+"""`hromada-bot` command line: run, webhook, migrate, seed, console, import-statuses.
+
+A missing or malformed setting ends the command with one line naming the variable (exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("hromada_bot")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hromada-bot", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default INFO (console: WARNING)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="run the bot with long polling (needs BOT_TOKEN)")
+    commands.add_parser("webhook", help="run the webhook server (needs BOT_TOKEN, WEBHOOK_SECRET)")
+    migrate = commands.add_parser("migrate", help="apply database migrations")
+    migrate.add_argument("--revision", default="head")
+    migrate.add_argument("--downgrade", action="store_true", help="go down to --revision instead of up")
+    seed = commands.add_parser(
+        "seed", help="load reference data (hromadas, services, teams, routing) from YAML"
+    )
+    seed.add_argument("--file", required=True, type=Path)
+    console = commands.add_parser("console", help="talk to the bot in this terminal; no token, no network")
+    console.add_argument("--no-sample", action="store_true", help="do not load the sample reference data")
+    imports = commands.add_parser("import-statuses", help="import an application status table (CSV/XLSX)")
+    imports.add_argument("file", type=Path)
+    imports.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+async def _migrate(settings: Settings, revision: str, down: bool) -> int:
+    from bot.migrate import downgrade, upgrade
+
+    if down:
+        await downgrade(settings.database.url, revision)
+    else:
+        await upgrade(settings.database.url, revision)
+    print(f"database at revision {revision}")
+    return 0
+
+
+async def _seed(settings: Settings, path: Path) -> int:
+    from bot.db import create_engine, create_sessionmaker
+    from bot.migrate import upgrade
+    from services.reference_data import ReferenceDataError, load_reference_file
+
+    await prepare_embedded_database(settings, upgrade)
+    engine = create_engine(settings.database.url)
+    try:
+        async with create_sessionmaker(engine).begin() as session:
+            report = await load_reference_file(session, path)
+    except ReferenceDataError as exc:
+        print(f"refused, nothing was changed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await engine.dispose()
+    print(f"reference data loaded from {path}: {report.summary()}")
+    return 0
+
+
+async def prepare_embedded_database(settings: Settings, upgrade) -> None:  # type: ignore[no-untyped-def]
+    """The embedded SQLite default migrates itself; PostgreSQL is migrated by `migrate` (a
+    one-shot job in production), so two instances never race on DDL."""
+    from bot.db import is_sqlite
+
+    if is_sqlite(settings.database.url):
+        await upgrade(settings.database.url)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    level = args.log_level or ("WARNING" if args.command == "console" else "INFO")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level != "DEBUG":
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # it announces every plugin at INFO
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"hromada-bot: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.command == "migrate":
+            return asyncio.run(_migrate(settings, args.revision, args.downgrade))
+        if args.command == "seed":
+            return asyncio.run(_seed(settings, args.file))
+        if args.command == "console":
+            from bot.console import run_console
+
+            return asyncio.run(run_console(settings, load_sample=not args.no_sample))
+        if args.command == "run":
+            from bot.runner import run_polling
+
+            return asyncio.run(run_polling(settings))
+        if args.command == "webhook":
+            from bot.webhook import run_webhook
+
+            return asyncio.run(run_webhook(settings))
+        if args.command == "import-statuses":
+            from bot.import_statuses import run as run_import
+
+            return asyncio.run(run_import(settings, args.file, show_progress=not args.no_progress))
+    except SettingsError as exc:
+        print(f"hromada-bot: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

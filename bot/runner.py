@@ -1,0 +1,46 @@
+"""Long polling: the way to run the bot for real with a BotFather token."""
+
+from __future__ import annotations
+
+import logging
+
+from bot.cli import prepare_embedded_database
+from bot.factory import build_app, create_bot
+from bot.migrate import upgrade
+from bot.settings import Settings, SettingsError
+
+log = logging.getLogger(__name__)
+
+
+def require_token(settings: Settings) -> str:
+    token = settings.telegram.bot_token
+    if token is None:
+        raise SettingsError(
+            "setting BOT_TOKEN is missing: get one from @BotFather (or use `hromada-bot console`)"
+        )
+    return token.get_secret_value()
+
+
+async def run_polling(settings: Settings) -> int:
+    token = require_token(settings)
+    await prepare_embedded_database(settings, upgrade)
+    app = build_app(settings)
+    bot = create_bot(settings, token=token)
+    install_background_jobs(app, bot)
+    try:
+        await bot.delete_webhook(drop_pending_updates=False)
+        await app.dispatcher.start_polling(bot, handle_signals=True)
+    finally:
+        await bot.session.close()
+        await app.close()
+    return 0
+
+
+def install_background_jobs(app, bot) -> None:  # type: ignore[no-untyped-def]
+    """Outbox delivery and reminders (APScheduler), started and stopped with the dispatcher."""
+    try:
+        from bot.scheduler import setup_scheduler
+    except ImportError:  # pragma: no cover - the scheduler module arrives with the reminders engine
+        log.warning("scheduler module missing: reminders will not be delivered")
+        return
+    setup_scheduler(app.dispatcher, bot=bot, app=app)
