@@ -1,0 +1,568 @@
+"""What residents and workers do with a case after it was filed: read it, write to each other,
+attach files, change its status, take/assign/transfer it, close it.
+
+Rules live here (no aiogram): who may see a case, the allowed status transitions, the audit
+trail (every status change is a `CaseEvent`) and the notifications to the *other* side, which
+go through the outbox in the recipient's language. Nothing here commits.
+
+Access, in one place:
+- a resident sees only their own cases (someone else's case looks exactly like a missing one);
+- a worker sees the cases of the teams they are a member of; a coordinator also every case of
+  their teams' hromadas; an admin every case. Contact details only to the case team's members.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from babel.messages.pofile import read_po
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+import locales
+from models import (
+    Attachment,
+    AuditEntry,
+    Case,
+    CaseEvent,
+    CaseMessage,
+    Resident,
+    Team,
+    TeamMember,
+    User,
+    Worker,
+)
+from models.cases import (
+    CANCELLED,
+    CLOSED_STATUSES,
+    IN_PROGRESS,
+    NEW,
+    REJECTED,
+    RESOLVED,
+    STATUSES,
+    VISIT_PLANNED,
+    WAITING_DOCUMENTS,
+)
+from models.people import ROLE_COORDINATOR
+from services.clock import Clock
+from services.outbox import enqueue
+
+# Allowed status changes. Closed statuses are final: nothing leaves them.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    NEW: frozenset({IN_PROGRESS, WAITING_DOCUMENTS, VISIT_PLANNED, REJECTED, CANCELLED}),
+    IN_PROGRESS: frozenset({WAITING_DOCUMENTS, VISIT_PLANNED, RESOLVED, REJECTED, CANCELLED}),
+    WAITING_DOCUMENTS: frozenset({IN_PROGRESS, VISIT_PLANNED, RESOLVED, REJECTED, CANCELLED}),
+    VISIT_PLANNED: frozenset({IN_PROGRESS, WAITING_DOCUMENTS, RESOLVED, REJECTED, CANCELLED}),
+    RESOLVED: frozenset(),
+    REJECTED: frozenset(),
+    CANCELLED: frozenset(),
+}
+# A reason is required for these (it is shown to the resident).
+REASON_REQUIRED = frozenset({REJECTED, CANCELLED})
+MAX_TEXT = 2000
+MAX_REASON = 500
+# Callback data of the worker's case card buttons (same format as handlers.callbacks.CaseCb).
+OPEN_CASE_DATA = "case:open:{id}"
+TAKE_CASE_DATA = "case:take:{id}"
+
+Translate = Callable[[str, str], str]
+
+
+class CaseError(Exception):
+    """A refused case action; `code` is the i18n key suffix (`case.error.<code>`)."""
+
+    code = "error"
+
+    def __init__(self, code: str | None = None) -> None:
+        self.code = code or type(self).code
+        super().__init__(self.code)
+
+
+class NotFound(CaseError):
+    code = "not_found"
+
+
+class AccessDenied(CaseError):
+    code = "access_denied"
+
+
+class InvalidTransition(CaseError):
+    code = "invalid_transition"
+
+
+@lru_cache(maxsize=4)
+def _catalog(language: str) -> dict[str, str]:
+    messages: dict[str, str] = {}
+    folder = Path(locales.__file__).resolve().parent / language / "LC_MESSAGES"
+    for path in sorted(folder.glob("*.po")):
+        with path.open("rb") as fh:
+            for message in read_po(fh, locale=language):
+                if message.id and isinstance(message.id, str) and isinstance(message.string, str):
+                    messages[message.id] = message.string
+    return messages
+
+
+def po_translate(key: str, language: str) -> str:
+    """Default translator for texts put into outbox payloads (handlers pass i18n's instead)."""
+    return _catalog(language).get(key) or _catalog("uk").get(key) or key
+
+
+@dataclass(frozen=True)
+class Access:
+    """What one worker may do with one case."""
+
+    member: bool  # a member of the case's team: may act and see contacts
+    coordinator: bool  # coordinator of the case's team or of its hromada, or an admin
+
+    @property
+    def can_act(self) -> bool:
+        return self.member or self.coordinator
+
+
+class CaseActions:
+    def __init__(self, session: AsyncSession, clock: Clock, translate: Translate | None = None) -> None:
+        self.session = session
+        self.clock = clock
+        self.translate = translate or po_translate
+
+    # -- loading and access ------------------------------------------------------------------
+    async def _case(self, case_id: int, *, lock: bool = False) -> Case:
+        query = select(Case).where(Case.id == case_id)
+        if lock:
+            query = query.with_for_update().execution_options(populate_existing=True)
+        case = await self.session.scalar(query)
+        if case is None:
+            raise NotFound()
+        return case
+
+    async def _resident_of(self, user: User) -> Resident:
+        resident = await self.session.scalar(select(Resident).where(Resident.user_id == user.id))
+        if resident is None or resident.erased_at is not None:
+            raise NotFound()
+        return resident
+
+    async def access(self, worker: Worker, case: Case) -> Access:
+        if not worker.active:
+            return Access(False, False)
+        rows = (
+            await self.session.execute(
+                select(TeamMember.team_id, TeamMember.role, Team.hromada_id)
+                .join(Team, Team.id == TeamMember.team_id)
+                .where(TeamMember.worker_id == worker.id)
+            )
+        ).all()
+        member = any(team_id == case.team_id for team_id, _, _ in rows)
+        coordinator = worker.is_admin or any(
+            role == ROLE_COORDINATOR and (team_id == case.team_id or hromada == case.hromada_id)
+            for team_id, role, hromada in rows
+        )
+        return Access(member, coordinator)
+
+    async def worker_case(self, worker: Worker, case_id: int) -> Case:
+        """The case if this worker may see it; otherwise NotFound (same as a missing case)."""
+        case = await self._case(case_id)
+        if not (await self.access(worker, case)).can_act:
+            raise NotFound()
+        return case
+
+    async def _for_worker(self, worker: Worker, case_id: int) -> tuple[Case, Access]:
+        case = await self._case(case_id, lock=True)
+        access = await self.access(worker, case)
+        if not access.can_act:
+            raise NotFound()
+        return case, access
+
+    async def can_see_contact(self, worker: Worker, case: Case) -> bool:
+        return (await self.access(worker, case)).member
+
+    # -- resident side -----------------------------------------------------------------------
+    async def resident_case(self, user: User, case_id: int) -> Case:
+        resident = await self._resident_of(user)
+        case = await self.session.scalar(
+            select(Case).where(Case.id == case_id, Case.resident_id == resident.id)
+        )
+        if case is None:
+            raise NotFound()
+        return case
+
+    async def resident_message(self, user: User, case_id: int, text: str) -> CaseMessage:
+        case = await self.resident_case(user, case_id)
+        text = _clean(text, MAX_TEXT)
+        if case.status in CLOSED_STATUSES:
+            raise InvalidTransition("closed")
+        message = CaseMessage(
+            case_id=case.id, at=self.clock.now(), from_resident=True, author_user_id=user.id, text=text
+        )
+        self.session.add(message)
+        await self.session.flush()
+        await self._notify_workers(
+            case,
+            "case_message_to_worker",
+            {"text": html.escape(_shorten(text, 1000))},
+            dedupe=f"case_msg:{message.id}",
+        )
+        return message
+
+    async def resident_attachment(
+        self,
+        user: User,
+        case_id: int,
+        *,
+        kind: str,
+        file_id: str,
+        file_unique_id: str,
+        file_name: str | None = None,
+        mime_type: str | None = None,
+    ) -> Attachment:
+        case = await self.resident_case(user, case_id)
+        if case.status in CLOSED_STATUSES:
+            raise InvalidTransition("closed")
+        if kind not in ("photo", "document"):
+            raise CaseError("bad_attachment")
+        existing = await self.session.scalar(
+            select(Attachment).where(
+                Attachment.case_id == case.id, Attachment.file_unique_id == file_unique_id
+            )
+        )
+        if existing is not None:  # the same file sent twice: keep one
+            return existing
+        attachment = Attachment(
+            case_id=case.id,
+            kind=kind,
+            file_id=file_id[:255],
+            file_unique_id=file_unique_id[:64],
+            file_name=(file_name or None) and file_name[:255],
+            mime_type=(mime_type or None) and mime_type[:100],
+            uploaded_by_user_id=user.id,
+            at=self.clock.now(),
+        )
+        self.session.add(attachment)
+        await self.session.flush()
+        await self._notify_workers(case, "case_attachment_to_worker", {}, dedupe=f"case_att:{attachment.id}")
+        return attachment
+
+    async def cancel_by_resident(self, user: User, case_id: int, reason: str) -> Case:
+        resident = await self._resident_of(user)
+        case = await self._case(case_id, lock=True)
+        if case.resident_id != resident.id:
+            raise NotFound()
+        if case.status == CANCELLED:
+            return case
+        changed = await self._set_status(case, CANCELLED, actor_user_id=user.id, reason=reason, notify=False)
+        if changed:
+            await self._notify_workers(
+                case, "case_cancelled_to_worker", {"reason": html.escape(case.outcome or "")}
+            )
+        return case
+
+    async def history(self, case_id: int) -> list[CaseEvent]:
+        rows = await self.session.scalars(
+            select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.at, CaseEvent.id)
+        )
+        return list(rows.all())
+
+    async def messages(self, case_id: int, limit: int = 20) -> list[CaseMessage]:
+        rows = await self.session.scalars(
+            select(CaseMessage)
+            .where(CaseMessage.case_id == case_id)
+            .order_by(CaseMessage.at.desc(), CaseMessage.id.desc())
+            .limit(limit)
+        )
+        return list(reversed(rows.all()))
+
+    async def attachments(self, case_id: int) -> list[Attachment]:
+        rows = await self.session.scalars(
+            select(Attachment).where(Attachment.case_id == case_id).order_by(Attachment.at, Attachment.id)
+        )
+        return list(rows.all())
+
+    # -- worker side -------------------------------------------------------------------------
+    async def take(self, case_id: int, worker: Worker) -> Case:
+        """The worker takes the case: assignee = them, and a new case goes in progress."""
+        case, access = await self._for_worker(worker, case_id)
+        if not access.member:
+            raise AccessDenied("not_team_member")
+        if case.status in CLOSED_STATUSES:
+            raise InvalidTransition("closed")
+        if case.assignee_worker_id not in (None, worker.id):
+            raise CaseError("taken_by_other")
+        if case.assignee_worker_id is None:
+            case.assignee_worker_id = worker.id
+            self._event(case, "assigned", worker.user_id, data={"worker_id": worker.id, "taken": True})
+        if case.status == NEW:
+            await self._set_status(case, IN_PROGRESS, actor_user_id=worker.user_id)
+        await self.session.flush()
+        return case
+
+    async def assign(self, case_id: int, actor: Worker, worker_id: int) -> Case:
+        """A coordinator (or admin) gives the case to an active member of the case's team."""
+        case, access = await self._for_worker(actor, case_id)
+        if not access.coordinator:
+            raise AccessDenied("not_coordinator")
+        if case.status in CLOSED_STATUSES:
+            raise InvalidTransition("closed")
+        target = await self.session.scalar(
+            select(Worker)
+            .join(TeamMember, TeamMember.worker_id == Worker.id)
+            .where(Worker.id == worker_id, Worker.active.is_(True), TeamMember.team_id == case.team_id)
+        )
+        if target is None:
+            raise AccessDenied("not_team_member")
+        if case.assignee_worker_id == target.id:
+            return case
+        previous = case.assignee_worker_id
+        case.assignee_worker_id = target.id
+        self._event(case, "assigned", actor.user_id, data={"worker_id": target.id, "previous": previous})
+        await self.session.flush()
+        target_user = await self.session.get(User, target.user_id)
+        if target_user is not None and target.id != actor.id:
+            await enqueue(
+                self.session,
+                user=target_user,
+                kind="case_assigned",
+                payload={
+                    "number": case.number,
+                    "buttons": [["worker.btn.open", OPEN_CASE_DATA.format(id=case.id)]],
+                },
+                case_id=case.id,
+            )
+        return case
+
+    async def change_status(
+        self, case_id: int, actor_worker: Worker, to_status: str, reason: str | None = None
+    ) -> Case:
+        case, _ = await self._for_worker(actor_worker, case_id)
+        await self._set_status(case, to_status, actor_user_id=actor_worker.user_id, reason=reason)
+        return case
+
+    async def close(self, case_id: int, worker: Worker, status: str, outcome: str) -> Case:
+        if status not in CLOSED_STATUSES:
+            raise InvalidTransition("not_closing")
+        outcome = _clean(outcome, MAX_REASON, code="outcome_required")
+        case, _ = await self._for_worker(worker, case_id)
+        await self._set_status(case, status, actor_user_id=worker.user_id, reason=outcome)
+        return case
+
+    async def relay_to_resident(self, case_id: int, worker: Worker, text: str) -> CaseMessage:
+        case, access = await self._for_worker(worker, case_id)
+        if not access.member and not worker.is_admin:
+            raise AccessDenied("not_team_member")
+        text = _clean(text, MAX_TEXT)
+        message = CaseMessage(
+            case_id=case.id,
+            at=self.clock.now(),
+            from_resident=False,
+            author_user_id=worker.user_id,
+            text=text,
+        )
+        self.session.add(message)
+        await self.session.flush()
+        user, language = await self._resident_user(case)
+        if user is not None:
+            team = await self.session.get(Team, case.team_id)
+            await enqueue(
+                self.session,
+                user=user,
+                kind="case_message_to_resident",
+                payload={
+                    "number": case.number,
+                    # The team speaks, never the worker's own account.
+                    "team": html.escape(team.name(language) if team else ""),
+                    "text": html.escape(text),
+                },
+                case_id=case.id,
+                dedupe_key=f"case_msg:{message.id}",
+            )
+        return message
+
+    async def transfer(self, case_id: int, worker: Worker, to_team_id: int, note: str) -> Case:
+        case, _ = await self._for_worker(worker, case_id)
+        if case.status in CLOSED_STATUSES:
+            raise InvalidTransition("closed")
+        note = _clean(note, MAX_REASON, code="note_required")
+        team = await self.session.get(Team, to_team_id)
+        if team is None:
+            raise NotFound("team_not_found")
+        if team.id == case.team_id:
+            return case
+        previous = case.team_id
+        case.team_id = team.id
+        case.assignee_worker_id = None
+        case.updated_at = self.clock.now()
+        self._event(
+            case, "transferred", worker.user_id, reason=note, data={"from_team": previous, "to_team": team.id}
+        )
+        await self.session.flush()
+        user, language = await self._resident_user(case)
+        if user is not None:
+            await enqueue(
+                self.session,
+                user=user,
+                kind="case_transferred",
+                payload={"number": case.number, "team": html.escape(team.name(language))},
+                case_id=case.id,
+            )
+        await self._notify_workers(
+            case,
+            "case_transferred_to_team",
+            {"note": html.escape(note)},
+            buttons=[["worker.btn.take", TAKE_CASE_DATA.format(id=case.id)]],
+        )
+        self.session.add(
+            AuditEntry(
+                actor_user_id=worker.user_id,
+                action="case_transferred",
+                object_type="case",
+                object_id=str(case.id),
+                data={"from_team": previous, "to_team": team.id},
+                at=self.clock.now(),
+            )
+        )
+        return case
+
+    # -- internals ---------------------------------------------------------------------------
+    def _event(
+        self,
+        case: Case,
+        kind: str,
+        actor_user_id: int | None,
+        *,
+        from_status: str | None = None,
+        to_status: str | None = None,
+        reason: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> CaseEvent:
+        event = CaseEvent(
+            case_id=case.id,
+            at=self.clock.now(),
+            actor_user_id=actor_user_id,
+            kind=kind,
+            from_status=from_status,
+            to_status=to_status,
+            reason=reason,
+            data=data or {},
+        )
+        self.session.add(event)
+        return event
+
+    async def _set_status(
+        self,
+        case: Case,
+        to_status: str,
+        *,
+        actor_user_id: int | None,
+        reason: str | None = None,
+        notify: bool = True,
+    ) -> bool:
+        """Change the (locked) case's status; False when it already had it (a double tap)."""
+        if to_status not in STATUSES:
+            raise InvalidTransition("unknown_status")
+        if case.status == to_status:
+            return False
+        if to_status not in TRANSITIONS[case.status]:
+            raise InvalidTransition("closed" if case.status in CLOSED_STATUSES else "invalid_transition")
+        reason = (reason or "").strip() or None
+        if to_status in REASON_REQUIRED and not reason:
+            raise InvalidTransition("reason_required")
+        if reason is not None:
+            reason = reason[:MAX_REASON]
+        now = self.clock.now()
+        from_status = case.status
+        case.status = to_status
+        case.updated_at = now
+        if to_status in CLOSED_STATUSES:
+            case.closed_at = now
+            case.outcome = reason
+        self._event(
+            case, "status", actor_user_id, from_status=from_status, to_status=to_status, reason=reason
+        )
+        await self.session.flush()
+        if notify:
+            await self._notify_resident_status(case, reason)
+        return True
+
+    async def _resident_user(self, case: Case) -> tuple[User | None, str]:
+        row = (
+            await self.session.execute(
+                select(User, Resident.erased_at)
+                .join(Resident, Resident.user_id == User.id)
+                .where(Resident.id == case.resident_id)
+            )
+        ).first()
+        if row is None or row[1] is not None:
+            return None, "uk"
+        user = row[0]
+        return user, user.language or "uk"
+
+    async def _notify_resident_status(self, case: Case, reason: str | None) -> None:
+        user, language = await self._resident_user(case)
+        if user is None:
+            return
+        t = self.translate
+        team = await self.session.get(Team, case.team_id)
+        reason_line = ""
+        if reason:
+            reason_line = "\n" + t("case.notice.reason", language) % {"reason": html.escape(reason)}
+        await enqueue(
+            self.session,
+            user=user,
+            kind="case_status_changed",
+            payload={
+                "number": case.number,
+                "status": t(f"case.status.{case.status}", language),
+                "team": html.escape(team.name(language) if team else ""),
+                "reason": reason_line,
+            },
+            case_id=case.id,
+        )
+
+    async def _notify_workers(
+        self,
+        case: Case,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        buttons: list[list[str]] | None = None,
+        dedupe: str | None = None,
+    ) -> None:
+        """To the assignee, else to the on-duty members of the case's team."""
+        query = select(User).join(Worker, Worker.user_id == User.id).where(Worker.active.is_(True))
+        if case.assignee_worker_id is not None:
+            query = query.where(Worker.id == case.assignee_worker_id)
+        else:
+            query = query.join(TeamMember, TeamMember.worker_id == Worker.id).where(
+                TeamMember.team_id == case.team_id, TeamMember.on_duty.is_(True)
+            )
+        users = (await self.session.scalars(query.order_by(User.id))).all()
+        body = {
+            "number": case.number,
+            **payload,
+            "buttons": buttons or [["worker.btn.open", OPEN_CASE_DATA.format(id=case.id)]],
+        }
+        for user in users:
+            await enqueue(
+                self.session,
+                user=user,
+                kind=kind,
+                payload=body,
+                case_id=case.id,
+                dedupe_key=f"{dedupe}:{user.id}" if dedupe else None,
+            )
+
+
+def _clean(text: str | None, limit: int, *, code: str = "empty_text") -> str:
+    value = (text or "").strip()
+    if not value:
+        raise CaseError(code)
+    if len(value) > limit:
+        raise CaseError("text_too_long")
+    return value
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
