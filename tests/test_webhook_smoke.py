@@ -1,0 +1,163 @@
+"""The real `hromada-bot webhook` process, with its Bot API pointed at a local fake server.
+
+A /start update with the right secret gets a sendMessage at the fake server; a wrong secret
+gets 401 and no reply; /healthz answers; SIGTERM stops the process cleanly within 5 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from tests.processes import clean_env, free_port, hromada_bot_command
+
+TOKEN = "123456:TEST-token-for-the-local-fake-api-server"
+SECRET = "smoke-secret_0123456789abcdefABCDEF"
+
+
+@dataclass
+class FakeBotApi:
+    calls: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        data = dict(await request.post()) if request.can_read_body else {}
+        self.calls.append((method, {k: str(v) for k, v in data.items()}))
+        self.arrived.set()
+        result: object = True
+        if method == "getMe":
+            result = {"id": 123456, "is_bot": True, "first_name": "Hromada", "username": "hromada_bot"}
+        elif method.startswith("send"):
+            chat_id = int(data.get("chat_id", 0))
+            result = {
+                "message_id": len(self.calls),
+                "date": int(time.time()),
+                "chat": {"id": chat_id, "type": "private"},
+                "text": str(data.get("text", "")),
+            }
+        return web.json_response({"ok": True, "result": result})
+
+    def sent(self, method: str) -> list[dict[str, str]]:
+        return [data for name, data in self.calls if name == method]
+
+
+@pytest.fixture
+async def fake_api() -> AsyncIterator[tuple[FakeBotApi, str]]:
+    api = FakeBotApi()
+    app = web.Application()
+    app.router.add_post("/bot{token}/{method}", api.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield api, f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+def start_update(update_id: int, user_id: int) -> dict:
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "date": int(time.time()),
+            "chat": {"id": user_id, "type": "private", "first_name": "Olena"},
+            "from": {"id": user_id, "is_bot": False, "first_name": "Olena", "language_code": "uk"},
+            "text": "/start",
+            "entities": [{"type": "bot_command", "offset": 0, "length": 6}],
+        },
+    }
+
+
+async def wait_for(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        await asyncio.sleep(0.05)
+
+
+async def test_webhook_process_end_to_end(fake_api, db_url: str, db) -> None:
+    api, api_base = fake_api
+    port = free_port()
+    env = clean_env(
+        BOT_TOKEN=TOKEN,
+        TELEGRAM_API_BASE=api_base,
+        WEBHOOK_SECRET=SECRET,
+        WEBHOOK_HOST="127.0.0.1",
+        WEBHOOK_PORT=str(port),
+        WEBHOOK_URL="https://bot.example.org",
+        DATABASE_URL=db_url,
+    )
+    process = await asyncio.create_subprocess_exec(
+        *hromada_bot_command(), "webhook", env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+
+    async def output() -> str:
+        assert process.stdout is not None
+        return (await process.stdout.read()).decode(errors="replace")
+
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+
+            async def healthy() -> bool:
+                try:
+                    async with http.get(f"{base}/healthz") as response:
+                        return response.status == 200 and (await response.json())["status"] == "ok"
+                except aiohttp.ClientError:
+                    return False
+
+            deadline = time.monotonic() + 60
+            while not await healthy():
+                if process.returncode is not None:
+                    raise AssertionError(await output())
+                assert time.monotonic() < deadline, "webhook did not become healthy"
+                await asyncio.sleep(0.2)
+
+            # It registered its webhook with Telegram, secret included.
+            await wait_for(lambda: api.sent("setWebhook"))
+            assert api.sent("setWebhook")[0]["secret_token"] == SECRET
+            assert api.sent("setWebhook")[0]["url"] == "https://bot.example.org/telegram/webhook"
+
+            url = f"{base}/telegram/webhook"
+            async with http.post(
+                url, json=start_update(1, 777), headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"}
+            ) as r:
+                assert r.status == 401
+            async with http.post(url, json=start_update(2, 778)) as r:
+                assert r.status == 401  # no secret at all
+            async with http.post(
+                url, json=start_update(3, 779), headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}
+            ) as r:
+                assert r.status == 200
+
+            await wait_for(lambda: api.sent("sendMessage"))
+            sent = api.sent("sendMessage")
+            assert [m["chat_id"] for m in sent] == ["779"], (
+                "only the update with the right secret is answered"
+            )
+            assert "Вітаємо" in sent[0]["text"]
+            assert json.loads(sent[0]["reply_markup"])["inline_keyboard"]
+
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(process.wait(), 10)
+        assert time.monotonic() - started < 5, "SIGTERM must stop it within 5 s"
+        log = await output()
+        assert code == 0, log
+        assert "Traceback" not in log, log
+        assert "Olena" not in log, "no personal data in logs"
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
