@@ -1,31 +1,86 @@
-"""Delivery of outbox rows through the bot.
+"""Delivery of outbox rows through the bot: durable, rate-limited, never doubled.
 
-MINIMAL VERSION (foundation): claims due rows in one transaction and sends them one by one.
-Issue 4 replaces this with the full engine (leases / SKIP LOCKED, rate limits, quiet hours,
-403/429/5xx handling, APScheduler wake-ups). Its public surface stays:
-`OutboxDeliverer(bot, sessionmaker, i18n, clock, settings).deliver_due() -> int`.
+`OutboxDeliverer(bot, sessionmaker, i18n, clock, settings).deliver_due() -> int` sends every
+row that is due now and returns how many were sent. The database is the source of truth; the
+deliverer keeps nothing but the rate limiter's slot book in memory.
+
+Life of a row (models/outbox.py):
+
+    pending ──claim (lease: claimed_by, claimed_until)──▶ pending+claimed
+        │ reason gone (visit cancelled, documents received, case closed, ...) ─▶ cancelled
+        │ quiet hours, not urgent ─▶ pending, due_at = end of quiet hours, claim released
+        │ chat would wait > max_chat_wait ─▶ pending, due_at = when the chat is free, released
+        ▼ slot booked in the rate limiter, waited for
+    sending (committed, claimed_until = now + send lease)
+        ▼ the API call
+    sent | failed (403 → the User is marked unreachable; 400 → failed) |
+    pending again with backoff (429: after retry_after; 5xx/network: 5 s·2^attempt, ≤ 10 min),
+    failed after `max_attempts` tries (last_error: error class and code, never personal data).
+
+Claiming: PostgreSQL `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED)` in batches, so
+any number of instances share the work and each row is claimed by one of them; SQLite has one
+writer at a time, so the same statement without SKIP LOCKED is the single-writer path (and the
+deliverer sends one row at a time there).
+
+Guarantee (for the README): **at most once per row, exactly once unless an instance dies in the
+middle of an API call.** A row is marked `sending` and committed immediately before its API call
+and marked `sent` right after. Rows an instance had claimed but not started when it died stay
+`pending` and are taken by another instance once the lease (`claimed_until`) expires — they are
+neither lost nor doubled. A row still `sending` after its send lease expired is the one whose
+outcome is unknown (the instance died between the call and the mark); it is never resent but
+marked `failed` with last_error "outcome unknown". So a crash can lose at most the messages that
+were in flight at that instant (one per concurrent sender; in practice 0–1 at 30 msg/s), and
+never sends anything twice. A transient error after Telegram really delivered (e.g. a timeout
+on the answer) is retried and can, in that rare case, repeat the message.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramNotFound,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import I18n
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot import ratelimit
+from bot.ratelimit import RateLimiter, slot_taken
 from bot.settings import Settings
 from models import OutboxMessage, User
-from models.outbox import PENDING, SENT
+from models.outbox import CANCELLED, FAILED, PENDING, SENDING, SENT
 from services.clock import Clock
+from services.reminders import ReminderRules, reason_gone
 
 log = logging.getLogger(__name__)
 
+BACKOFF_BASE = 5.0
+BACKOFF_MAX = 600.0
+RETRY_AFTER_MAX = 3600.0
+UNREACHABLE = "recipient unreachable (blocked the bot or deactivated)"
+OUTCOME_UNKNOWN = "outcome unknown: the sending instance stopped during the API call"
+
 
 def render(i18n: I18n, message: OutboxMessage, locale: str) -> tuple[str, InlineKeyboardMarkup | None]:
+    """Text from `outbox.<kind>` in `locale` with the payload's fields; buttons from
+    payload["buttons"] (rows of [text key, callback_data])."""
     payload: dict[str, Any] = dict(message.payload or {})
     buttons = payload.pop("buttons", None)
     text = i18n.gettext(f"outbox.{message.kind}", locale=locale)
@@ -45,6 +100,20 @@ def render(i18n: I18n, message: OutboxMessage, locale: str) -> tuple[str, Inline
     return text, markup
 
 
+@dataclass
+class _Job:
+    id: int
+    chat_id: int
+    user_id: int | None
+    text: str
+    markup: InlineKeyboardMarkup | None
+    slot: float
+
+
+def default_instance_id() -> str:
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
 class OutboxDeliverer:
     def __init__(
         self,
@@ -53,30 +122,251 @@ class OutboxDeliverer:
         i18n: I18n,
         clock: Clock,
         settings: Settings,
+        *,
+        limiter: RateLimiter | None = None,
+        instance_id: str | None = None,
+        batch_size: int = 100,
+        concurrency: int | None = None,
+        send_lease_seconds: float = 120.0,
+        max_chat_wait: float = 5.0,
+        rules: ReminderRules | None = None,
     ) -> None:
         self.bot = bot
         self.sessionmaker = sessionmaker
         self.i18n = i18n
         self.clock = clock
         self.settings = settings
+        delivery = settings.delivery
+        on_bot = ratelimit.installed(bot)
+        # One budget for everything the bot sends: the limiter on the bot wins if there is one.
+        self.limiter = on_bot or limiter or RateLimiter(delivery.global_rate, delivery.per_chat_interval)
+        self.instance_id = instance_id or default_instance_id()
+        self.batch_size = batch_size
+        self.is_sqlite = sessionmaker.kw["bind"].dialect.name == "sqlite"
+        # Enough concurrent calls to fill the rate at ~0.5 s latency; SQLite: one writer.
+        self.concurrency = 1 if self.is_sqlite else (concurrency or max(4, int(delivery.global_rate)))
+        self.send_lease = timedelta(seconds=send_lease_seconds)
+        # A batch books slots up to batch_size / rate seconds ahead; the claim must outlive that.
+        self.claim_lease = timedelta(seconds=60 + batch_size / delivery.global_rate * 2)
+        self.max_chat_wait = max_chat_wait
+        self.max_attempts = delivery.max_attempts
+        self.rules = rules or ReminderRules.from_settings(settings)
 
-    async def deliver_due(self, limit: int = 100) -> int:
+    # -- public ---------------------------------------------------------------------------------
+    async def deliver_due(self, limit: int | None = None) -> int:
+        """Send what is due now (every due row, or at most `limit` claims); returns rows sent."""
+        await self.expire_stale_sending()
         sent = 0
-        async with self.sessionmaker() as session:
+        claimed_total = 0
+        while limit is None or claimed_total < limit:
+            size = self.batch_size if limit is None else min(self.batch_size, limit - claimed_total)
+            ids = await self._claim(size)
+            if not ids:
+                break
+            claimed_total += len(ids)
+            sent += await self._process(ids)
+        return sent
+
+    async def expire_stale_sending(self) -> int:
+        """Rows left `sending` by an instance that died mid-call: failed, never resent."""
+        now = self.clock.now()
+        async with self.sessionmaker.begin() as session:
+            result = await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.state == SENDING, OutboxMessage.claimed_until < now)
+                .values(state=FAILED, last_error=OUTCOME_UNKNOWN, claimed_by=None, claimed_until=None)
+            )
+        if result.rowcount:
+            log.warning("outbox: %d row(s) with unknown outcome marked failed", result.rowcount)
+        return result.rowcount or 0
+
+    # -- claiming -------------------------------------------------------------------------------
+    async def _claim(self, size: int) -> list[int]:
+        now = self.clock.now()
+        due = (
+            select(OutboxMessage.id)
+            .where(
+                OutboxMessage.state == PENDING,
+                OutboxMessage.due_at <= now,
+                or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
+            )
+            .order_by(OutboxMessage.due_at, OutboxMessage.id)
+            .limit(size)
+        )
+        if not self.is_sqlite:
+            due = due.with_for_update(skip_locked=True)
+        stmt = (
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(due.scalar_subquery()))
+            .values(claimed_by=self.instance_id, claimed_until=now + self.claim_lease)
+            .returning(OutboxMessage.id)
+            .execution_options(synchronize_session=False)
+        )
+        async with self.sessionmaker.begin() as session:
+            return list((await session.scalars(stmt)).all())
+
+    # -- one batch ------------------------------------------------------------------------------
+    async def _process(self, ids: list[int]) -> int:
+        jobs = await self._prepare(ids)
+        if not jobs:
+            return 0
+        if self.concurrency == 1:
+            return sum([await self._send(job) for job in jobs])
+        semaphore = asyncio.Semaphore(self.concurrency)
+
+        async def run(job: _Job) -> bool:
+            async with semaphore:
+                return await self._send(job)
+
+        results = await asyncio.gather(*(run(job) for job in jobs))
+        return sum(results)
+
+    async def _prepare(self, ids: list[int]) -> list[_Job]:
+        """Checks before sending: reason, quiet hours, per-chat backlog; renders; books slots."""
+        now = self.clock.now()
+        jobs: list[_Job] = []
+        async with self.sessionmaker.begin() as session:
             rows = (
                 await session.execute(
                     select(OutboxMessage, User.language)
                     .outerjoin(User, User.id == OutboxMessage.user_id)
-                    .where(OutboxMessage.state == PENDING, OutboxMessage.due_at <= self.clock.now())
+                    .where(
+                        OutboxMessage.id.in_(ids),
+                        OutboxMessage.claimed_by == self.instance_id,
+                        OutboxMessage.state == PENDING,
+                    )
                     .order_by(OutboxMessage.due_at, OutboxMessage.id)
-                    .limit(limit)
                 )
             ).all()
             for message, language in rows:
-                text, markup = render(self.i18n, message, language or self.i18n.default_locale)
-                await self.bot.send_message(message.chat_id, text, reply_markup=markup)
-                message.state = SENT
-                message.sent_at = self.clock.now()
-                await session.commit()
-                sent += 1
-        return sent
+                if await reason_gone(session, message):
+                    self._release(message, state=CANCELLED)
+                    continue
+                if not message.urgent and self.rules.in_quiet_hours(now):
+                    self._release(message, due_at=self.rules.quiet_over(now))
+                    continue
+                wait = self.limiter.chat_wait(message.chat_id)
+                if wait > self.max_chat_wait:
+                    self._release(message, due_at=now + timedelta(seconds=wait))
+                    continue
+                try:
+                    text, markup = render(self.i18n, message, language or self.i18n.default_locale)
+                except (KeyError, TypeError, ValueError) as exc:
+                    self._release(message, state=FAILED, error=f"render: {type(exc).__name__}")
+                    log.error(
+                        "outbox %s (%s): cannot render: %s", message.id, message.kind, type(exc).__name__
+                    )
+                    continue
+                slot = self.limiter.reserve(message.chat_id)
+                jobs.append(_Job(message.id, message.chat_id, message.user_id, text, markup, slot))
+        return jobs
+
+    @staticmethod
+    def _release(
+        message: OutboxMessage,
+        *,
+        state: str = PENDING,
+        due_at: datetime | None = None,
+        error: str | None = None,
+    ) -> None:
+        message.state = state
+        message.claimed_by = None
+        message.claimed_until = None
+        if due_at is not None:
+            message.due_at = due_at
+        if error is not None:
+            message.last_error = error
+
+    # -- one message ----------------------------------------------------------------------------
+    async def _send(self, job: _Job) -> bool:
+        delay = job.slot - self.limiter.monotonic()
+        if delay > 0:
+            await self.limiter.sleep(delay)
+        now = self.clock.now()
+        async with self.sessionmaker.begin() as session:
+            started = await session.execute(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.id == job.id,
+                    OutboxMessage.claimed_by == self.instance_id,
+                    OutboxMessage.state == PENDING,
+                )
+                .values(
+                    state=SENDING,
+                    attempts=OutboxMessage.attempts + 1,
+                    claimed_until=now + self.send_lease,
+                )
+                .returning(OutboxMessage.attempts)
+            )
+            attempts = started.scalar_one_or_none()
+        if attempts is None:  # our claim expired and someone else took it
+            return False
+        token = slot_taken.set(True)
+        try:
+            await self.bot.send_message(job.chat_id, job.text, reply_markup=job.markup)
+        except TelegramRetryAfter as exc:
+            wait = min(float(exc.retry_after), RETRY_AFTER_MAX)
+            self.limiter.pause(wait)
+            await self._retry_or_fail(job, attempts, wait, "429 retry_after")
+            return False
+        except TelegramForbiddenError:
+            await self._unreachable(job)
+            return False
+        except (TelegramBadRequest, TelegramNotFound, TelegramUnauthorizedError) as exc:
+            await self._finish(job, FAILED, f"{type(exc).__name__}: {_short(exc)}")
+            return False
+        except (TelegramServerError, TelegramNetworkError, TelegramAPIError, OSError, TimeoutError) as exc:
+            backoff = min(BACKOFF_BASE * 2 ** (attempts - 1), BACKOFF_MAX)
+            await self._retry_or_fail(job, attempts, backoff, type(exc).__name__)
+            return False
+        finally:
+            slot_taken.reset(token)
+        await self._finish(job, SENT, None)
+        return True
+
+    async def _finish(self, job: _Job, state: str, error: str | None) -> None:
+        now = self.clock.now()
+        values: dict[str, Any] = {"state": state, "claimed_by": None, "claimed_until": None}
+        if state == SENT:
+            values["sent_at"] = now
+        if error is not None:
+            values["last_error"] = error
+            log.warning("outbox %s failed: %s", job.id, error)
+        async with self.sessionmaker.begin() as session:
+            await session.execute(update(OutboxMessage).where(OutboxMessage.id == job.id).values(**values))
+            if state == SENT and job.user_id is not None:
+                await session.execute(
+                    update(User)
+                    .where(User.id == job.user_id, User.reachable.is_(False))
+                    .values(reachable=True, unreachable_since=None)
+                )
+
+    async def _retry_or_fail(self, job: _Job, attempts: int, wait: float, error: str) -> None:
+        if attempts >= self.max_attempts:
+            await self._finish(job, FAILED, f"{error} (after {attempts} attempts)")
+            return
+        due = self.clock.now() + timedelta(seconds=wait)
+        async with self.sessionmaker.begin() as session:
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == job.id)
+                .values(state=PENDING, due_at=due, claimed_by=None, claimed_until=None, last_error=error)
+            )
+        log.info("outbox %s: retry in %.0f s (%s)", job.id, wait, error)
+
+    async def _unreachable(self, job: _Job) -> None:
+        await self._finish(job, FAILED, f"TelegramForbiddenError: {UNREACHABLE}")
+        if job.user_id is None:
+            return
+        now = self.clock.now()
+        async with self.sessionmaker.begin() as session:
+            await session.execute(
+                update(User)
+                .where(User.id == job.user_id, User.reachable.is_(True))
+                .values(reachable=False, unreachable_since=now)
+            )
+
+
+def _short(exc: TelegramAPIError) -> str:
+    # Telegram's descriptions name the problem ("chat not found"), not the message content.
+    return str(getattr(exc, "message", "") or "")[:200]

@@ -31,7 +31,8 @@ class DocumentError(Exception):
 
     def __init__(self, code: str) -> None:
         super().__init__(code)
-        self.code = code  # unknown_items | no_items | note_too_long | case_closed | deadline_past | not_open | not_found
+        # unknown_items | no_items | note_too_long | case_closed | deadline_past | not_open | not_found
+        self.code = code
 
 
 class DocumentService:

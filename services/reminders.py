@@ -23,7 +23,7 @@ Rules in one place:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -58,7 +58,7 @@ FINISHED_VISIT = ("cancelled", "done")
 class ReminderRules:
     """Local time zone and quiet hours. Build from settings with `from_settings`."""
 
-    tz: ZoneInfo = ZoneInfo(DEFAULT_TZ)
+    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo(DEFAULT_TZ))
     quiet_start: time = time(21, 0)
     quiet_end: time = time(8, 0)
 

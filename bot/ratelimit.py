@@ -1,0 +1,133 @@
+"""Outgoing rate limits shared by everything the bot sends (aiogram ships none).
+
+`RateLimiter` books send slots: globally at most `rate` messages per second (strict spacing of
+1/rate s) and at most one message per `per_chat_interval` seconds to the same chat. A slot is
+*reserved* synchronously when asked for, so concurrent senders keep their order and never
+share a slot; the caller then sleeps until it. `pause(seconds)` (after Telegram's 429
+RetryAfter) pushes every later slot back. Time and sleep are injectable, so tests run on a fake
+clock and never sleep.
+
+`RateLimitMiddleware` applies the same limiter to every message-sending API call of a Bot
+(`install(bot, limiter)`), so handler replies and the outbox deliverer share one budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import Bot
+from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
+from aiogram.exceptions import TelegramRetryAfter
+from aiogram.methods import (
+    CopyMessage,
+    ForwardMessage,
+    SendDocument,
+    SendMediaGroup,
+    SendMessage,
+    SendPhoto,
+    TelegramMethod,
+)
+from aiogram.methods.base import Response, TelegramType
+
+# Message-creating methods count against Telegram's per-chat and global message limits.
+LIMITED_METHODS = (SendMessage, SendPhoto, SendDocument, SendMediaGroup, CopyMessage, ForwardMessage)
+MAX_PAUSE = 3600.0
+
+# Set by a sender that already booked its slot (the outbox deliverer), so the middleware does
+# not book a second one for the same call.
+slot_taken: contextvars.ContextVar[bool] = contextvars.ContextVar("slot_taken", default=False)
+
+
+class RateLimiter:
+    def __init__(
+        self,
+        rate: float = 30.0,
+        per_chat_interval: float = 1.0,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        max_chats: int = 100_000,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.interval = 1.0 / rate
+        self.per_chat_interval = per_chat_interval
+        self.monotonic = monotonic
+        self.sleep = sleep
+        self.max_chats = max_chats
+        self._next_global = 0.0
+        # chat_id → earliest next slot; bounded LRU (old entries are past anyway).
+        self._next_chat: OrderedDict[int | str, float] = OrderedDict()
+
+    def chat_wait(self, chat_id: int | str) -> float:
+        """Seconds until this chat may get a message (without booking anything)."""
+        return max(0.0, self._next_chat.get(chat_id, 0.0) - self.monotonic())
+
+    def reserve(self, chat_id: int | str | None) -> float:
+        """Book the earliest slot allowed by both limits; returns its time (monotonic)."""
+        now = self.monotonic()
+        slot = max(now, self._next_global)
+        if chat_id is not None:
+            slot = max(slot, self._next_chat.get(chat_id, 0.0))
+            self._next_chat[chat_id] = slot + self.per_chat_interval
+            self._next_chat.move_to_end(chat_id)
+            while len(self._next_chat) > self.max_chats:
+                self._next_chat.popitem(last=False)
+        self._next_global = slot + self.interval
+        return slot
+
+    async def acquire(self, chat_id: int | str | None) -> float:
+        """Wait for a booked slot; returns the slot time."""
+        slot = self.reserve(chat_id)
+        delay = slot - self.monotonic()
+        if delay > 0:
+            await self.sleep(delay)
+        return slot
+
+    def pause(self, seconds: float) -> None:
+        """Telegram asked us to wait (429): no slot before now + seconds (bounded)."""
+        seconds = min(max(seconds, 0.0), MAX_PAUSE)
+        self._next_global = max(self._next_global, self.monotonic() + seconds)
+
+
+class RateLimitMiddleware(BaseRequestMiddleware):
+    """Every message-sending call of a bot waits for a slot of the shared limiter. A 429 pauses
+    the limiter and is re-raised (the caller decides whether to retry: no recursion here)."""
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        self.limiter = limiter
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        if isinstance(method, LIMITED_METHODS) and not slot_taken.get():
+            await self.limiter.acquire(getattr(method, "chat_id", None))
+        try:
+            return await make_request(bot, method)
+        except TelegramRetryAfter as exc:
+            self.limiter.pause(float(exc.retry_after))
+            raise
+
+
+def install(bot: Bot, limiter: RateLimiter) -> RateLimiter:
+    """Put the limiter on the bot's session (once); returns the limiter in use."""
+    existing = installed(bot)
+    if existing is not None:
+        return existing
+    bot.session.middleware(RateLimitMiddleware(limiter))
+    return limiter
+
+
+def installed(bot: Bot) -> RateLimiter | None:
+    for middleware in bot.session.middleware:
+        if isinstance(middleware, RateLimitMiddleware):
+            return middleware.limiter
+    return None
