@@ -14,6 +14,10 @@ class ConsentCb(CallbackData, prefix="consent"):
     answer: str  # yes | no | info
 
 
+class ForgetCb(CallbackData, prefix="forget"):
+    answer: str  # yes | no
+
+
 # --- resident intake and "My requests" (issue 3) --------------------------------------------
 
 

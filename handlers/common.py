@@ -10,9 +10,10 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.callbacks import ConsentCb, LanguageCb
+from bot.settings import Settings
+from handlers.callbacks import ConsentCb, ForgetCb, LanguageCb
 from handlers.filters import MenuButton
-from handlers.keyboards import consent_keyboard, language_keyboard, main_menu
+from handlers.keyboards import consent_keyboard, forget_keyboard, language_keyboard, main_menu
 from models import User
 from services.catalogue import CatalogueService
 from services.users import UserService
@@ -122,6 +123,50 @@ async def noop(query: CallbackQuery) -> None:
     await query.answer()
 
 
+async def my_data(message: Message, session: AsyncSession, user: User, settings: Settings) -> None:
+    summary = await UserService(session).personal_data(user)
+    tz = settings.locale.tz
+    lines = [
+        _("privacy.my_data.title"),
+        _("privacy.my_data.language") % {"language": _(f"language.name.{summary.language or 'uk'}")},
+        (_("privacy.my_data.consent") % {"date": summary.consent_at.astimezone(tz).strftime("%d.%m.%Y")})
+        if summary.consent_at
+        else _("privacy.my_data.no_consent"),
+        (_("privacy.my_data.phone") % {"phone": summary.phone_masked})
+        if summary.phone_masked
+        else _("privacy.my_data.no_phone"),
+        _("requests.count", "requests.count", summary.cases) % {"n": summary.cases},
+        _("privacy.my_data.subscriptions") % {"n": summary.subscriptions},
+        "",
+        _("privacy.my_data.erase_hint"),
+    ]
+    await message.answer("\n".join(lines))
+
+
+async def forget_me(message: Message) -> None:
+    await message.answer(_("privacy.forget.confirm"), reply_markup=forget_keyboard())
+
+
+async def forget_answer(
+    query: CallbackQuery, callback_data: ForgetCb, session: AsyncSession, user: User, state: FSMContext
+) -> None:
+    if callback_data.answer != "yes":
+        await query.answer(_("privacy.forget.kept"))
+        if query.message is not None:
+            await query.message.edit_reply_markup(reply_markup=None)
+        return
+    await state.clear()
+    cases = await UserService(session).erase_personal_data(user)
+    await query.answer()
+    if query.message is None:
+        return
+    await query.message.edit_reply_markup(reply_markup=None)
+    await query.message.answer(
+        _("privacy.forget.done") % {"cases": _("requests.count", "requests.count", cases) % {"n": cases}},
+        reply_markup=main_menu(with_personal=False),
+    )
+
+
 def create_router() -> Router:
     router = Router(name=__name__)
     router.message.register(start, CommandStart())
@@ -137,4 +182,7 @@ def create_router() -> Router:
     router.message.register(cancel, Command("cancel"))
     router.message.register(menu, Command("menu"))
     router.callback_query.register(noop, F.data == "noop")
+    router.message.register(my_data, Command("my_data"))
+    router.message.register(forget_me, Command("forget_me"))
+    router.callback_query.register(forget_answer, ForgetCb.filter())
     return router

@@ -7,7 +7,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder, ReplyKeyboardBuilder
 
 from bot.i18n import LANGUAGES
-from handlers.callbacks import ConsentCb, LanguageCb
+from handlers.callbacks import ConsentCb, ForgetCb, LanguageCb
 
 MAIN_MENU_KEYS = (
     "menu.new_request",
@@ -49,3 +49,11 @@ def main_menu(*, with_personal: bool = True, is_worker: bool = False) -> ReplyKe
         builder.button(text=_("menu.worker_panel"))
     builder.adjust(2)
     return builder.as_markup(resize_keyboard=True, is_persistent=True)
+
+
+def forget_keyboard() -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("privacy.forget.yes"), callback_data=ForgetCb(answer="yes"))
+    builder.button(text=_("privacy.forget.no"), callback_data=ForgetCb(answer="no"))
+    builder.adjust(1)
+    return builder.as_markup()

@@ -2,13 +2,40 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Resident, User, utcnow
+from models import (
+    ApplicationSubscription,
+    Attachment,
+    AuditEntry,
+    Case,
+    CaseMessage,
+    FsmRecord,
+    MobileOfficeSubscription,
+    Resident,
+    User,
+    utcnow,
+)
+
+ERASED = "—"
+
+
+@dataclass
+class PersonalDataSummary:
+    """What we keep about a person, for /my_data (counts, not contents)."""
+
+    language: str | None
+    consent_at: datetime | None
+    phone_masked: str | None
+    phone_verified: bool
+    cases: int
+    subscriptions: int
+
 
 CONSENT_VERSION = "2026-11"
 LANGUAGES = ("uk", "en")
@@ -67,3 +94,84 @@ class UserService:
         resident.consent_version = CONSENT_VERSION
         resident.erased_at = None
         return resident
+
+    async def personal_data(self, user: User) -> PersonalDataSummary:
+        resident = await self.resident(user)
+        cases = subscriptions = 0
+        if resident is not None:
+            cases = int(
+                await self.session.scalar(
+                    select(func.count()).select_from(Case).where(Case.resident_id == resident.id)
+                )
+                or 0
+            )
+        subscriptions = int(
+            await self.session.scalar(
+                select(func.count())
+                .select_from(ApplicationSubscription)
+                .where(ApplicationSubscription.user_id == user.id)
+            )
+            or 0
+        )
+        phone = resident.phone if resident else None
+        return PersonalDataSummary(
+            language=user.language,
+            consent_at=resident.consent_at if resident and not resident.erased_at else None,
+            phone_masked=f"{phone[:6]}•••••{phone[-2:]}" if phone else None,
+            phone_verified=bool(resident and resident.phone_verified_at),
+            cases=cases,
+            subscriptions=subscriptions,
+        )
+
+    async def erase_personal_data(self, user: User, at: datetime | None = None) -> int:
+        """Erase what identifies the person or what they wrote; keep the workers' audit trail.
+
+        Cases stay as anonymous records (counts for the oblast reports, the history of what
+        workers did); their description, phone, on-behalf name, the resident's messages and
+        attachments go. Returns the number of cases touched."""
+        at = at or utcnow()
+        resident = await self.resident(user)
+        touched = 0
+        if resident is not None:
+            case_ids = list(
+                (await self.session.scalars(select(Case.id).where(Case.resident_id == resident.id))).all()
+            )
+            touched = len(case_ids)
+            if case_ids:
+                await self.session.execute(
+                    update(Case)
+                    .where(Case.id.in_(case_ids))
+                    .values(
+                        description=ERASED, contact_phone=None, on_behalf_name=None, on_behalf_relation=None
+                    )
+                )
+                await self.session.execute(
+                    update(CaseMessage)
+                    .where(CaseMessage.case_id.in_(case_ids), CaseMessage.from_resident.is_(True))
+                    .values(text=ERASED)
+                )
+                await self.session.execute(delete(Attachment).where(Attachment.case_id.in_(case_ids)))
+            resident.phone = None
+            resident.phone_verified_at = None
+            resident.consent_at = None
+            resident.consent_version = None
+            resident.last_hromada_id = None
+            resident.last_settlement_id = None
+            resident.erased_at = at
+        await self.session.execute(
+            delete(ApplicationSubscription).where(ApplicationSubscription.user_id == user.id)
+        )
+        await self.session.execute(
+            delete(MobileOfficeSubscription).where(MobileOfficeSubscription.user_id == user.id)
+        )
+        await self.session.execute(delete(FsmRecord).where(FsmRecord.key.like(f"%:{user.telegram_id}:%")))
+        self.session.add(
+            AuditEntry(
+                actor_user_id=user.id,
+                action="personal_data_erased",
+                object_type="user",
+                object_id=str(user.id),
+                data={"cases": touched},
+            )
+        )
+        return touched

@@ -67,3 +67,31 @@ async def test_forged_callback_data_is_refused_politely(make_client) -> None:
     assert replies and replies[0].kind == "alert"
     replies = await client.click_data("garbage-data")
     assert replies and replies[0].kind == "alert"
+
+
+async def test_my_data_and_forget_me_erase_personal_data_but_keep_audit(make_client, sessionmaker) -> None:
+    from sqlalchemy import select
+
+    from models import AuditEntry, Resident
+
+    client = make_client()
+    await client.send("/start")
+    await client.click("English")
+    await client.click("I agree")
+    replies = await client.send("/my_data")
+    assert "Consent to data processing: given on" in replies[0].text
+    assert "0 requests" in replies[0].text
+    await client.send("/forget_me")
+    replies = await client.click("No, keep it")
+    assert any("nothing was erased" in r.text for r in replies)
+    await client.send("/forget_me")
+    replies = await client.click("Yes, erase")
+    assert any("Your data is erased" in r.text for r in replies)
+    async with sessionmaker() as session:
+        resident = await session.scalar(select(Resident))
+        assert resident is not None and resident.consent_at is None and resident.erased_at is not None
+        assert await session.scalar(
+            select(AuditEntry.action).where(AuditEntry.action == "personal_data_erased")
+        )
+    replies = await client.send("/my_data")
+    assert "not given" in replies[0].text
