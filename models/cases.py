@@ -38,9 +38,6 @@ class CaseCounter(Base):
 class Case(Base):
     __tablename__ = "cases"
     __table_args__ = (
-        # Queue pages: by team/assignee and status, newest-priority first.
-        Index("ix_cases_team_queue", "team_id", "status", "priority", "created_at"),
-        Index("ix_cases_assignee_queue", "assignee_worker_id", "status", "priority", "created_at"),
         Index("ix_cases_resident_created", "resident_id", "created_at"),
         Index("ix_cases_hromada_status", "hromada_id", "status", "created_at"),
     )
@@ -79,6 +76,12 @@ class Case(Base):
     service: Mapped[Service] = relationship()
     team: Mapped[Team] = relationship()
     assignee: Mapped[Worker | None] = relationship()
+
+
+# Queue pages: by team/assignee and status, most urgent first, then longest waiting
+# (ORDER BY priority DESC, created_at): priority is descending in the index (migration 0004).
+Index("ix_cases_team_queue", Case.team_id, Case.status, Case.priority.desc(), Case.created_at)
+Index("ix_cases_assignee_queue", Case.assignee_worker_id, Case.status, Case.priority.desc(), Case.created_at)
 
 
 class CaseEvent(Base):

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from babel.messages.pofile import read_po
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
 
 import locales
 from models import (
@@ -146,36 +147,69 @@ class CaseActions:
             raise NotFound()
         return resident
 
-    async def access(self, worker: Worker, case: Case) -> Access:
-        if not worker.active:
-            return Access(False, False)
-        rows = (
-            await self.session.execute(
-                select(TeamMember.team_id, TeamMember.role, Team.hromada_id)
-                .join(Team, Team.id == TeamMember.team_id)
-                .where(TeamMember.worker_id == worker.id)
-            )
-        ).all()
-        member = any(team_id == case.team_id for team_id, _, _ in rows)
-        coordinator = worker.is_admin or any(
-            role == ROLE_COORDINATOR and (team_id == case.team_id or hromada == case.hromada_id)
-            for team_id, role, hromada in rows
+    def _access_columns(self, worker: Worker) -> tuple[Any, Any]:
+        """Two SQL booleans for the row's case: member of its team; coordinator of its team or
+        hromada. Evaluated in the same statement that loads the case."""
+        member = (
+            select(TeamMember.id)
+            .where(TeamMember.worker_id == worker.id, TeamMember.team_id == Case.team_id)
+            .exists()
         )
-        return Access(member, coordinator)
+        coordinator = (
+            select(TeamMember.id)
+            .join(Team, Team.id == TeamMember.team_id)
+            .where(
+                TeamMember.worker_id == worker.id,
+                TeamMember.role == ROLE_COORDINATOR,
+                or_(Team.id == Case.team_id, Team.hromada_id == Case.hromada_id),
+            )
+            .exists()
+        )
+        return member, coordinator
 
-    async def worker_case(self, worker: Worker, case_id: int) -> Case:
-        """The case if this worker may see it; otherwise NotFound (same as a missing case)."""
-        case = await self._case(case_id)
-        if not (await self.access(worker, case)).can_act:
+    async def _load_for_worker(
+        self, worker: Worker, case_id: int, *, lock: bool, refs: bool
+    ) -> tuple[Case, Access]:
+        if not worker.active:
             raise NotFound()
-        return case
-
-    async def _for_worker(self, worker: Worker, case_id: int) -> tuple[Case, Access]:
-        case = await self._case(case_id, lock=True)
-        access = await self.access(worker, case)
+        member, coordinator = self._access_columns(worker)
+        query = select(Case, member, coordinator).where(Case.id == case_id)
+        if lock:
+            query = query.with_for_update(of=Case)
+        if refs:
+            query = query.options(
+                joinedload(Case.service),
+                joinedload(Case.team),
+                joinedload(Case.settlement),
+                joinedload(Case.hromada),
+                joinedload(Case.assignee),
+                joinedload(Case.resident).joinedload(Resident.user),
+            )
+        row = (await self.session.execute(query.execution_options(populate_existing=True))).first()
+        if row is None:
+            raise NotFound()
+        access = Access(bool(row[1]), bool(row[2]) or worker.is_admin)
         if not access.can_act:
             raise NotFound()
-        return case, access
+        return row[0], access
+
+    async def access(self, worker: Worker, case: Case) -> Access:
+        try:
+            return (await self._load_for_worker(worker, case.id, lock=False, refs=False))[1]
+        except NotFound:
+            return Access(False, False)
+
+    async def worker_case(self, worker: Worker, case_id: int, *, refs: bool = True) -> Case:
+        """The case if this worker may see it (with service, team, settlement, hromada, assignee
+        and resident loaded, in one statement); otherwise NotFound, as for a missing case."""
+        return (await self._load_for_worker(worker, case_id, lock=False, refs=refs))[0]
+
+    async def worker_case_access(self, worker: Worker, case_id: int) -> tuple[Case, Access]:
+        return await self._load_for_worker(worker, case_id, lock=False, refs=True)
+
+    async def _for_worker(self, worker: Worker, case_id: int) -> tuple[Case, Access]:
+        """The case, row-locked for a change, and what this worker may do with it."""
+        return await self._load_for_worker(worker, case_id, lock=True, refs=False)
 
     async def can_see_contact(self, worker: Worker, case: Case) -> bool:
         return (await self.access(worker, case)).member

@@ -1,0 +1,331 @@
+"""Queue pages for workers and coordinators, and the case card's data in few round trips.
+
+Order everywhere: most urgent first, then longest waiting (`priority DESC, created_at, id`).
+A page for several statuses is one statement: per status an index range scan with LIMIT on
+`ix_cases_team_queue` / `ix_cases_assignee_queue` (team|assignee, status, priority DESC,
+created_at), merged and cut to the page — so a page costs the same however long the queue is.
+Offset pagination (pages are short and people rarely go past a few pages); each branch only
+reads `offset + size` index entries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Text, and_, func, literal, null, select, union_all
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models import (
+    Attachment,
+    Case,
+    CaseEvent,
+    CaseMessage,
+    Hromada,
+    Resident,
+    Service,
+    Team,
+    TeamMember,
+    Worker,
+)
+from models.cases import OPEN_STATUSES, STATUSES
+from models.people import ROLE_COORDINATOR
+from services.clock import Clock
+
+PAGE_SIZE = 10
+MAX_PAGE = 1000
+# Status filters offered in the worker's menu: "open" = every open status, or one status.
+FILTERS = ("open", *STATUSES)
+
+
+def statuses_for(filter_code: str) -> tuple[str, ...]:
+    if filter_code == "open":
+        return OPEN_STATUSES
+    if filter_code in STATUSES:
+        return (filter_code,)
+    raise ValueError(f"unknown filter {filter_code!r}")
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    id: int
+    number: str
+    status: str
+    priority: int
+    service_name_uk: str
+    service_name_en: str
+    created_at: Any
+
+    def service_name(self, locale: str) -> str:
+        return self.service_name_en if locale == "en" else self.service_name_uk
+
+
+@dataclass
+class Page:
+    rows: list[QueueRow]
+    page: int
+    has_next: bool
+
+
+@dataclass(frozen=True)
+class CardEvent:
+    id: int
+    at: datetime
+    kind: str
+    from_status: str | None
+    to_status: str | None
+    reason: str | None
+    actor_user_id: int | None
+
+
+@dataclass(frozen=True)
+class CardMessage:
+    id: int
+    at: datetime
+    from_resident: bool
+    text: str
+
+
+@dataclass
+class CaseCard:
+    case: Case
+    events: list[CardEvent]
+    messages: list[CardMessage]
+    attachments_count: int
+
+
+class QueueService:
+    def __init__(self, session: AsyncSession, clock: Clock | None = None) -> None:
+        self.session = session
+        self.clock = clock or Clock()
+
+    # -- pages -------------------------------------------------------------------------------
+    async def _page(
+        self, key: ColumnElement[Any], value: int, statuses: Sequence[str], page: int, size: int
+    ) -> Page:
+        page = max(0, min(page, MAX_PAGE))
+        take = (page + 1) * size + 1  # one more than needed tells whether a next page exists
+        branches = [
+            select(Case.id, Case.priority, Case.created_at)
+            .where(key == value, Case.status == status)
+            .order_by(Case.priority.desc(), Case.created_at, Case.id)
+            .limit(take)
+            .subquery()
+            for status in statuses
+        ]
+        if len(branches) == 1:
+            merged = select(branches[0]).subquery()
+        else:
+            merged = union_all(*(select(b) for b in branches)).subquery()
+        ids = (
+            select(merged.c.id)
+            .order_by(merged.c.priority.desc(), merged.c.created_at, merged.c.id)
+            .offset(page * size)
+            .limit(size + 1)
+        )
+        rows = (
+            await self.session.execute(
+                select(
+                    Case.id,
+                    Case.number,
+                    Case.status,
+                    Case.priority,
+                    Service.name_uk,
+                    Service.name_en,
+                    Case.created_at,
+                )
+                .join(Service, Service.id == Case.service_id)
+                .where(Case.id.in_(ids))
+                .order_by(Case.priority.desc(), Case.created_at, Case.id)
+            )
+        ).all()
+        items = [QueueRow(*row) for row in rows]
+        return Page(items[:size], page, len(items) > size)
+
+    async def my_queue(
+        self, worker: Worker, filter_code: str = "open", page: int = 0, size: int = PAGE_SIZE
+    ) -> Page:
+        return await self._page(Case.assignee_worker_id, worker.id, statuses_for(filter_code), page, size)
+
+    async def team_queue(
+        self, team_id: int, filter_code: str = "open", page: int = 0, size: int = PAGE_SIZE
+    ) -> Page:
+        return await self._page(Case.team_id, team_id, statuses_for(filter_code), page, size)
+
+    async def worker_teams(self, worker: Worker) -> list[Team]:
+        rows = await self.session.scalars(
+            select(Team)
+            .join(TeamMember, TeamMember.team_id == Team.id)
+            .where(TeamMember.worker_id == worker.id)
+            .order_by(Team.id)
+        )
+        return list(rows.all())
+
+    async def is_member(self, worker: Worker, team_id: int) -> bool:
+        found = await self.session.scalar(
+            select(TeamMember.id).where(TeamMember.worker_id == worker.id, TeamMember.team_id == team_id)
+        )
+        return found is not None
+
+    # -- coordinators ------------------------------------------------------------------------
+    async def coordinated_hromadas(self, worker: Worker) -> list[int]:
+        """Hromadas whose cases this worker oversees: their coordinated teams' hromadas (all, for
+        an admin)."""
+        if not worker.active:
+            return []
+        if worker.is_admin:
+            return list((await self.session.scalars(select(Hromada.id).order_by(Hromada.id))).all())
+        rows = await self.session.scalars(
+            select(Team.hromada_id)
+            .join(TeamMember, TeamMember.team_id == Team.id)
+            .where(
+                TeamMember.worker_id == worker.id,
+                TeamMember.role == ROLE_COORDINATOR,
+                Team.hromada_id.is_not(None),
+            )
+            .distinct()
+        )
+        return sorted(h for h in rows.all() if h is not None)
+
+    async def _coordinator_page(
+        self, worker: Worker, condition: ColumnElement[bool], page: int, size: int
+    ) -> Page:
+        hromadas = await self.coordinated_hromadas(worker)
+        page = max(0, min(page, MAX_PAGE))
+        if not hromadas:
+            return Page([], page, False)
+        rows = (
+            await self.session.execute(
+                select(
+                    Case.id,
+                    Case.number,
+                    Case.status,
+                    Case.priority,
+                    Service.name_uk,
+                    Service.name_en,
+                    Case.created_at,
+                )
+                .join(Service, Service.id == Case.service_id)
+                .where(Case.hromada_id.in_(hromadas), condition)
+                .order_by(Case.created_at, Case.id)
+                .offset(page * size)
+                .limit(size + 1)
+            )
+        ).all()
+        items = [QueueRow(*row) for row in rows]
+        return Page(items[:size], page, len(items) > size)
+
+    async def hromada_cases(
+        self, worker: Worker, filter_code: str = "open", page: int = 0, size: int = PAGE_SIZE
+    ) -> Page:
+        return await self._coordinator_page(worker, Case.status.in_(statuses_for(filter_code)), page, size)
+
+    async def unassigned(self, worker: Worker, page: int = 0, size: int = PAGE_SIZE) -> Page:
+        return await self._coordinator_page(
+            worker, and_(Case.status.in_(OPEN_STATUSES), Case.assignee_worker_id.is_(None)), page, size
+        )
+
+    async def stale(self, worker: Worker, days: int, page: int = 0, size: int = PAGE_SIZE) -> Page:
+        """Open cases with no event (status change, message, ...) for `days` days."""
+        since = self.clock.now() - timedelta(days=days)
+        recent = select(literal(1)).where(CaseEvent.case_id == Case.id, CaseEvent.at >= since)
+        recent_msg = select(literal(1)).where(CaseMessage.case_id == Case.id, CaseMessage.at >= since)
+        return await self._coordinator_page(
+            worker,
+            and_(
+                Case.status.in_(OPEN_STATUSES),
+                Case.created_at < since,
+                ~recent.exists(),
+                ~recent_msg.exists(),
+            ),
+            page,
+            size,
+        )
+
+    # -- resident ----------------------------------------------------------------------------
+    async def resident_cases(self, resident: Resident, limit: int = PAGE_SIZE, offset: int = 0) -> list[Case]:
+        """ "My requests": newest first, on `ix_cases_resident_created`."""
+        rows = await self.session.scalars(
+            select(Case)
+            .where(Case.resident_id == resident.id)
+            .order_by(Case.created_at.desc(), Case.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        return list(rows.all())
+
+    # -- case card ---------------------------------------------------------------------------
+    async def card(self, case: Case, *, events: int = 10, messages: int = 5) -> CaseCard:
+        """The newest `events` events and `messages` messages (each oldest first) and the number
+        of attachments — one statement (UNION ALL of three index range scans)."""
+        null_text = null().cast(Text)
+        event_rows = (
+            select(
+                literal("e").label("src"),
+                CaseEvent.id.label("id"),
+                CaseEvent.at.label("at"),
+                CaseEvent.kind.label("kind"),
+                CaseEvent.from_status.label("from_status"),
+                CaseEvent.to_status.label("to_status"),
+                CaseEvent.reason.label("body"),
+                literal(False).label("from_resident"),
+                CaseEvent.actor_user_id.label("actor"),
+            )
+            .where(CaseEvent.case_id == case.id)
+            .order_by(CaseEvent.at.desc(), CaseEvent.id.desc())
+            .limit(events)
+            .subquery()
+        )
+        message_rows = (
+            select(
+                literal("m").label("src"),
+                CaseMessage.id.label("id"),
+                CaseMessage.at.label("at"),
+                null_text.label("kind"),
+                null_text.label("from_status"),
+                null_text.label("to_status"),
+                CaseMessage.text.label("body"),
+                CaseMessage.from_resident.label("from_resident"),
+                CaseMessage.author_user_id.label("actor"),
+            )
+            .where(CaseMessage.case_id == case.id)
+            .order_by(CaseMessage.at.desc(), CaseMessage.id.desc())
+            .limit(messages)
+            .subquery()
+        )
+        attachment_count = select(
+            literal("a").label("src"),
+            func.count(Attachment.id).label("id"),
+            null().cast(CaseEvent.at.type).label("at"),
+            null_text.label("kind"),
+            null_text.label("from_status"),
+            null_text.label("to_status"),
+            null_text.label("body"),
+            literal(False).label("from_resident"),
+            null().cast(CaseEvent.actor_user_id.type).label("actor"),
+        ).where(Attachment.case_id == case.id)
+        statement = union_all(select(event_rows), select(message_rows), attachment_count)
+        card = CaseCard(case, [], [], 0)
+        for row in (await self.session.execute(statement)).all():
+            if row.src == "e":
+                card.events.append(
+                    CardEvent(
+                        row.id, _aware(row.at), row.kind, row.from_status, row.to_status, row.body, row.actor
+                    )
+                )
+            elif row.src == "m":
+                card.messages.append(CardMessage(row.id, _aware(row.at), bool(row.from_resident), row.body))
+            else:
+                card.attachments_count = int(row.id or 0)
+        card.events.sort(key=lambda e: (e.at, e.id))
+        card.messages.sort(key=lambda m: (m.at, m.id))
+        return card
+
+
+def _aware(value: Any) -> datetime:
+    """A UNION loses the column type's UTC handling on SQLite: restore it."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
