@@ -128,7 +128,7 @@ class OutboxDeliverer:
         batch_size: int = 100,
         concurrency: int | None = None,
         send_lease_seconds: float = 120.0,
-        max_chat_wait: float = 5.0,
+        max_chat_wait: float = 10.0,
         rules: ReminderRules | None = None,
     ) -> None:
         self.bot = bot
@@ -210,6 +210,7 @@ class OutboxDeliverer:
         jobs = await self._prepare(ids)
         if not jobs:
             return 0
+        jobs.sort(key=lambda job: job.slot)  # one chat's later messages let others go first
         if self.concurrency == 1:
             return sum([await self._send(job) for job in jobs])
         semaphore = asyncio.Semaphore(self.concurrency)
@@ -247,6 +248,7 @@ class OutboxDeliverer:
                     continue
                 wait = self.limiter.chat_wait(message.chat_id)
                 if wait > self.max_chat_wait:
+                    # This chat has a backlog: let other chats go first, come back for it.
                     self._release(message, due_at=now + timedelta(seconds=wait))
                     continue
                 try:
@@ -303,6 +305,7 @@ class OutboxDeliverer:
             return False
         token = slot_taken.set(True)
         try:
+            await self.limiter.settle(job.chat_id)
             await self.bot.send_message(job.chat_id, job.text, reply_markup=job.markup)
         except TelegramRetryAfter as exc:
             wait = min(float(exc.retry_after), RETRY_AFTER_MAX)

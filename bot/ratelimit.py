@@ -1,6 +1,6 @@
 """Outgoing rate limits shared by everything the bot sends (aiogram ships none).
 
-`RateLimiter` books send slots: globally at most `rate` messages per second (strict spacing of
+`RateLimiter` books send slots: globally at most `rate` messages per second (slots on a grid of
 1/rate s) and at most one message per `per_chat_interval` seconds to the same chat. A slot is
 *reserved* synchronously when asked for, so concurrent senders keep their order and never
 share a slot; the caller then sleeps until it. `pause(seconds)` (after Telegram's 429
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -44,6 +45,11 @@ slot_taken: contextvars.ContextVar[bool] = contextvars.ContextVar("slot_taken", 
 
 
 class RateLimiter:
+    """Global slots lie on a grid of 1/rate seconds (so two messages are never closer than that
+    and no one-second window holds more than `rate` of them); a free slot before a busy one is
+    still used, so one chat's backlog never holds the others up. Per chat: the next message
+    no earlier than `per_chat_interval` after the previous one."""
+
     def __init__(
         self,
         rate: float = 30.0,
@@ -60,25 +66,35 @@ class RateLimiter:
         self.monotonic = monotonic
         self.sleep = sleep
         self.max_chats = max_chats
-        self._next_global = 0.0
-        # chat_id → earliest next slot; bounded LRU (old entries are past anyway).
+        self._booked: set[int] = set()  # grid indices of booked global slots (near future only)
+        self._paused_until = 0.0
+        self._last_sent: OrderedDict[int | str, float] = OrderedDict()  # actual send times
+        # chat_id → earliest next slot; bounded LRU (old entries are in the past anyway).
         self._next_chat: OrderedDict[int | str, float] = OrderedDict()
 
     def chat_wait(self, chat_id: int | str) -> float:
-        """Seconds until this chat may get a message (without booking anything)."""
-        return max(0.0, self._next_chat.get(chat_id, 0.0) - self.monotonic())
+        """Seconds until this chat may get its next message (nothing is booked)."""
+        return max(0.0, self._next_chat.get(chat_id, 0.0) - max(self.monotonic(), self._paused_until))
 
     def reserve(self, chat_id: int | str | None) -> float:
-        """Book the earliest slot allowed by both limits; returns its time (monotonic)."""
+        """Book the earliest slot allowed by both limits; returns its time (monotonic clock)."""
         now = self.monotonic()
-        slot = max(now, self._next_global)
+        earliest = max(now, self._paused_until)
         if chat_id is not None:
-            slot = max(slot, self._next_chat.get(chat_id, 0.0))
+            earliest = max(earliest, self._next_chat.get(chat_id, 0.0))
+        k = math.ceil(earliest / self.interval - 1e-9)
+        while k in self._booked:
+            k += 1
+        self._booked.add(k)
+        if len(self._booked) > 4096:
+            floor = math.floor(now / self.interval)
+            self._booked = {b for b in self._booked if b >= floor}
+        slot = k * self.interval
+        if chat_id is not None:
             self._next_chat[chat_id] = slot + self.per_chat_interval
             self._next_chat.move_to_end(chat_id)
             while len(self._next_chat) > self.max_chats:
                 self._next_chat.popitem(last=False)
-        self._next_global = slot + self.interval
         return slot
 
     async def acquire(self, chat_id: int | str | None) -> float:
@@ -87,12 +103,28 @@ class RateLimiter:
         delay = slot - self.monotonic()
         if delay > 0:
             await self.sleep(delay)
+        await self.settle(chat_id)
         return slot
 
+    async def settle(self, chat_id: int | str | None) -> None:
+        """Right before the call: if the previous message to this chat actually left less than
+        `per_chat_interval` ago (it was late for its slot), wait the rest; then note this one."""
+        if chat_id is None:
+            return
+        last = self._last_sent.get(chat_id)
+        if last is not None:
+            delay = last + self.per_chat_interval - self.monotonic()
+            if delay > 0:
+                await self.sleep(delay)
+        self._last_sent[chat_id] = self.monotonic()
+        self._last_sent.move_to_end(chat_id)
+        while len(self._last_sent) > self.max_chats:
+            self._last_sent.popitem(last=False)
+
     def pause(self, seconds: float) -> None:
-        """Telegram asked us to wait (429): no slot before now + seconds (bounded)."""
+        """Telegram asked us to wait (429): no new slot before now + seconds (bounded)."""
         seconds = min(max(seconds, 0.0), MAX_PAUSE)
-        self._next_global = max(self._next_global, self.monotonic() + seconds)
+        self._paused_until = max(self._paused_until, self.monotonic() + seconds)
 
 
 class RateLimitMiddleware(BaseRequestMiddleware):

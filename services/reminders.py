@@ -249,3 +249,16 @@ async def plan_due_renewals(
     for case in cases:
         added += await plan_renewal(session, case, now, rules)
     return added
+
+
+async def unreachable_since(session: AsyncSession, user_id: int) -> datetime | None:
+    """When Telegram last told us this person blocked the bot (None: reachable). For the case
+    card: "unreachable in the bot since dd.mm.yyyy" (message key `delivery.unreachable`)."""
+    from models import User
+
+    row = (
+        await session.execute(select(User.reachable, User.unreachable_since).where(User.id == user_id))
+    ).first()
+    if row is None or row[0]:
+        return None
+    return row[1]
