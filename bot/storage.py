@@ -7,6 +7,7 @@ from typing import Any
 
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder, KeyBuilder, StateType, StorageKey
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -44,10 +45,12 @@ class SqlStorage(BaseStorage):
                 setattr(record, name, value)
             if record.state is None and not record.data:
                 # An empty state is no state: keep the table small.
-                if record in session.new:
-                    session.expunge(record)
-                else:
-                    await session.delete(record)
+                was_stored = record not in session.new
+                session.expunge(record)
+                if was_stored:
+                    # A Core DELETE: two concurrent clears of one key must not fail on SQLite
+                    # (no row lock there), the second simply deletes nothing.
+                    await session.execute(delete(FsmRecord).where(FsmRecord.key == key))
 
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:
         value = state.state if isinstance(state, State) else state

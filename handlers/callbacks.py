@@ -21,6 +21,22 @@ class ForgetCb(CallbackData, prefix="forget"):
 # --- resident intake and "My requests" (issue 3) --------------------------------------------
 
 
+class IntakeCb(CallbackData, prefix="in"):
+    """A step of the new-request form: pick hromada/settlement/service, toggle a marker, back, ...
+    `value` is an id or code; the handler checks it against the draft and the database."""
+
+    action: str
+    value: str = ""
+
+
+class MyCaseCb(CallbackData, prefix="my"):
+    """ "My requests": list page, open, write, add document, cancel (ownership re-checked)."""
+
+    action: str
+    case_id: int = 0
+    page: int = 0
+
+
 # --- worker and coordinator case handling (issue 3) -----------------------------------------
 
 
@@ -31,11 +47,62 @@ class CaseCb(CallbackData, prefix="case"):
     case_id: int
 
 
+class InviteCb(CallbackData, prefix="winv"):
+    """/invite: team chosen (role empty), then role. Re-checked: may the presser manage the team."""
+
+    team_id: int
+    role: str = ""
+
+
+class QueueCb(CallbackData, prefix="wq"):
+    """A queue page. scope: my | team | hromada | unassigned | stale; status: open or a status."""
+
+    scope: str
+    status: str = "open"
+    page: int = 0
+    team_id: int = 0
+
+
+class StatusCb(CallbackData, prefix="wst"):
+    """Change a case's status to `to` (the transition table is checked by the service)."""
+
+    case_id: int
+    to: str
+
+
+class TransferCb(CallbackData, prefix="wtr"):
+    case_id: int
+    team_id: int
+
+
+class AssignCb(CallbackData, prefix="wasg"):
+    case_id: int
+    worker_id: int
+
+
+class DocPickCb(CallbackData, prefix="wdoc"):
+    """Document request: toggle a checklist item (`item` = code), `@done`, or a deadline `days`."""
+
+    case_id: int
+    item: str = ""
+    days: int = 0
+
+
+class RuleCb(CallbackData, prefix="crule"):
+    """Coordinator routing: toggle | add | hromada | service | team (each re-checked)."""
+
+    action: str
+    rule_id: int = 0
+    hromada_id: int = 0
+    service_id: int = 0
+    team_id: int = 0
+
+
 # --- visits, mobile office and reminders (issue 4) ------------------------------------------
 
 
 class VisitNewCb(CallbackData, prefix="vnew"):
-    """"Schedule a home visit" on a case card (rendered by the case card, handled by visits)."""
+    """ "Schedule a home visit" on a case card (rendered by the case card, handled by visits)."""
 
     case_id: int
 
@@ -47,3 +114,19 @@ class DocsReceivedCb(CallbackData, prefix="docrcv"):
 
 
 # --- applications and status imports (issue 5) ----------------------------------------------
+
+
+class AppCb(CallbackData, prefix="app"):
+    """An applicant's action on their application: open | sub | unsub | number (ask for a
+    number; application_id 0). The handler re-checks that the application is registered to the
+    user's verified phone. services.applications.UNSUBSCRIBE_CALLBACK spells `unsub` packed."""
+
+    action: str
+    application_id: int
+
+
+class AppStatusCb(CallbackData, prefix="appst"):
+    """A worker sets an application's status by hand (re-checked: active worker, may manage)."""
+
+    application_id: int
+    status: str
