@@ -202,36 +202,42 @@ class ApplicationService:
             return None
         return resident.phone if resident.phone_verified_at else None
 
-    async def save_verified_phone(
+    async def check_contact(
         self, user: User, *, phone: str, contact_user_id: int | None, sender_telegram_id: int
-    ) -> PhoneResult:
-        """Only a contact the sender shared of themselves (Telegram's own button) counts."""
-        if (
-            contact_user_id is None
-            or contact_user_id != sender_telegram_id
-            or user.telegram_id != (sender_telegram_id)
-        ):
-            return PhoneResult.FOREIGN
+    ) -> tuple[PhoneResult, str | None]:
+        """Read-only check of a shared contact; (SAVED, normalized phone) when it may be stored.
+
+        Only a contact the sender shared of themselves (Telegram's own button) counts."""
+        if contact_user_id is None or contact_user_id != sender_telegram_id:
+            return PhoneResult.FOREIGN, None
+        if user.telegram_id != sender_telegram_id:
+            return PhoneResult.FOREIGN, None
         resident = await self.resident(user)
         if resident is None or resident.consent_at is None or resident.erased_at is not None:
-            return PhoneResult.NO_CONSENT
+            return PhoneResult.NO_CONSENT, None
         normalized = normalize_phone(phone)
         if normalized is None:
-            return PhoneResult.NOT_UKRAINIAN
-        if resident.phone != normalized:
+            return PhoneResult.NOT_UKRAINIAN, None
+        return PhoneResult.SAVED, normalized
+
+    async def store_verified_phone(self, user: User, phone: str) -> None:
+        """Store a phone that `check_contact` accepted."""
+        resident = await self.resident(user)
+        if resident is None:
+            raise ValueError("no resident profile")
+        if resident.phone != phone:
             # A new phone: subscriptions made for the old one's applications no longer apply.
             await self.session.execute(
                 delete(ApplicationSubscription).where(
                     ApplicationSubscription.user_id == user.id,
                     ApplicationSubscription.application_id.in_(
-                        select(Application.id).where(Application.phone != normalized)
+                        select(Application.id).where(Application.phone != phone)
                     ),
                 )
             )
-        resident.phone = normalized
+        resident.phone = phone
         resident.phone_verified_at = self.clock.now()
         await self.session.flush()
-        return PhoneResult.SAVED
 
     # -- reading -----------------------------------------------------------------------------
     async def for_phone(self, phone: str, limit: int = 20) -> list[Application]:
@@ -418,7 +424,10 @@ class ApplicationService:
         application.updated_at = self.clock.now()
         await self.session.flush()
         pushes = await queue_pushes(
-            self.session, [StatusPush(application.id, application.number, status_code, at)], vocabulary
+            self.session,
+            [StatusPush(application.id, application.number, status_code, at)],
+            vocabulary,
+            due_at=self.clock.now(),
         )
         return StatusChangeResult(True, change, pushes)
 
@@ -438,6 +447,8 @@ async def queue_pushes(
     changes: Sequence[StatusPush],
     vocabulary: StatusVocabulary,
     tz: zoneinfo.ZoneInfo = KYIV,
+    *,
+    due_at: datetime | None = None,
 ) -> int:
     """Queue a push to every subscriber of each changed application (one query for all).
 
@@ -473,6 +484,7 @@ async def queue_pushes(
                     "buttons": [[["app.btn_unsubscribe", UNSUBSCRIBE_CALLBACK.format(id=application_id)]]],
                 },
                 application_id=application_id,
+                due_at=due_at,
                 dedupe_key=f"app:{application_id}:{item.status_code}:{stamp}:u{user.id}"[:120],
             )
             queued += message is not None

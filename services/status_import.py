@@ -690,4 +690,6 @@ class StatusImporter:
                 if from_status is not None and state.id is not None:
                     latest[state.id] = StatusPush(state.id, state.number, to_status, at)
             if latest:
-                report.pushes += await queue_pushes(session, list(latest.values()), vocabulary, self.tz)
+                report.pushes += await queue_pushes(
+                    session, list(latest.values()), vocabulary, self.tz, due_at=now
+                )

@@ -1,10 +1,311 @@
-"""Check my application, subscriptions (issue 5)."""
+"""Check my application, subscriptions (issue 5).
+
+The applicant proves their phone with Telegram's own contact button (a forwarded or someone
+else's contact is refused), then sees every application registered to it, or looks one up by
+number (throttled; a number of another phone gets exactly the "not found" answer)."""
 
 from __future__ import annotations
 
-from aiogram import Router
+import html
+import math
+
+from aiogram import F, Router
+from aiogram.filters import Command, Filter, StateFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import (
+    CallbackQuery,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+)
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.i18n import LANGUAGES
+from handlers.callbacks import AppCb
+from handlers.common import show_main_menu
+from handlers.filters import MenuButton
+from handlers.keyboards import MAIN_MENU_KEYS, consent_keyboard, main_menu
+from models import Application, User
+from services.applications import (
+    ApplicationService,
+    HistoryItem,
+    LookupOutcome,
+    PhoneResult,
+    StatusVocabulary,
+    local_date,
+)
+from services.clock import Clock
+from services.workers import WorkerService
+
+SHOWN_MAX = 10
+MENU_KEYS = (*MAIN_MENU_KEYS, "menu.worker_panel", "menu.give_consent")
+
+
+class NotMenuButton(Filter):
+    """True unless the text is a main-menu button (in any language): pressing another feature's
+    button while we wait for a number or a contact goes to that feature."""
+
+    async def __call__(self, message: Message, i18n: I18n) -> bool:
+        text = message.text
+        if not text:
+            return True
+        return not any(text == i18n.gettext(key, locale=lang) for key in MENU_KEYS for lang in LANGUAGES)
+
+
+class AppStates(StatesGroup):
+    waiting_contact = State()
+    waiting_number = State()
+
+
+# -- rendering ---------------------------------------------------------------------------------
+
+
+def kind_label(kind: str) -> str:
+    """Known kinds have a translated name; others are shown as the registry wrote them."""
+    key = f"app.kind.{kind}"
+    text = _(key)
+    return html.escape(kind) if text == key else text
+
+
+def render_card(
+    app: Application, history: list[HistoryItem], vocabulary: StatusVocabulary, locale: str, subscribed: bool
+) -> tuple[str, InlineKeyboardMarkup]:
+    lines = [
+        _("app.history_line")
+        % {
+            "date": local_date(item.changed_at),
+            "status": html.escape(vocabulary.label(item.status_code, locale)),
+        }
+        for item in history
+    ]
+    text = _("app.card") % {
+        "number": html.escape(app.number),
+        "kind": kind_label(app.kind),
+        "status": html.escape(vocabulary.label(app.status_code, locale)),
+        "date": local_date(app.status_changed_at),
+        "next_step": html.escape(vocabulary.next_step(app.status_code, locale)) or "—",
+        "history": "\n".join(lines) or "—",
+    }
+    return text, card_markup(app.id, subscribed)
+
+
+def card_markup(application_id: int, subscribed: bool) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    if subscribed:
+        builder.button(
+            text=_("app.btn_unsubscribe"), callback_data=AppCb(action="unsub", application_id=application_id)
+        )
+    else:
+        builder.button(
+            text=_("app.btn_subscribe"), callback_data=AppCb(action="sub", application_id=application_id)
+        )
+    return builder.as_markup()
+
+
+def number_markup() -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("app.btn_enter_number"), callback_data=AppCb(action="number", application_id=0))
+    return builder.as_markup()
+
+
+def contact_keyboard() -> ReplyKeyboardMarkup:
+    return ReplyKeyboardMarkup(
+        keyboard=[
+            [KeyboardButton(text=_("app.btn_share_phone"), request_contact=True)],
+            [KeyboardButton(text=_("app.btn_back"))],
+        ],
+        resize_keyboard=True,
+        one_time_keyboard=True,
+    )
+
+
+async def send_card(
+    message: Message, service: ApplicationService, user: User, app: Application, locale: str
+) -> None:
+    vocabulary = await StatusVocabulary.load(service.session)
+    history = await service.history(app.id)
+    subscribed = await service.is_subscribed(user, app.id)
+    text, markup = render_card(app, history, vocabulary, locale, subscribed)
+    await message.answer(text, reply_markup=markup)
+
+
+async def show_applications(
+    message: Message, service: ApplicationService, user: User, phone: str, locale: str
+) -> None:
+    apps = await service.for_phone(phone, limit=SHOWN_MAX + 1)
+    if not apps:
+        await message.answer(_("app.none_for_phone") % {"phone": phone}, reply_markup=number_markup())
+        return
+    shown = apps[:SHOWN_MAX]
+    header = _("app.list_header", "app.list_header", len(shown)) % {"n": len(shown), "phone": phone}
+    if len(apps) > SHOWN_MAX:
+        header += "\n" + _("app.more_hidden") % {"n": SHOWN_MAX}
+    await message.answer(header, reply_markup=number_markup())
+    vocabulary = await StatusVocabulary.load(service.session)
+    subscribed = await service.subscribed_ids(user, (a.id for a in shown))
+    for app in shown:
+        history = await service.history(app.id)
+        text, markup = render_card(app, history, vocabulary, locale, app.id in subscribed)
+        await message.answer(text, reply_markup=markup)
+
+
+async def ask_contact(message: Message, state: FSMContext) -> None:
+    await state.set_state(AppStates.waiting_contact)
+    await message.answer(_("app.ask_contact"), reply_markup=contact_keyboard())
+
+
+# -- handlers ----------------------------------------------------------------------------------
+
+
+async def check_application(
+    message: Message, state: FSMContext, session: AsyncSession, user: User, clock: Clock, i18n: I18n
+) -> None:
+    await state.clear()
+    service = ApplicationService(session, clock)
+    resident = await service.resident(user)
+    if resident is None or resident.consent_at is None or resident.erased_at is not None:
+        await message.answer(
+            _("app.need_consent") + "\n\n" + _("consent.text"), reply_markup=consent_keyboard()
+        )
+        return
+    phone = await service.verified_phone(user)
+    if phone is None:
+        await ask_contact(message, state)
+        return
+    await show_applications(message, service, user, phone, i18n.current_locale)
+
+
+async def on_contact(
+    message: Message, state: FSMContext, session: AsyncSession, user: User, clock: Clock, i18n: I18n
+) -> None:
+    contact = message.contact
+    assert contact is not None and message.from_user is not None
+    service = ApplicationService(session, clock)
+    result, phone = await service.check_contact(
+        user,
+        phone=contact.phone_number,
+        contact_user_id=contact.user_id,
+        sender_telegram_id=message.from_user.id,
+    )
+    if result is PhoneResult.FOREIGN:
+        await message.answer(_("app.contact_foreign"), reply_markup=contact_keyboard())
+        return
+    if result is PhoneResult.NOT_UKRAINIAN:
+        await message.answer(_("app.phone_not_ua"))
+        return
+    # FSM storage writes in its own transaction: change the state before this session writes
+    # (SQLite has one writer).
+    await state.clear()
+    if result is PhoneResult.NO_CONSENT or phone is None:
+        await message.answer(
+            _("app.need_consent") + "\n\n" + _("consent.text"), reply_markup=consent_keyboard()
+        )
+        return
+    await service.store_verified_phone(user, phone)
+    is_worker = await WorkerService(session).is_active_worker(user)
+    await message.answer(_("app.phone_saved"), reply_markup=main_menu(is_worker=is_worker))
+    await show_applications(message, service, user, phone, i18n.current_locale)
+
+
+async def contact_back(message: Message, state: FSMContext, session: AsyncSession, user: User) -> None:
+    await state.clear()
+    await show_main_menu(message, session, user)
+
+
+async def contact_expected(message: Message) -> None:
+    await message.answer(_("app.contact_use_button"), reply_markup=contact_keyboard())
+
+
+async def on_number(
+    message: Message, state: FSMContext, session: AsyncSession, user: User, clock: Clock, i18n: I18n
+) -> None:
+    service = ApplicationService(session, clock)
+    result = await service.lookup_number(user, message.text or "")
+    if result.outcome is LookupOutcome.FOUND:
+        # The state stays: another number can be typed right away (/cancel or the menu ends it;
+        # the FSM storage cannot be written after this session wrote the attempt on SQLite).
+        assert result.application is not None
+        await send_card(message, service, user, result.application, i18n.current_locale)
+    elif result.outcome is LookupOutcome.NOT_FOUND:
+        await message.answer(_("app.not_found"))
+    elif result.outcome is LookupOutcome.BAD_NUMBER:
+        await message.answer(_("app.bad_number"))
+    elif result.outcome is LookupOutcome.THROTTLED:
+        await state.clear()
+        seconds = result.retry_after.total_seconds() if result.retry_after else 60
+        await message.answer(_("app.throttled") % {"minutes": max(1, math.ceil(seconds / 60))})
+    else:  # NO_PHONE: consent withdrawn or phone never verified
+        await ask_contact(message, state)
+
+
+async def number_expected(message: Message) -> None:
+    await message.answer(_("app.number_text_only"))
+
+
+async def on_app_button(
+    query: CallbackQuery,
+    callback_data: AppCb,
+    state: FSMContext,
+    session: AsyncSession,
+    user: User,
+    clock: Clock,
+    i18n: I18n,
+) -> None:
+    service = ApplicationService(session, clock)
+    action = callback_data.action
+    message = query.message if isinstance(query.message, Message) else None
+    if action == "number":
+        if await service.verified_phone(user) is None:
+            await query.answer()
+            if message is not None:
+                await ask_contact(message, state)
+            return
+        await state.set_state(AppStates.waiting_number)
+        await query.answer()
+        if message is not None:
+            await message.answer(_("app.ask_number"))
+        return
+    if action == "unsub":
+        # Always allowed: it only removes the user's own subscription row.
+        await service.unsubscribe(user, callback_data.application_id)
+        await query.answer(_("app.unsubscribed"))
+        if message is not None:
+            owned = await service.owned(user, callback_data.application_id)
+            await message.edit_reply_markup(
+                reply_markup=card_markup(owned.id, False) if owned is not None else None
+            )
+        return
+    app = await service.owned(user, callback_data.application_id)
+    if app is None or action not in ("open", "sub"):
+        await query.answer(_("errors.stale_button"), show_alert=True)
+        return
+    if action == "open":
+        await query.answer()
+        if message is not None:
+            await send_card(message, service, user, app, i18n.current_locale)
+        return
+    await service.subscribe(user, app)
+    await query.answer(_("app.subscribed"))
+    if message is not None:
+        await message.edit_reply_markup(reply_markup=card_markup(app.id, True))
 
 
 def create_router() -> Router:
     router = Router(name=__name__)
+    router.message.register(check_application, Command("status"))
+    router.message.register(check_application, MenuButton("menu.check_application"))
+    router.message.register(on_contact, StateFilter(AppStates.waiting_contact, None), F.contact)
+    router.message.register(contact_back, StateFilter(AppStates.waiting_contact), MenuButton("app.btn_back"))
+    router.message.register(contact_expected, StateFilter(AppStates.waiting_contact), NotMenuButton())
+    # Commands (/cancel, /help, ...) pass through to their own handlers.
+    router.message.register(
+        on_number, StateFilter(AppStates.waiting_number), F.text, ~F.text.startswith("/"), NotMenuButton()
+    )
+    router.message.register(number_expected, StateFilter(AppStates.waiting_number), ~F.text)
+    router.callback_query.register(on_app_button, AppCb.filter())
     return router
