@@ -1,0 +1,85 @@
+"""IntakeService directly: case numbers under concurrency, idempotency, priority, notices."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import func, select
+
+from models import Case, CaseCounter, Hromada, OutboxMessage, Resident, Service
+from services.cases import CaseDraft, IntakeService, priority_for
+from services.clock import Clock
+from tests.factories import add_resident, add_worker
+
+
+async def _draft(sessionmaker, hromada: str = "VES", service: str = "subsidy", **kw) -> CaseDraft:
+    async with sessionmaker() as session:
+        h = await session.scalar(select(Hromada).where(Hromada.code == hromada))
+        s = await session.scalar(select(Service).where(Service.code == service))
+        assert h is not None and s is not None
+        return CaseDraft(
+            hromada_id=h.id,
+            settlement_id=None,
+            service_id=s.id,
+            description="Потрібна допомога, дякую.",
+            contact_phone="+380501234567",
+            vulnerability=kw.pop("vulnerability", []),
+            **kw,
+        )
+
+
+async def _file(sessionmaker, resident_id: int, draft: CaseDraft, key: str):
+    async with sessionmaker.begin() as session:
+        resident = await session.get(Resident, resident_id)
+        filed = await IntakeService(session, Clock()).file(resident, draft, key)
+        return filed.case.number, filed.created
+
+
+async def test_numbers_are_unique_and_gapless_under_concurrency(sessionmaker, reference) -> None:
+    draft = await _draft(sessionmaker)
+    residents = [await add_resident(sessionmaker, 50_000 + i) for i in range(12)]
+    results = await asyncio.gather(*(_file(sessionmaker, r.id, draft, f"k{r.id}") for r in residents))
+    numbers = sorted(n for n, _ in results)
+    year = Clock().now().year
+    assert numbers == [f"VES-{year}-{i:06d}" for i in range(1, 13)]
+    async with sessionmaker() as session:
+        counter = await session.get(CaseCounter, ("VES", year))
+        assert counter is not None and counter.last_value == 12
+
+
+async def test_same_key_files_one_case_even_concurrently(sessionmaker, reference) -> None:
+    draft = await _draft(sessionmaker)
+    resident = await add_resident(sessionmaker, 50_100)
+    results = await asyncio.gather(*(_file(sessionmaker, resident.id, draft, "same") for _ in range(3)))
+    assert len({n for n, _ in results}) == 1
+    assert sorted(created for _, created in results) == [False, False, True]
+    async with sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(Case)) == 1
+
+
+async def test_priority_grows_with_each_marker_and_sensitive_service() -> None:
+    assert priority_for([], False) == 0
+    assert 0 < priority_for(["displaced"], False) < priority_for(["displaced", "children"], False)
+    assert priority_for(["elderly_alone", "elderly_alone"], False) == priority_for(["elderly_alone"], False)
+    assert priority_for([], True) > 0
+
+
+async def test_nobody_on_duty_leaves_it_in_the_queue_then_only_the_assignee_is_told(sessionmaker, reference) -> None:
+    await add_worker(sessionmaker, 61, "pl-oblast", on_duty=False)
+    draft = await _draft(sessionmaker, "OML", "child_protection", vulnerability=["children"])
+    resident = await add_resident(sessionmaker, 50_200)
+    await _file(sessionmaker, resident.id, draft, "k1")
+    async with sessionmaker() as session:
+        case = await session.scalar(select(Case))
+        assert case is not None and case.assignee_worker_id is None and case.routing_kind == "fallback"
+        assert case.priority == priority_for(["children"], True)
+        assert await session.scalar(select(func.count()).select_from(OutboxMessage)) == 0
+    await add_worker(sessionmaker, 62, "pl-oblast")
+    await add_worker(sessionmaker, 63, "pl-oblast")
+    # Both on duty and equally loaded: the first takes it and only they are told.
+    await _file(sessionmaker, resident.id, draft, "k2")
+    async with sessionmaker() as session:
+        rows = (await session.scalars(select(OutboxMessage))).all()
+        assert [r.kind for r in rows] == ["case_new"]
+        # Sensitive service: no description excerpt even in a personal notice.
+        assert rows[0].payload["excerpt"] == "—"
