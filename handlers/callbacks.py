@@ -113,6 +113,40 @@ class DocsReceivedCb(CallbackData, prefix="docrcv"):
     request_id: int
 
 
+class VisitCalCb(CallbackData, prefix="vcal"):
+    """The visit form: month page (value YYYYMM), day (YYYYMMDD), time (YYYYMMDDHH), skip, noop.
+    visit_id > 0 when moving an existing visit. Re-checked: may the presser act on the case."""
+
+    action: str
+    case_id: int
+    visit_id: int = 0
+    value: str = ""
+
+
+class VisitAnswerCb(CallbackData, prefix="vans"):
+    """The resident's answer to a visit: confirm | reschedule | cancel | cancel_yes | cancel_no.
+    Re-checked: the presser is the resident of the visit's case."""
+
+    action: str
+    visit_id: int
+
+
+class VisitWorkerCb(CallbackData, prefix="vwrk"):
+    """A worker's action on a visit: move | cancel (re-checked against the case's team)."""
+
+    action: str
+    visit_id: int
+
+
+class MobileOfficeCb(CallbackData, prefix="mo"):
+    """Mobile office: hromada/settlement pick, trip, slot, book, subscribe, cancel booking,
+    coordinator delete. Ids are hints; the service re-checks each one."""
+
+    action: str
+    id: int = 0
+    value: str = ""
+
+
 # --- applications and status imports (issue 5) ----------------------------------------------
 
 

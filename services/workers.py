@@ -8,11 +8,26 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
 
-from models import AuditEntry, Invite, Team, TeamMember, User, Worker, utcnow
+from models import (
+    AuditEntry,
+    Hromada,
+    Invite,
+    RoutingRule,
+    Service,
+    Team,
+    TeamMember,
+    User,
+    Worker,
+    utcnow,
+)
 from models.people import ROLE_COORDINATOR, ROLES
 
 INVITE_PREFIX = "inv_"
+# Telegram deep-link payloads are at most 64 characters of [A-Za-z0-9_-].
+_PAYLOAD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+MAX_INVITE_TTL = timedelta(days=30)
 
 
 class InviteError(Exception):
@@ -64,6 +79,8 @@ class WorkerService:
         """Returns the raw token once; only its hash is stored."""
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}")
+        if not timedelta(0) < ttl <= MAX_INVITE_TTL:
+            raise ValueError("invite lifetime must be between 0 and 30 days")
         if not await self.can_manage_team(creator, team.id):
             raise PermissionError("not a coordinator of this team")
         token = secrets.token_urlsafe(18)
@@ -90,6 +107,8 @@ class WorkerService:
         return INVITE_PREFIX + token
 
     async def can_manage_team(self, worker: Worker, team_id: int) -> bool:
+        if not worker.active:
+            return False
         if worker.is_admin:
             return True
         member = await self.session.scalar(
@@ -105,17 +124,28 @@ class WorkerService:
         self, *, payload: str, user: User, display_name: str, now: datetime | None = None
     ) -> TeamMember:
         """Single use, checked under a row lock so two taps of one link make one member."""
-        if not payload.startswith(INVITE_PREFIX):
+        token = payload.removeprefix(INVITE_PREFIX)
+        if (
+            not payload.startswith(INVITE_PREFIX)
+            or not 16 <= len(token) <= 60
+            or not set(token) <= _PAYLOAD_CHARS
+        ):
             raise InviteError("unknown")
         now = now or utcnow()
         invite = await self.session.scalar(
             select(Invite)
-            .where(Invite.token_hash == hash_token(payload.removeprefix(INVITE_PREFIX)))
+            .where(Invite.token_hash == hash_token(token))
             .with_for_update()
+            .execution_options(populate_existing=True)
         )
         if invite is None or invite.revoked_at is not None:
             raise InviteError("unknown")
         if invite.used_at is not None:
+            if invite.used_by_user_id == user.id:
+                # The same person tapped the link twice: they are in already, not refused.
+                member = await self._membership_of(user, invite.team_id)
+                if member is not None:
+                    return member
             raise InviteError("used")
         if invite.expires_at <= now:
             raise InviteError("expired")
@@ -146,3 +176,151 @@ class WorkerService:
         )
         await self.session.flush()
         return member
+
+    async def _membership_of(self, user: User, team_id: int) -> TeamMember | None:
+        return await self.session.scalar(
+            select(TeamMember)
+            .join(Worker, Worker.id == TeamMember.worker_id)
+            .where(Worker.user_id == user.id, Worker.active.is_(True), TeamMember.team_id == team_id)
+        )
+
+    async def manageable_teams(self, worker: Worker) -> list[Team]:
+        """Teams this worker may invite to: all for an admin, else the ones they coordinate."""
+        if not worker.active:
+            return []
+        query = select(Team).order_by(Team.name_uk)
+        if not worker.is_admin:
+            query = query.join(TeamMember, TeamMember.team_id == Team.id).where(
+                TeamMember.worker_id == worker.id, TeamMember.role == ROLE_COORDINATOR
+            )
+        return list((await self.session.scalars(query)).all())
+
+    async def is_coordinator(self, worker: Worker) -> bool:
+        return bool(await self.manageable_teams(worker))
+
+
+class RoutingAdminError(Exception):
+    """A refused routing change; `code` is a message-key suffix."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class RoutingAdmin:
+    """Coordinators change their hromadas' routing while the bot runs (routing is read from the
+    database per request, so no restart). Every change is audited."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def hromadas(self, worker: Worker) -> list[Hromada]:
+        if not worker.active:
+            return []
+        query = select(Hromada).order_by(Hromada.name_uk)
+        if not worker.is_admin:
+            query = (
+                query.join(Team, Team.hromada_id == Hromada.id)
+                .join(TeamMember, TeamMember.team_id == Team.id)
+                .where(TeamMember.worker_id == worker.id, TeamMember.role == ROLE_COORDINATOR)
+                .distinct()
+            )
+        return list((await self.session.scalars(query)).all())
+
+    async def _hromada_ids(self, worker: Worker) -> set[int]:
+        return {h.id for h in await self.hromadas(worker)}
+
+    async def rules(self, worker: Worker) -> list[RoutingRule]:
+        ids = await self._hromada_ids(worker)
+        if not ids:
+            return []
+        rows = await self.session.scalars(
+            select(RoutingRule)
+            .options(
+                selectinload(RoutingRule.team),
+                selectinload(RoutingRule.service),
+                selectinload(RoutingRule.hromada),
+                selectinload(RoutingRule.settlement),
+            )
+            .where(RoutingRule.hromada_id.in_(ids))
+            .order_by(RoutingRule.hromada_id, RoutingRule.kind.desc(), RoutingRule.id)
+        )
+        return list(rows.all())
+
+    async def toggle(self, worker: Worker, rule_id: int) -> RoutingRule:
+        rule = await self.session.get(RoutingRule, rule_id, with_for_update=True)
+        if rule is None or rule.hromada_id not in await self._hromada_ids(worker):
+            raise RoutingAdminError("not_found")
+        rule.active = not rule.active
+        self._audit(worker, "routing_rule_toggled", rule, {"active": rule.active})
+        await self.session.flush()
+        return rule
+
+    async def delegation_teams(self, worker: Worker, hromada_id: int) -> list[Team]:
+        """Teams of other hromadas of the same oblast (inter-municipal cooperation)."""
+        hromada = await self.session.get(Hromada, hromada_id)
+        if hromada is None or hromada.id not in await self._hromada_ids(worker):
+            raise RoutingAdminError("not_found")
+        rows = await self.session.scalars(
+            select(Team)
+            .where(
+                Team.oblast == hromada.oblast,
+                Team.is_oblast_fallback.is_(False),
+                Team.hromada_id != hromada.id,
+            )
+            .order_by(Team.name_uk)
+        )
+        return list(rows.all())
+
+    async def add_delegation(
+        self, worker: Worker, hromada_id: int, service_id: int, team_id: int
+    ) -> tuple[RoutingRule, bool]:
+        """A delegation rule (hromada, service) → another hromada's team; (rule, created)."""
+        if team_id not in {t.id for t in await self.delegation_teams(worker, hromada_id)}:
+            raise RoutingAdminError("not_found")
+        hromada = await self.session.get(Hromada, hromada_id)
+        if await self.session.get(Service, service_id) is None or hromada is None:
+            raise RoutingAdminError("not_found")
+        rule = await self.session.scalar(
+            select(RoutingRule).where(
+                RoutingRule.kind == "delegation",
+                RoutingRule.hromada_id == hromada_id,
+                RoutingRule.service_id == service_id,
+                RoutingRule.settlement_id.is_(None),
+                RoutingRule.team_id == team_id,
+            )
+        )
+        created = rule is None
+        if rule is None:
+            rule = RoutingRule(
+                kind="delegation",
+                oblast=hromada.oblast,
+                hromada_id=hromada_id,
+                service_id=service_id,
+                settlement_id=None,
+                team_id=team_id,
+                active=True,
+            )
+            self.session.add(rule)
+            await self.session.flush()
+        else:
+            rule.active = True
+        self._audit(worker, "routing_delegation_added", rule, {"created": created})
+        await self.session.flush()
+        return rule, created
+
+    def _audit(self, worker: Worker, action: str, rule: RoutingRule, extra: dict[str, object]) -> None:
+        self.session.add(
+            AuditEntry(
+                actor_user_id=worker.user_id,
+                action=action,
+                object_type="routing_rule",
+                object_id=str(rule.id),
+                data={
+                    "hromada_id": rule.hromada_id,
+                    "service_id": rule.service_id,
+                    "team_id": rule.team_id,
+                    **extra,
+                },
+            )
+        )
