@@ -1,0 +1,111 @@
+"""Forged and foreign presses on case buttons: a polite refusal, and nothing changes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select
+
+from models import Case, CaseEvent, CaseMessage, OutboxMessage
+from models.cases import NEW
+from models.people import ROLE_COORDINATOR
+from services.clock import FrozenClock
+from tests.factories import add_resident, add_worker
+from tests.test_case_actions import make_case
+
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(NOW)
+
+
+async def _snapshot(sessionmaker, case_id: int) -> tuple:
+    async with sessionmaker() as session:
+        case = await session.get(Case, case_id)
+        return (
+            case.status,
+            case.assignee_worker_id,
+            case.team_id,
+            await session.scalar(select(func.count()).select_from(CaseEvent)),
+            await session.scalar(select(func.count()).select_from(CaseMessage)),
+            await session.scalar(select(func.count()).select_from(OutboxMessage)),
+        )
+
+
+FORGED = [
+    "case:open:{id}",
+    "case:take:{id}",
+    "case:status:{id}",
+    "case:write:{id}",
+    "case:docs:{id}",
+    "case:files:{id}",
+    "case:assign:{id}",
+    "case:transfer:{id}",
+    "wst:{id}:resolved",
+    "wst:{id}:in_progress",
+    "wtr:{id}:1",
+    "wasg:{id}:1",
+    "wdoc:{id}:passport:0",
+    "wdoc:{id}::7",
+]
+
+
+async def test_outsiders_get_polite_refusals_and_change_nothing(
+    make_client, reference, sessionmaker, clock
+) -> None:
+    owner = await add_resident(sessionmaker, 1001)
+    await add_resident(sessionmaker, 1002)
+    await add_worker(sessionmaker, 1101, "ves-csp")
+    await add_worker(sessionmaker, 1102, "pyr-cnap")  # another hromada
+    await add_worker(sessionmaker, 1103, "pyr-tercentre", role=ROLE_COORDINATOR)  # coordinator elsewhere
+    case_id = await make_case(sessionmaker, owner, status=NEW)
+    before = await _snapshot(sessionmaker, case_id)
+    for tg_id in (1002, 1102, 1103):
+        client = make_client(user_id=tg_id)
+        for template in FORGED:
+            replies = await client.click_data(template.format(id=case_id))
+            assert replies and replies[0].kind == "alert", (tg_id, template, replies)
+            assert not any(r.kind == "message" for r in replies), (tg_id, template)
+        # Nothing half-started: a text now is not taken as a reason or a message to the resident.
+        await client.send("Відхилити, бо так")
+    assert await _snapshot(sessionmaker, case_id) == before
+
+
+async def test_forged_ids_and_actions_are_refused(make_client, reference, sessionmaker) -> None:
+    await add_worker(sessionmaker, 1201, "ves-csp")
+    worker = make_client(user_id=1201)
+    for data, expected in (
+        ("case:take:999", "Звернення не знайдено"),
+        ("case:open:999", "Звернення не знайдено"),
+        ("wst:999:resolved", "Звернення не знайдено"),
+        ("case:explode:1", "кнопка вже неактивна"),
+        ("wq:team:open:0:999", "кнопка вже неактивна"),
+    ):
+        replies = await worker.click_data(data)
+        assert replies and replies[0].kind == "alert", data
+        assert expected in replies[0].text, (data, replies[0].text)
+
+
+async def test_worker_cannot_skip_the_transition_table_or_take_a_taken_case(
+    make_client, reference, sessionmaker, clock
+) -> None:
+    owner = await add_resident(sessionmaker, 1301)
+    await add_worker(sessionmaker, 1302, "ves-csp")
+    await add_worker(sessionmaker, 1303, "ves-csp")
+    case_id = await make_case(sessionmaker, owner, status=NEW)
+    first, second = make_client(user_id=1302), make_client(user_id=1303)
+    # new → resolved is not in the table.
+    replies = await first.click_data(f"wst:{case_id}:resolved")
+    assert replies[0].kind == "alert" and "не передбачено" in replies[0].text
+    await first.click_data(f"case:take:{case_id}")
+    replies = await second.click_data(f"case:take:{case_id}")
+    assert replies[0].kind == "alert" and "інший працівник" in replies[0].text
+    # A double tap on the same status: one event.
+    await first.click_data(f"wst:{case_id}:visit_planned")
+    await first.click_data(f"wst:{case_id}:visit_planned")
+    async with sessionmaker() as session:
+        kinds = (await session.scalars(select(CaseEvent.to_status).where(CaseEvent.kind == "status"))).all()
+        assert kinds == ["in_progress", "visit_planned"]
