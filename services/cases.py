@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
 
 from models import (
     Attachment,
@@ -294,3 +295,27 @@ def _ids_only(detail: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+class ResidentCases:
+    """Read side of "My requests": a resident's own cases, newest first, a page at a time."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def page(self, resident_id: int, page: int, size: int) -> tuple[int, list[Case]]:
+        total = int(
+            await self.session.scalar(
+                select(func.count()).select_from(Case).where(Case.resident_id == resident_id)
+            )
+            or 0
+        )
+        rows = await self.session.scalars(
+            select(Case)
+            .options(selectinload(Case.service))
+            .where(Case.resident_id == resident_id)
+            .order_by(Case.created_at.desc(), Case.id.desc())
+            .offset(max(page, 0) * size)
+            .limit(size)
+        )
+        return total, list(rows.all())
