@@ -11,6 +11,7 @@ from aiogram.types import TelegramObject
 from aiogram.types import User as TgUser
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.storage import current_session
 from services.users import UserService
 
 log = logging.getLogger(__name__)
@@ -27,11 +28,14 @@ class DbSessionMiddleware(BaseMiddleware):
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         async with self.sessionmaker() as session:
             data["session"] = session
+            token = current_session.set(session)
             try:
                 result = await handler(event, data)
             except Exception:
                 await session.rollback()
                 raise
+            finally:
+                current_session.reset(token)
             await session.commit()
             return result
 

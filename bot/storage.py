@@ -1,17 +1,27 @@
-"""aiogram FSM storage in our own database, so form drafts survive a restart with no Redis."""
+"""aiogram FSM storage in our own database, so form drafts survive a restart with no Redis.
+
+Inside an update, FSM reads and writes join the update's unit of work (the session the
+DB-session middleware opened, published through `current_session`): one connection per
+update, so many simultaneous users cannot exhaust the pool by each holding one connection
+while waiting for a second, and a draft changes atomically with what the handler did.
+Outside an update (aiogram pre-reading the state, tools) it uses short transactions.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder, KeyBuilder, StateType, StorageKey
-from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models.fsm import FsmRecord
+
+current_session: ContextVar[AsyncSession | None] = ContextVar("hromada_current_session", default=None)
 
 
 class SqlStorage(BaseStorage):
@@ -24,8 +34,27 @@ class SqlStorage(BaseStorage):
     def _key(self, key: StorageKey) -> str:
         return self.key_builder.build(key)
 
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[AsyncSession]:
+        shared = current_session.get()
+        if shared is not None:
+            # A savepoint, so a lost insert race does not spoil the update's transaction.
+            async with shared.begin_nested():
+                yield shared
+            return
+        async with self.sessionmaker.begin() as session:
+            yield session
+
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[AsyncSession]:
+        shared = current_session.get()
+        if shared is not None:
+            yield shared
+            return
+        async with self.sessionmaker() as session:
+            yield session
+
     async def _upsert(self, key: StorageKey, **values: Any) -> None:
-        # Its own short transaction: FSM writes must not depend on the handler's unit of work.
         # Two first writes for one key can race to INSERT; the loser simply retries as an UPDATE.
         for attempt in range(2):
             try:
@@ -36,8 +65,8 @@ class SqlStorage(BaseStorage):
                     raise
 
     async def _write(self, key: str, values: dict[str, Any]) -> None:
-        async with self.sessionmaker.begin() as session:
-            record = await session.get(FsmRecord, key, with_for_update=True)
+        async with self._writing() as session:
+            record = await session.get(FsmRecord, key, with_for_update=True, populate_existing=True)
             if record is None:
                 record = FsmRecord(key=key, state=None, data={})
                 session.add(record)
@@ -45,19 +74,17 @@ class SqlStorage(BaseStorage):
                 setattr(record, name, value)
             if record.state is None and not record.data:
                 # An empty state is no state: keep the table small.
-                was_stored = record not in session.new
-                session.expunge(record)
-                if was_stored:
-                    # A Core DELETE: two concurrent clears of one key must not fail on SQLite
-                    # (no row lock there), the second simply deletes nothing.
-                    await session.execute(delete(FsmRecord).where(FsmRecord.key == key))
+                if record in session.new:
+                    session.expunge(record)
+                else:
+                    await session.delete(record)
 
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:
         value = state.state if isinstance(state, State) else state
         await self._upsert(key, state=value)
 
     async def get_state(self, key: StorageKey) -> str | None:
-        async with self.sessionmaker() as session:
+        async with self._reading() as session:
             record = await session.get(FsmRecord, self._key(key))
             return record.state if record else None
 
@@ -65,7 +92,7 @@ class SqlStorage(BaseStorage):
         await self._upsert(key, data=dict(data))
 
     async def get_data(self, key: StorageKey) -> dict[str, Any]:
-        async with self.sessionmaker() as session:
+        async with self._reading() as session:
             record = await session.get(FsmRecord, self._key(key))
             return dict(record.data) if record else {}
 
