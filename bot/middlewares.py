@@ -12,6 +12,7 @@ from aiogram.types import User as TgUser
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.storage import current_session
+from services.outbox import OUTBOX_DIRTY
 from services.users import UserService
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,11 @@ class DbSessionMiddleware(BaseMiddleware):
             finally:
                 current_session.reset(token)
             await session.commit()
+            # Notifications this update queued are committed now: have them sent at once
+            # instead of at the next poll (`delivery` exists when the scheduler runs).
+            delivery = data.get("delivery")
+            if session.info.pop(OUTBOX_DIRTY, False) and delivery is not None:
+                delivery.kick()
             return result
 
 

@@ -17,6 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models import OutboxMessage, User, utcnow
 from models.outbox import CANCELLED, PENDING
 
+# Set on the session when a message is queued; the unit-of-work middleware kicks delivery
+# after its commit.
+OUTBOX_DIRTY = "outbox_dirty"
+
 
 async def enqueue(
     session: AsyncSession,
@@ -59,6 +63,7 @@ async def enqueue(
     )
     session.add(message)
     await session.flush()
+    session.info[OUTBOX_DIRTY] = True
     return message
 
 
