@@ -361,7 +361,7 @@ class CaseActions:
                 kind="case_assigned",
                 payload={
                     "number": case.number,
-                    "buttons": [["worker.btn.open", OPEN_CASE_DATA.format(id=case.id)]],
+                    "buttons": [[["worker.btn.open", OPEN_CASE_DATA.format(id=case.id)]]],
                 },
                 case_id=case.id,
             )
@@ -445,7 +445,12 @@ class CaseActions:
             case,
             "case_transferred_to_team",
             {"note": html.escape(note)},
-            buttons=[["worker.btn.take", TAKE_CASE_DATA.format(id=case.id)]],
+            buttons=[
+                [
+                    ["worker.btn.take", TAKE_CASE_DATA.format(id=case.id)],
+                    ["worker.btn.open", OPEN_CASE_DATA.format(id=case.id)],
+                ]
+            ],
         )
         self.session.add(
             AuditEntry(
@@ -561,7 +566,7 @@ class CaseActions:
         kind: str,
         payload: dict[str, Any],
         *,
-        buttons: list[list[str]] | None = None,
+        buttons: list[list[list[str]]] | None = None,
         dedupe: str | None = None,
     ) -> None:
         """To the assignee, else to the on-duty members of the case's team."""
@@ -576,7 +581,7 @@ class CaseActions:
         body = {
             "number": case.number,
             **payload,
-            "buttons": buttons or [["worker.btn.open", OPEN_CASE_DATA.format(id=case.id)]],
+            "buttons": buttons or [[["worker.btn.open", OPEN_CASE_DATA.format(id=case.id)]]],
         }
         for user in users:
             await enqueue(

@@ -210,7 +210,7 @@ async def test_resident_sees_only_own_cases_and_messages_reach_on_duty_workers(
         notices = (await session.scalars(select(OutboxMessage))).all()
         assert [(n.kind, n.chat_id) for n in notices] == [("case_message_to_worker", 611)]
         assert notices[0].payload["text"] == "Коли &lt;прийдете&gt;?"
-        assert notices[0].payload["buttons"] == [["worker.btn.open", f"case:open:{case_id}"]]
+        assert notices[0].payload["buttons"] == [[["worker.btn.open", f"case:open:{case_id}"]]]
         assert await session.scalar(select(func.count()).select_from(CaseMessage)) == 1
 
 
@@ -269,3 +269,45 @@ async def test_transfer_moves_case_and_tells_resident_and_new_team(sessionmaker,
             if n.kind != "case_status_changed"
         )
         assert kinds == [("case_transferred", 530), ("case_transferred_to_team", 631)]
+
+
+async def test_every_notice_renders_in_both_languages(app, sessionmaker, reference, clock) -> None:
+    """Each outbox kind CaseActions writes has its text and buttons in uk and en."""
+    from bot.delivery import render
+
+    resident = await add_resident(sessionmaker, 540)
+    w = await add_worker(sessionmaker, 640, "ves-csp")
+    coord = await add_worker(sessionmaker, 641, "ves-csp", role=ROLE_COORDINATOR)
+    await add_worker(sessionmaker, 642, "zp-oblast")
+    case_id = await make_case(sessionmaker, resident)
+    async with sessionmaker.begin() as session:
+        actions = CaseActions(session, clock)
+        user = await _user_of(session, resident.id)
+        worker = await _worker(session, w.id)
+        await actions.assign(case_id, await _worker(session, coord.id), w.id)
+        await actions.take(case_id, worker)
+        await actions.resident_message(user, case_id, "50% готово")
+        await actions.resident_attachment(user, case_id, kind="document", file_id="d", file_unique_id="ud")
+        await actions.relay_to_resident(case_id, worker, "ok")
+        oblast = await session.scalar(select(Team).where(Team.code == "zp-oblast"))
+        await actions.transfer(case_id, worker, oblast.id, "note")
+        await actions.cancel_by_resident(user, case_id, "не треба")
+    async with sessionmaker() as session:
+        messages = (await session.scalars(select(OutboxMessage))).all()
+    kinds = {m.kind for m in messages}
+    assert kinds == {
+        "case_assigned",
+        "case_status_changed",
+        "case_message_to_worker",
+        "case_attachment_to_worker",
+        "case_message_to_resident",
+        "case_transferred",
+        "case_transferred_to_team",
+        "case_cancelled_to_worker",
+    }
+    for message in messages:
+        for language in ("uk", "en"):
+            text, markup = render(app.i18n, message, language)
+            assert text and not text.startswith("outbox."), (message.kind, language)
+            for row in markup.inline_keyboard if markup else []:
+                assert all(not b.text.startswith("worker.btn") for b in row)

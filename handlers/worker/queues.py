@@ -76,7 +76,7 @@ def render_page(
         paging += 1
     if paging:
         sizes.append(paging)
-    for row in extra_rows or []:
+    for row in [*(extra_rows or []), [(_("worker.btn.panel"), QueueCb(scope="panel").pack())]]:
         for text, data in row:
             builder.button(text=text, callback_data=data)
         sizes.append(len(row))
