@@ -50,7 +50,7 @@ VISIT_REMINDER_KINDS = frozenset({"visit_day_before", "visit_soon"})
 DOCS_REMINDER_KINDS = frozenset({"docs_reminder", "docs_reminder_open"})
 RENEWAL_KINDS = frozenset({"renewal_due"})
 # A visit's own notices (new, changed) are also dropped if the visit is gone before they leave.
-VISIT_NOTICE_KINDS = frozenset({"visit_new"})
+VISIT_NOTICE_KINDS = frozenset({"visit_new", "visit_changed"})
 FINISHED_VISIT = ("cancelled", "done")
 
 
