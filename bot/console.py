@@ -113,12 +113,12 @@ class Console:
         if role not in self.clients:
             self.say("  (use :as resident or :as worker)")
             return
-        if role == "worker":
-            await ensure_console_worker(self.app)
         self.role = role
         self.inline = []
         self.say(f"── now you are the {role} ──")
         self.show(self.client.read())
+        if self.client.keyboard is None:  # first time as this person: bring up their menu
+            self.show(await self.client.send("/menu"))
 
     async def handle(self, line: str) -> bool:
         """One input line; False means quit."""
@@ -158,7 +158,9 @@ class Console:
         """Send due outbox messages (notifications to the other person) and say who got one."""
         if not await self.deliverer.deliver_due():
             return
-        self.show(self.client.read())
+        mine = self.client.read()
+        if mine:
+            self.show(mine)
         for role, client in self.clients.items():
             waiting = client.unread_count()
             if role != self.role and waiting:
@@ -202,6 +204,8 @@ async def run_console(
                 sample = sample_reference_path()
                 if empty and sample is not None:
                     await load_reference_file(session, sample)
+            # The worker exists from the start, so the resident's requests are assigned to them.
+            await ensure_console_worker(app)
         console = Console(app, RecordingSession(), out)
         console.say("hromada-bot offline console — type :help for commands, /start to begin.")
         interactive = stdin.isatty()

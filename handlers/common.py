@@ -24,8 +24,12 @@ async def show_main_menu(message: Message, session: AsyncSession, user: User) ->
     users = UserService(session)
     consented = await users.has_consent(user)
     is_worker = await WorkerService(session).is_active_worker(user)
+    if consented:
+        prompt = _("menu.prompt")
+    else:
+        prompt = _("menu.prompt_worker") if is_worker else _("menu.prompt_no_consent")
     await message.answer(
-        _("menu.prompt") if consented else _("menu.prompt_no_consent"),
+        prompt,
         reply_markup=main_menu(with_personal=consented, is_worker=is_worker),
     )
 
@@ -36,7 +40,9 @@ async def start(message: Message, state: FSMContext, session: AsyncSession, user
         # First contact: greet in Ukrainian (or the app's language guess) and ask for a language.
         await message.answer(_("start.greeting_new"), reply_markup=language_keyboard())
         return
-    if not await UserService(session).has_consent(user):
+    # Workers act for their institution: their menu does not wait for a resident's consent.
+    is_worker = await WorkerService(session).is_active_worker(user)
+    if not is_worker and not await UserService(session).has_consent(user):
         await message.answer(_("consent.text"), reply_markup=consent_keyboard())
         return
     await message.answer(_("start.greeting_back"))
