@@ -533,13 +533,22 @@ class StatusImporter:
             raise ImportRefused("no_statuses")
         report = ImportReport(batch=uuid.uuid4().hex[:16])
         reader = await asyncio.to_thread(TableReader(path).__enter__)
+        validator = RowValidator(reader.columns, vocabulary, hromadas, self.clock.now(), self.tz)
+        rows = reader.rows()
+
+        def read_next() -> tuple[list[ValidRow], list[Rejection], int, ImportRefused | None, float | None]:
+            chunk = _read_chunk(rows, validator, self.batch_size)
+            return (*chunk, reader.fraction())
+
+        # The next batch is read and validated in a thread while this one is written: two
+        # batches in memory at most.
+        pending: asyncio.Future[Any] | None = asyncio.ensure_future(asyncio.to_thread(read_next))
         try:
-            validator = RowValidator(reader.columns, vocabulary, hromadas, self.clock.now(), self.tz)
-            rows = reader.rows()
-            while True:
-                valid, rejected, seen, stop = await asyncio.to_thread(
-                    _read_chunk, rows, validator, self.batch_size
-                )
+            while pending is not None:
+                valid, rejected, seen, stop, fraction = await pending
+                pending = None
+                if stop is None and seen >= self.batch_size:
+                    pending = asyncio.ensure_future(asyncio.to_thread(read_next))
                 report.rows += seen
                 for rejection in rejected:
                     report.reject(rejection)
@@ -547,13 +556,12 @@ class StatusImporter:
                     async with self.sessionmaker.begin() as session:
                         await self._apply(session, valid, vocabulary, report)
                 if progress is not None and seen:
-                    await progress(ImportProgress(report.rows, reader.fraction()))
+                    await progress(ImportProgress(report.rows, fraction))
                 if stop is not None:
                     report.stopped = stop
-                    break
-                if seen < self.batch_size:
-                    break
         finally:
+            if pending is not None:  # a write failed: let the reading thread finish first
+                await asyncio.gather(pending, return_exceptions=True)
             await asyncio.to_thread(reader.close)
         async with self.sessionmaker.begin() as session:
             session.add(
@@ -625,8 +633,11 @@ class StatusImporter:
 
         new = [s for s in states.values() if s.id is None]
         if new:
+            # Core, not ORM bulk insert: the ORM splits the rows into runs by which values are
+            # None (hromada), which costs a round trip per few rows.
+            table = Application.__table__
             inserted = await session.execute(
-                insert(Application).returning(Application.id, Application.number),
+                insert(table).returning(table.c.id, table.c.number),
                 [
                     {
                         "number": s.number,
@@ -670,7 +681,7 @@ class StatusImporter:
             )
         if changes:
             await session.execute(
-                insert(ApplicationStatusChange),
+                insert(ApplicationStatusChange.__table__),
                 [
                     {
                         "application_id": state.id,
