@@ -8,11 +8,9 @@ tables. With CI=true a PostgreSQL that does not answer is a failure, not a skip.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-import asyncpg
 import pytest
 import pytest_asyncio
 from aiogram import Bot
@@ -26,44 +24,24 @@ from bot.migrate import upgrade
 from bot.offline import BotClient, RecordingSession
 from bot.settings import DatabaseSettings, Settings, load_settings
 from services.clock import Clock
+from tests.pgtools import PG_ADMIN_DSN, create_database, drop_database, pg_problem
 
-PG_ADMIN_DSN = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SAMPLE_REFERENCE = Path(__file__).resolve().parent.parent / "data" / "sample_reference.yaml"
 
 
-async def _pg_available() -> str | None:
-    try:
-        conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
-    except (OSError, asyncpg.PostgresError) as exc:
-        return f"{type(exc).__name__}: {exc}"
-    await conn.close()
-    return None
-
-
 async def create_pg_database() -> tuple[str, str]:
-    """A new empty database; returns (its SQLAlchemy URL, its name)."""
-    problem = await _pg_available()
+    """A new empty database; returns (its SQLAlchemy URL, its name). Skips the test when
+    PostgreSQL does not answer, except in CI, where that fails it."""
+    problem = await pg_problem()
     if problem:
         if IN_CI:
             pytest.fail(f"PostgreSQL is required in CI and does not answer at {PG_ADMIN_DSN}: {problem}")
         pytest.skip(f"PostgreSQL not available: {problem}")
-    name = f"hromada_test_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    return f"{base}/{name}", name
+    return await create_database()
 
 
-async def drop_pg_database(name: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+drop_pg_database = drop_database
 
 
 @pytest_asyncio.fixture(scope="session", params=["sqlite", "postgresql"], loop_scope="session")
