@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from babel.messages.pofile import read_po
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
@@ -147,45 +147,16 @@ class CaseActions:
             raise NotFound()
         return resident
 
-    def _access_columns(self, worker: Worker) -> tuple[Any, Any]:
-        """Two SQL booleans for the row's case: member of its team; coordinator of its team or
-        hromada. Evaluated in the same statement that loads the case."""
-        member = (
-            select(TeamMember.id)
-            .where(TeamMember.worker_id == worker.id, TeamMember.team_id == Case.team_id)
-            .exists()
-        )
-        coordinator = (
-            select(TeamMember.id)
-            .join(Team, Team.id == TeamMember.team_id)
-            .where(
-                TeamMember.worker_id == worker.id,
-                TeamMember.role == ROLE_COORDINATOR,
-                or_(Team.id == Case.team_id, Team.hromada_id == Case.hromada_id),
-            )
-            .exists()
-        )
-        return member, coordinator
-
     async def _load_for_worker(
         self, worker: Worker, case_id: int, *, lock: bool, refs: bool
     ) -> tuple[Case, Access]:
         if not worker.active:
             raise NotFound()
-        member, coordinator = self._access_columns(worker)
-        query = select(Case, member, coordinator).where(Case.id == case_id)
-        if lock:
-            query = query.with_for_update(of=Case)
-        if refs:
-            query = query.options(
-                joinedload(Case.service),
-                joinedload(Case.team),
-                joinedload(Case.settlement),
-                joinedload(Case.hromada),
-                joinedload(Case.assignee),
-                joinedload(Case.resident).joinedload(Resident.user),
+        row = (
+            await self.session.execute(
+                _worker_case_statement(lock, refs), {"case_id": case_id, "worker_id": worker.id}
             )
-        row = (await self.session.execute(query.execution_options(populate_existing=True))).first()
+        ).first()
         if row is None:
             raise NotFound()
         access = Access(bool(row[1]), bool(row[2]) or worker.is_admin)
@@ -592,6 +563,41 @@ class CaseActions:
                 case_id=case.id,
                 dedupe_key=f"{dedupe}:{user.id}" if dedupe else None,
             )
+
+
+@lru_cache(maxsize=4)
+def _worker_case_statement(lock: bool, refs: bool) -> Any:
+    """The case and two booleans about the worker (bound as :worker_id) in one statement: a
+    member of its team; a coordinator of its team or of its hromada. Built once, reused."""
+    worker_id = bindparam("worker_id")
+    member = (
+        select(TeamMember.id)
+        .where(TeamMember.worker_id == worker_id, TeamMember.team_id == Case.team_id)
+        .exists()
+    )
+    coordinator = (
+        select(TeamMember.id)
+        .join(Team, Team.id == TeamMember.team_id)
+        .where(
+            TeamMember.worker_id == worker_id,
+            TeamMember.role == ROLE_COORDINATOR,
+            or_(Team.id == Case.team_id, Team.hromada_id == Case.hromada_id),
+        )
+        .exists()
+    )
+    query = select(Case, member, coordinator).where(Case.id == bindparam("case_id"))
+    if lock:
+        query = query.with_for_update(of=Case)
+    if refs:
+        query = query.options(
+            joinedload(Case.service),
+            joinedload(Case.team),
+            joinedload(Case.settlement),
+            joinedload(Case.hromada),
+            joinedload(Case.assignee),
+            joinedload(Case.resident).joinedload(Resident.user),
+        )
+    return query.execution_options(populate_existing=True)
 
 
 def _clean(text: str | None, limit: int, *, code: str = "empty_text") -> str:

@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Text, and_, func, literal, null, select, union_all
+from sqlalchemy import ColumnElement, Text, and_, bindparam, func, literal, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import (
@@ -24,7 +25,6 @@ from models import (
     CaseEvent,
     CaseMessage,
     Hromada,
-    Resident,
     Service,
     Team,
     TeamMember,
@@ -102,57 +102,28 @@ class QueueService:
         self.clock = clock or Clock()
 
     # -- pages -------------------------------------------------------------------------------
-    async def _page(
-        self, key: ColumnElement[Any], value: int, statuses: Sequence[str], page: int, size: int
-    ) -> Page:
+    async def _page(self, key: str, value: int, statuses: Sequence[str], page: int, size: int) -> Page:
         page = max(0, min(page, MAX_PAGE))
-        take = (page + 1) * size + 1  # one more than needed tells whether a next page exists
-        branches = [
-            select(Case.id, Case.priority, Case.created_at)
-            .where(key == value, Case.status == status)
-            .order_by(Case.priority.desc(), Case.created_at, Case.id)
-            .limit(take)
-            .subquery()
-            for status in statuses
-        ]
-        if len(branches) == 1:
-            merged = select(branches[0]).subquery()
-        else:
-            merged = union_all(*(select(b) for b in branches)).subquery()
-        ids = (
-            select(merged.c.id)
-            .order_by(merged.c.priority.desc(), merged.c.created_at, merged.c.id)
-            .offset(page * size)
-            .limit(size + 1)
-        )
-        rows = (
-            await self.session.execute(
-                select(
-                    Case.id,
-                    Case.number,
-                    Case.status,
-                    Case.priority,
-                    Service.name_uk,
-                    Service.name_en,
-                    Case.created_at,
-                )
-                .join(Service, Service.id == Case.service_id)
-                .where(Case.id.in_(ids))
-                .order_by(Case.priority.desc(), Case.created_at, Case.id)
-            )
-        ).all()
+        params: dict[str, Any] = {
+            "key": value,
+            "take": (page + 1) * size + 1,  # one more than needed tells whether a next page exists
+            "offset": page * size,
+            "size": size + 1,
+        }
+        params.update({f"status{i}": status for i, status in enumerate(statuses)})
+        rows = (await self.session.execute(_page_statement(key, len(statuses)), params)).all()
         items = [QueueRow(*row) for row in rows]
         return Page(items[:size], page, len(items) > size)
 
     async def my_queue(
         self, worker: Worker, filter_code: str = "open", page: int = 0, size: int = PAGE_SIZE
     ) -> Page:
-        return await self._page(Case.assignee_worker_id, worker.id, statuses_for(filter_code), page, size)
+        return await self._page("assignee_worker_id", worker.id, statuses_for(filter_code), page, size)
 
     async def team_queue(
         self, team_id: int, filter_code: str = "open", page: int = 0, size: int = PAGE_SIZE
     ) -> Page:
-        return await self._page(Case.team_id, team_id, statuses_for(filter_code), page, size)
+        return await self._page("team_id", team_id, statuses_for(filter_code), page, size)
 
     async def worker_teams(self, worker: Worker) -> list[Team]:
         rows = await self.session.scalars(
@@ -244,71 +215,13 @@ class QueueService:
             size,
         )
 
-    # -- resident ----------------------------------------------------------------------------
-    async def resident_cases(self, resident: Resident, limit: int = PAGE_SIZE, offset: int = 0) -> list[Case]:
-        """ "My requests": newest first, on `ix_cases_resident_created`."""
-        rows = await self.session.scalars(
-            select(Case)
-            .where(Case.resident_id == resident.id)
-            .order_by(Case.created_at.desc(), Case.id.desc())
-            .offset(offset)
-            .limit(limit)
-        )
-        return list(rows.all())
-
     # -- case card ---------------------------------------------------------------------------
     async def card(self, case: Case, *, events: int = 10, messages: int = 5) -> CaseCard:
         """The newest `events` events and `messages` messages (each oldest first) and the number
         of attachments — one statement (UNION ALL of three index range scans)."""
-        null_text = null().cast(Text)
-        event_rows = (
-            select(
-                literal("e").label("src"),
-                CaseEvent.id.label("id"),
-                CaseEvent.at.label("at"),
-                CaseEvent.kind.label("kind"),
-                CaseEvent.from_status.label("from_status"),
-                CaseEvent.to_status.label("to_status"),
-                CaseEvent.reason.label("body"),
-                literal(False).label("from_resident"),
-                CaseEvent.actor_user_id.label("actor"),
-            )
-            .where(CaseEvent.case_id == case.id)
-            .order_by(CaseEvent.at.desc(), CaseEvent.id.desc())
-            .limit(events)
-            .subquery()
-        )
-        message_rows = (
-            select(
-                literal("m").label("src"),
-                CaseMessage.id.label("id"),
-                CaseMessage.at.label("at"),
-                null_text.label("kind"),
-                null_text.label("from_status"),
-                null_text.label("to_status"),
-                CaseMessage.text.label("body"),
-                CaseMessage.from_resident.label("from_resident"),
-                CaseMessage.author_user_id.label("actor"),
-            )
-            .where(CaseMessage.case_id == case.id)
-            .order_by(CaseMessage.at.desc(), CaseMessage.id.desc())
-            .limit(messages)
-            .subquery()
-        )
-        attachment_count = select(
-            literal("a").label("src"),
-            func.count(Attachment.id).label("id"),
-            null().cast(CaseEvent.at.type).label("at"),
-            null_text.label("kind"),
-            null_text.label("from_status"),
-            null_text.label("to_status"),
-            null_text.label("body"),
-            literal(False).label("from_resident"),
-            null().cast(CaseEvent.actor_user_id.type).label("actor"),
-        ).where(Attachment.case_id == case.id)
-        statement = union_all(select(event_rows), select(message_rows), attachment_count)
+        statement = _card_statement(events, messages)
         card = CaseCard(case, [], [], 0)
-        for row in (await self.session.execute(statement)).all():
+        for row in (await self.session.execute(statement, {"case_id": case.id})).all():
             if row.src == "e":
                 card.events.append(
                     CardEvent(
@@ -329,3 +242,94 @@ def _aware(value: Any) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# Statements are built once and reused with bound values: building a SQLAlchemy statement of
+# this size costs more Python time than running it.
+
+
+@lru_cache(maxsize=32)
+def _page_statement(key: str, statuses: int) -> Any:
+    """One queue page: per status an index range scan (key, status, priority DESC, created_at)
+    with LIMIT, merged, cut to the page, then the page's rows with their service names."""
+    column = getattr(Case, key)
+    branches = [
+        select(Case.id, Case.priority, Case.created_at)
+        .where(column == bindparam("key"), Case.status == bindparam(f"status{i}"))
+        .order_by(Case.priority.desc(), Case.created_at, Case.id)
+        .limit(bindparam("take"))
+        .subquery()
+        for i in range(statuses)
+    ]
+    merged = (select(branches[0]) if statuses == 1 else union_all(*(select(b) for b in branches))).subquery()
+    ids = (
+        select(merged.c.id)
+        .order_by(merged.c.priority.desc(), merged.c.created_at, merged.c.id)
+        .offset(bindparam("offset"))
+        .limit(bindparam("size"))
+    )
+    return (
+        select(
+            Case.id,
+            Case.number,
+            Case.status,
+            Case.priority,
+            Service.name_uk,
+            Service.name_en,
+            Case.created_at,
+        )
+        .join(Service, Service.id == Case.service_id)
+        .where(Case.id.in_(ids))
+        .order_by(Case.priority.desc(), Case.created_at, Case.id)
+    )
+
+
+@lru_cache(maxsize=8)
+def _card_statement(events: int, messages: int) -> Any:
+    null_text = null().cast(Text)
+    event_rows = (
+        select(
+            literal("e").label("src"),
+            CaseEvent.id.label("id"),
+            CaseEvent.at.label("at"),
+            CaseEvent.kind.label("kind"),
+            CaseEvent.from_status.label("from_status"),
+            CaseEvent.to_status.label("to_status"),
+            CaseEvent.reason.label("body"),
+            literal(False).label("from_resident"),
+            CaseEvent.actor_user_id.label("actor"),
+        )
+        .where(CaseEvent.case_id == bindparam("case_id"))
+        .order_by(CaseEvent.at.desc())
+        .limit(events)
+        .subquery()
+    )
+    message_rows = (
+        select(
+            literal("m").label("src"),
+            CaseMessage.id.label("id"),
+            CaseMessage.at.label("at"),
+            null_text.label("kind"),
+            null_text.label("from_status"),
+            null_text.label("to_status"),
+            CaseMessage.text.label("body"),
+            CaseMessage.from_resident.label("from_resident"),
+            CaseMessage.author_user_id.label("actor"),
+        )
+        .where(CaseMessage.case_id == bindparam("case_id"))
+        .order_by(CaseMessage.at.desc())
+        .limit(messages)
+        .subquery()
+    )
+    attachment_count = select(
+        literal("a").label("src"),
+        func.count(Attachment.id).label("id"),
+        null().cast(CaseEvent.at.type).label("at"),
+        null_text.label("kind"),
+        null_text.label("from_status"),
+        null_text.label("to_status"),
+        null_text.label("body"),
+        literal(False).label("from_resident"),
+        null().cast(CaseEvent.actor_user_id.type).label("actor"),
+    ).where(Attachment.case_id == bindparam("case_id"))
+    return union_all(select(event_rows), select(message_rows), attachment_count)
