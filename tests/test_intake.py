@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from aiogram.fsm.storage.base import StorageKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
@@ -342,7 +343,7 @@ async def test_no_consent_is_refused_politely(make_client, reference) -> None:
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=st.text(min_size=0, max_size=2200))
 async def test_description_any_text_is_accepted_or_refused_politely(resident: BotClient, text: str) -> None:
-    if await resident.dp.storage.get_state(_key(resident)) != "IntakeForm:description":
+    if await _step(resident) != "description":
         await resident.send("/cancel")
         await _to_description(resident)
     replies = await resident.send(text) if text else await resident.send_sticker()
@@ -353,10 +354,11 @@ async def test_description_any_text_is_accepted_or_refused_politely(resident: Bo
         await resident.click("Назад")  # back to the description step for the next example
     else:
         assert "Крок" not in replies[0].text
-        assert await resident.dp.storage.get_state(_key(resident)) == "IntakeForm:description"
+        assert await _step(resident) == "description"
 
 
-def _key(client: BotClient):
-    from aiogram.fsm.storage.base import StorageKey
-
-    return StorageKey(bot_id=client.bot.id, chat_id=client.chat.id, user_id=client.user.id)
+async def _step(client: BotClient) -> str | None:
+    key = StorageKey(bot_id=client.bot.id, chat_id=client.chat.id, user_id=client.user.id)
+    if await client.dp.storage.get_state(key) != "IntakeForm:active":
+        return None
+    return (await client.dp.storage.get_data(key)).get("step")

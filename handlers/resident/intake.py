@@ -66,39 +66,48 @@ HROMADA_MATCHES = 8
 
 
 class IntakeForm(StatesGroup):
-    hromada = State()
-    settlement = State()
-    service = State()
-    vulnerability = State()
-    description = State()
-    attachments = State()
-    on_behalf = State()
-    on_behalf_name = State()
-    on_behalf_relation = State()
-    contact = State()
-    confirm = State()
+    """One FSM state for the whole form; the current step is `data["step"]`, so moving on is
+    one storage write (data) instead of two (data and state)."""
+
+    active = State()
 
 
-S = IntakeForm
+class S:
+    """Step names (values of `data["step"]`)."""
+
+    hromada = "hromada"
+    settlement = "settlement"
+    service = "service"
+    vulnerability = "vulnerability"
+    description = "description"
+    attachments = "attachments"
+    on_behalf = "on_behalf"
+    on_behalf_name = "on_behalf_name"
+    on_behalf_relation = "on_behalf_relation"
+    contact = "contact"
+    confirm = "confirm"
+
+
+ACTIVE = IntakeForm.active.state
 TEXT_STEPS = (S.hromada, S.description, S.on_behalf_name, S.on_behalf_relation)
 BUTTON_STEPS = (S.settlement, S.service, S.vulnerability, S.on_behalf, S.confirm)
 
 
-def _previous(state: str, data: dict[str, Any]) -> State | None:
-    if state == S.contact.state:
+def _previous(step: str, data: dict[str, Any]) -> str | None:
+    if step == S.contact:
         return S.on_behalf_relation if data.get("on_behalf") else S.on_behalf
     order = {
-        S.settlement.state: S.hromada,
-        S.service.state: S.settlement,
-        S.vulnerability.state: S.service,
-        S.description.state: S.vulnerability,
-        S.attachments.state: S.description,
-        S.on_behalf.state: S.attachments,
-        S.on_behalf_name.state: S.on_behalf,
-        S.on_behalf_relation.state: S.on_behalf_name,
-        S.confirm.state: S.contact,
+        S.settlement: S.hromada,
+        S.service: S.settlement,
+        S.vulnerability: S.service,
+        S.description: S.vulnerability,
+        S.attachments: S.description,
+        S.on_behalf: S.attachments,
+        S.on_behalf_name: S.on_behalf,
+        S.on_behalf_relation: S.on_behalf_name,
+        S.confirm: S.contact,
     }
-    return order.get(state)
+    return order.get(step)
 
 
 # -- filters -----------------------------------------------------------------------------------
@@ -166,9 +175,7 @@ def _saved_phone(resident: Resident | None) -> str | None:
     return None
 
 
-async def _screen(
-    step: State, data: dict[str, Any], session: AsyncSession, user: User, locale: str
-) -> Screen:
+async def _screen(step: str, data: dict[str, Any], session: AsyncSession, user: User, locale: str) -> Screen:
     builder = InlineKeyboardBuilder()
     if step == S.hromada:
         resident = await _resident(session, user)
@@ -282,17 +289,24 @@ async def _summary(data: dict[str, Any], session: AsyncSession, locale: str) -> 
 
 async def _show(
     event: Message | CallbackQuery,
-    step: State,
+    step: str,
     state: FSMContext,
     session: AsyncSession,
     user: User,
     i18n: I18n,
     *,
+    updates: dict[str, Any] | None = None,
+    fresh: bool = False,
     prefix: str | None = None,
 ) -> None:
-    """Go to `step` and show its screen: edit the pressed message when possible."""
-    await state.set_state(step)
-    data = await state.get_data()
+    """Go to `step` (saving `updates` into the draft in the same write) and show its screen:
+    edit the pressed message when possible."""
+    data = {} if fresh else await state.get_data()
+    data.update(updates or {})
+    data["step"] = step
+    await state.set_data(data)
+    if fresh or await state.get_state() != ACTIVE:
+        await state.set_state(IntakeForm.active)
     text, markup = await _screen(step, data, session, user, i18n.current_locale)
     if prefix:
         text = f"{prefix}\n\n{text}"
@@ -323,13 +337,14 @@ async def new_request(
         return
     current = await state.get_state()
     data = await state.get_data()
-    if current and current.startswith(f"{IntakeForm.__name__}:") and data.get("draft_id"):
-        step = next((s for s in IntakeForm.__all_states__ if s.state == current), S.hromada)
+    if current == ACTIVE and data.get("draft_id"):
+        step = data.get("step") or S.hromada
         await _show(message, step, state, session, user, i18n, prefix=_("intake.resume"))
         return
-    await state.set_state(None)
-    await state.set_data({"draft_id": uuid.uuid4().hex[:16], "vulnerability": [], "attachments": []})
-    await _show(message, S.hromada, state, session, user, i18n, prefix=_("intake.intro"))
+    draft = {"draft_id": uuid.uuid4().hex[:16], "vulnerability": [], "attachments": []}
+    await _show(
+        message, S.hromada, state, session, user, i18n, updates=draft, fresh=True, prefix=_("intake.intro")
+    )
 
 
 async def _cancel(
@@ -353,8 +368,8 @@ async def on_cancel(query: CallbackQuery, state: FSMContext, session: AsyncSessi
 async def on_back(
     query: CallbackQuery, state: FSMContext, session: AsyncSession, user: User, i18n: I18n
 ) -> None:
-    current = await state.get_state() or ""
-    previous = _previous(current, await state.get_data())
+    data = await state.get_data()
+    previous = _previous(data.get("step") or "", data)
     if previous is None:
         await _cancel(query, state, session, user)
         return
@@ -404,10 +419,11 @@ async def pick_hromada(
         )
         return
     data = await state.get_data()
+    updates = {"hromada_id": hromada.id}
     if data.get("hromada_id") != hromada.id:
-        await state.update_data(hromada_id=hromada.id, settlement_id=None)
+        updates["settlement_id"] = None
     await query.answer()
-    await _show(query, S.settlement, state, session, user, i18n)
+    await _show(query, S.settlement, state, session, user, i18n, updates=updates)
 
 
 async def pick_settlement(
@@ -425,9 +441,8 @@ async def pick_settlement(
     if settlement is None or settlement.hromada_id != data.get("hromada_id"):
         await query.answer(_("errors.stale_button"), show_alert=True)
         return
-    await state.update_data(settlement_id=settlement.id)
     await query.answer()
-    await _show(query, S.service, state, session, user, i18n)
+    await _show(query, S.service, state, session, user, i18n, updates={"settlement_id": settlement.id})
 
 
 async def pick_service(
@@ -442,9 +457,8 @@ async def pick_service(
     if service is None:
         await query.answer(_("errors.stale_button"), show_alert=True)
         return
-    await state.update_data(service_id=service.id)
     await query.answer()
-    await _show(query, S.vulnerability, state, session, user, i18n)
+    await _show(query, S.vulnerability, state, session, user, i18n, updates={"service_id": service.id})
 
 
 async def toggle_marker(
@@ -464,9 +478,9 @@ async def toggle_marker(
         chosen.remove(code)
     else:
         chosen.append(code)
-    await state.update_data(vulnerability=[c for c in VULNERABILITY_MARKERS if c in chosen])
     await query.answer()
-    await _show(query, S.vulnerability, state, session, user, i18n)
+    markers = [c for c in VULNERABILITY_MARKERS if c in chosen]
+    await _show(query, S.vulnerability, state, session, user, i18n, updates={"vulnerability": markers})
 
 
 async def markers_done(
@@ -487,8 +501,7 @@ async def description_text(
     if len(text) > DESCRIPTION_MAX:
         await message.answer(_("intake.description_too_long") % {"n": len(text), "max": DESCRIPTION_MAX})
         return
-    await state.update_data(description=text)
-    await _show(message, S.attachments, state, session, user, i18n)
+    await _show(message, S.attachments, state, session, user, i18n, updates={"description": text})
 
 
 async def text_expected(message: Message) -> None:
@@ -543,13 +556,12 @@ async def pick_on_behalf(
     i18n: I18n,
 ) -> None:
     if callback_data.value == "self":
-        await state.update_data(on_behalf=False, on_behalf_name=None, on_behalf_relation=None)
         await query.answer()
-        await _show(query, S.contact, state, session, user, i18n)
+        updates = {"on_behalf": False, "on_behalf_name": None, "on_behalf_relation": None}
+        await _show(query, S.contact, state, session, user, i18n, updates=updates)
     elif callback_data.value == "other":
-        await state.update_data(on_behalf=True)
         await query.answer()
-        await _show(query, S.on_behalf_name, state, session, user, i18n)
+        await _show(query, S.on_behalf_name, state, session, user, i18n, updates={"on_behalf": True})
     else:
         await query.answer(_("errors.stale_button"), show_alert=True)
 
@@ -561,8 +573,7 @@ async def other_name(
     if not NAME_MIN <= len(text) <= NAME_MAX:
         await message.answer(_("intake.name_bad") % {"min": NAME_MIN, "max": NAME_MAX, "n": len(text)})
         return
-    await state.update_data(on_behalf_name=text)
-    await _show(message, S.on_behalf_relation, state, session, user, i18n)
+    await _show(message, S.on_behalf_relation, state, session, user, i18n, updates={"on_behalf_name": text})
 
 
 async def other_relation(
@@ -574,8 +585,7 @@ async def other_relation(
             _("intake.relation_bad") % {"min": RELATION_MIN, "max": RELATION_MAX, "n": len(text)}
         )
         return
-    await state.update_data(on_behalf_relation=text)
-    await _show(message, S.contact, state, session, user, i18n)
+    await _show(message, S.contact, state, session, user, i18n, updates={"on_behalf_relation": text})
 
 
 # -- phone ---------------------------------------------------------------------------------------------
@@ -616,19 +626,17 @@ async def use_saved_phone(
 async def _phone_done(
     message: Message, phone: str, state: FSMContext, session: AsyncSession, user: User, i18n: I18n
 ) -> None:
-    await state.update_data(contact_phone=phone)
-    await state.set_state(S.confirm)
     # The reply keyboard goes back to the menu; the summary comes with its inline buttons.
     await message.answer(
         _("intake.phone_saved") % {"phone": html.escape(phone)}, reply_markup=await _menu(session, user)
     )
-    await _show(message, S.confirm, state, session, user, i18n)
+    await _show(message, S.confirm, state, session, user, i18n, updates={"contact_phone": phone})
 
 
 async def contact_back(
     message: Message, state: FSMContext, session: AsyncSession, user: User, i18n: I18n
 ) -> None:
-    previous = _previous(S.contact.state, await state.get_data())
+    previous = _previous(S.contact, await state.get_data())
     assert previous is not None
     await message.answer(_("intake.going_back"), reply_markup=await _menu(session, user))
     await _show(message, previous, state, session, user, i18n)
@@ -659,7 +667,7 @@ def _draft(data: dict[str, Any]) -> CaseDraft:
 
 async def _restore(state: FSMContext, data: dict[str, Any]) -> None:
     await state.set_data(data)
-    await state.set_state(S.confirm)
+    await state.set_state(IntakeForm.active)
 
 
 def idempotency_key(user: User, draft_id: str) -> str:
@@ -678,7 +686,11 @@ async def confirm(
     intake = IntakeService(session, clock)
     key = idempotency_key(user, callback_data.value)
     data = await state.get_data()
-    ready = await state.get_state() == S.confirm.state and data.get("draft_id") == callback_data.value
+    ready = (
+        await state.get_state() == ACTIVE
+        and data.get("step") == S.confirm
+        and data.get("draft_id") == callback_data.value
+    )
     if not ready:
         existing = await intake.by_idempotency_key(key)
         if existing is not None:
@@ -751,29 +763,29 @@ def create_router() -> Router:
     m.register(new_request, MenuButton("menu.new_request"))
 
     cb.register(confirm, _action("confirm"))
-    cb.register(on_cancel, _in_form(), _action("cancel"))
-    cb.register(on_back, _in_form(), _action("back"))
-    cb.register(pick_hromada, S.hromada, _action("h"))
-    cb.register(pick_settlement, S.settlement, _action("st"))
-    cb.register(pick_service, S.service, _action("sv"))
-    cb.register(toggle_marker, S.vulnerability, _action("vul"))
-    cb.register(markers_done, S.vulnerability, _action("vdone"))
-    cb.register(attachments_done, S.attachments, _action("adone"))
-    cb.register(pick_on_behalf, S.on_behalf, _action("beh"))
+    cb.register(on_cancel, _action("cancel"), _in_form())
+    cb.register(on_back, _action("back"), _in_form())
+    cb.register(pick_hromada, _action("h"), _StepIn((S.hromada,)))
+    cb.register(pick_settlement, _action("st"), _StepIn((S.settlement,)))
+    cb.register(pick_service, _action("sv"), _StepIn((S.service,)))
+    cb.register(toggle_marker, _action("vul"), _StepIn((S.vulnerability,)))
+    cb.register(markers_done, _action("vdone"), _StepIn((S.vulnerability,)))
+    cb.register(attachments_done, _action("adone"), _StepIn((S.attachments,)))
+    cb.register(pick_on_behalf, _action("beh"), _StepIn((S.on_behalf,)))
     cb.register(stale_intake_button, IntakeCb.filter())
 
     not_menu = NotMenuText()
-    m.register(hromada_search, S.hromada, not_menu)
-    m.register(description_text, S.description, not_menu)
-    m.register(other_name, S.on_behalf_name, not_menu)
-    m.register(other_relation, S.on_behalf_relation, not_menu)
-    m.register(attachment_added, S.attachments, HasFile())
-    m.register(contact_shared, S.contact, HasContact())
-    m.register(use_saved_phone, S.contact, MenuButton("intake.btn.use_saved_phone"))
-    m.register(contact_back, S.contact, MenuButton("intake.btn.back"))
-    m.register(contact_cancel, S.contact, MenuButton("intake.btn.cancel"))
-    m.register(contact_other, S.contact, _NotMenuOrNonText())
-    m.register(attachments_other, S.attachments, _NotMenuOrNonText())
+    m.register(hromada_search, _StepIn((S.hromada,)), not_menu)
+    m.register(description_text, _StepIn((S.description,)), not_menu)
+    m.register(other_name, _StepIn((S.on_behalf_name,)), not_menu)
+    m.register(other_relation, _StepIn((S.on_behalf_relation,)), not_menu)
+    m.register(attachment_added, HasFile(), _StepIn((S.attachments,)))
+    m.register(contact_shared, HasContact(), _StepIn((S.contact,)))
+    m.register(use_saved_phone, MenuButton("intake.btn.use_saved_phone"), _StepIn((S.contact,)))
+    m.register(contact_back, MenuButton("intake.btn.back"), _StepIn((S.contact,)))
+    m.register(contact_cancel, MenuButton("intake.btn.cancel"), _StepIn((S.contact,)))
+    m.register(contact_other, _StepIn((S.contact,)), _NotMenuOrNonText())
+    m.register(attachments_other, _StepIn((S.attachments,)), _NotMenuOrNonText())
     m.register(use_buttons, _StepIn(BUTTON_STEPS), _NotMenuOrNonText())
     # Stickers, voice, photos ... at a text step: a polite answer, the state stays.
     m.register(text_expected, _StepIn(TEXT_STEPS), _NonText())
@@ -797,15 +809,24 @@ def _action(action: str) -> _Action:
 
 
 class _StepIn(Filter):
-    def __init__(self, steps: tuple[State, ...]) -> None:
-        self.states = {s.state for s in steps}
+    """The form is at one of these steps (the FSM data is read once per update, then cached)."""
 
-    async def __call__(self, message: Message, raw_state: str | None = None) -> bool:
-        return raw_state in self.states
+    def __init__(self, steps: tuple[str, ...]) -> None:
+        self.steps = frozenset(steps)
+
+    async def __call__(self, event: Any, state: FSMContext, raw_state: str | None = None) -> bool:
+        if raw_state != ACTIVE:
+            return False
+        return (await state.get_data()).get("step") in self.steps
 
 
-def _in_form() -> _StepIn:
-    return _StepIn(tuple(IntakeForm.__all_states__))
+class _InForm(Filter):
+    async def __call__(self, event: Any, raw_state: str | None = None) -> bool:
+        return raw_state == ACTIVE
+
+
+def _in_form() -> _InForm:
+    return _InForm()
 
 
 class _NonText(Filter):

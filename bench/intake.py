@@ -1,0 +1,316 @@
+"""Intake benchmark: the whole new-request form through the real dispatcher, against bare aiogram.
+
+N residents (default 200, consent already given) each drive the complete form — /new, hromada
+search, hromada, settlement, service, a vulnerability marker, Done, description, "no files",
+"for myself", their own contact, confirm: 12 updates each — concurrently through the real
+Dispatcher (`bot.factory.build_app`: DB-session and user middlewares, i18n, our SQL FSM storage,
+every router) on a throwaway PostgreSQL database (127.0.0.1:5432, like
+tests/conftest.create_pg_database), migrated with `bot.migrate.upgrade` and seeded with
+data/sample_reference.yaml. Telegram is a recording session (no network).
+
+In the same run and over the same updates, a bare aiogram Dispatcher with one trivial async
+handler per update type is fed the same way. Rounds alternate full / bare; medians are quoted.
+Every full round is checked: exactly N new cases.
+
+At most --inflight updates are in the dispatcher at once (like a webhook worker pool): the FSM
+storage uses its own connection next to the update's session, so the DB pool must exceed
+2 x inflight.
+
+Usage:  python bench/intake.py [--residents 200] [--rounds 3] [--inflight 16]
+The last line printed is one JSON object with the figures and the target ratio (>= 0.25).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import statistics
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import asyncpg  # noqa: E402
+from aiogram import Bot, Dispatcher  # noqa: E402
+from aiogram.types import (  # noqa: E402
+    CallbackQuery,
+    Chat,
+    Contact,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+    User,
+)
+from sqlalchemy import func, select  # noqa: E402
+from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
+
+from bot.factory import build_app, create_bot  # noqa: E402
+from bot.migrate import upgrade  # noqa: E402
+from bot.offline import RecordingSession  # noqa: E402
+from bot.settings import DatabaseSettings, load_settings  # noqa: E402
+from handlers.callbacks import IntakeCb  # noqa: E402
+from models import Case, Hromada, Resident, Service, Settlement  # noqa: E402
+from models import User as DbUser  # noqa: E402
+from services.reference_data import load_reference_file  # noqa: E402
+
+PG_ADMIN_DSN = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+SAMPLE = ROOT / "data" / "sample_reference.yaml"
+TARGET_RATIO = 0.25
+UPDATES_PER_FLOW = 12
+# (search text, hromada, settlement, service): spread over hromadas so that the per-hromada
+# case counters are not one hot row.
+ROUTES = [
+    ("Весел", "VES", "vesele", "subsidy"),
+    ("Берест", "BRS", "hirsivka", "home_care"),
+    ("Пирят", "PYR", "pyriatyn", "idp_support"),
+    ("Піщан", "PSH", "kozaky", "home_care"),
+    ("Білоц", "BLC", "karpivka", "employment"),
+    ("Широк", "SHR", "shyroke", "humanitarian_aid"),
+    ("Шишац", "SHS", "shyshaky", "subsidy"),
+    ("Омель", "OML", "omelnyk", "social_assistance"),
+]
+DESCRIPTION = "Прошу допомогти з оформленням субсидії: живу сама, пенсія мала, рахунки зросли."
+
+
+class BenchSession(RecordingSession):
+    """Remembers the newest inline keyboard per chat (to find the confirm button), keeps no log."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last_markup: dict[int, InlineKeyboardMarkup] = {}
+
+    async def make_request(self, bot: Bot, method: Any, timeout: int | None = None) -> Any:
+        markup = getattr(method, "reply_markup", None)
+        chat_id = getattr(method, "chat_id", None)
+        if isinstance(markup, InlineKeyboardMarkup) and isinstance(chat_id, int):
+            self.last_markup[chat_id] = markup
+        result = await super().make_request(bot, method, timeout)
+        self.calls.clear()
+        return result
+
+
+_ids = itertools.count(1)
+
+
+class Person:
+    """Builds the updates one Telegram user would send (like bot.offline.BotClient)."""
+
+    def __init__(self, user_id: int) -> None:
+        self.user = User(id=user_id, is_bot=False, first_name="R", language_code="uk")
+        self.chat = Chat(id=user_id, type="private")
+        self.bot_user = User(id=42, is_bot=True, first_name="Hromada")
+
+    def text(self, text: str) -> Update:
+        return Update(update_id=next(_ids), message=self._message(text=text))
+
+    def contact(self, phone: str) -> Update:
+        contact = Contact(phone_number=phone, first_name="R", user_id=self.user.id)
+        return Update(update_id=next(_ids), message=self._message(contact=contact))
+
+    def click(self, data: str) -> Update:
+        message = Message(
+            message_id=1, date=datetime.now(UTC), chat=self.chat, from_user=self.bot_user, text=""
+        )
+        query = CallbackQuery(
+            id=f"cb{next(_ids)}", from_user=self.user, chat_instance="ci", message=message, data=data
+        )
+        return Update(update_id=next(_ids), callback_query=query)
+
+    def _message(self, **fields: Any) -> Message:
+        return Message(
+            message_id=next(_ids), date=datetime.now(UTC), chat=self.chat, from_user=self.user, **fields
+        )
+
+
+async def create_database() -> tuple[str, str]:
+    name = f"hromada_bench_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    return f"{base}/{name}", name
+
+
+async def drop_database(name: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def route_ids(sessionmaker) -> list[tuple[str, int, int, int]]:
+    out = []
+    async with sessionmaker() as session:
+        for text, h_code, st_code, sv_code in ROUTES:
+            h = await session.scalar(select(Hromada).where(Hromada.code == h_code))
+            st = await session.scalar(
+                select(Settlement).where(Settlement.hromada_id == h.id, Settlement.code == st_code)
+            )
+            sv = await session.scalar(select(Service).where(Service.code == sv_code))
+            out.append((text, h.id, st.id, sv.id))
+    return out
+
+
+async def add_residents(sessionmaker, user_ids: list[int]) -> None:
+    async with sessionmaker.begin() as session:
+        for uid in user_ids:
+            user = DbUser(telegram_id=uid, language="uk")
+            session.add(user)
+            await session.flush()
+            session.add(Resident(user_id=user.id, consent_at=datetime.now(UTC), consent_version="bench"))
+
+
+def flow_steps(person: Person, route: tuple[str, int, int, int], tg: BenchSession) -> list[Any]:
+    """The 12 updates of one filing; the last is built from the summary's confirm button."""
+    text, hromada_id, settlement_id, service_id = route
+
+    def confirm() -> Update:
+        markup = tg.last_markup[person.chat.id]
+        data = next(
+            b.callback_data
+            for row in markup.inline_keyboard
+            for b in row
+            if "confirm" in (b.callback_data or "")
+        )
+        return person.click(data)
+
+    return [
+        lambda: person.text("/new"),
+        lambda: person.text(text),
+        lambda: person.click(IntakeCb(action="h", value=str(hromada_id)).pack()),
+        lambda: person.click(IntakeCb(action="st", value=str(settlement_id)).pack()),
+        lambda: person.click(IntakeCb(action="sv", value=str(service_id)).pack()),
+        lambda: person.click(IntakeCb(action="vul", value="elderly_alone").pack()),
+        lambda: person.click(IntakeCb(action="vdone").pack()),
+        lambda: person.text(DESCRIPTION),
+        lambda: person.click(IntakeCb(action="adone").pack()),
+        lambda: person.click(IntakeCb(action="beh", value="self").pack()),
+        lambda: person.contact(f"+38050{person.user.id % 10_000_000:07d}"),
+        confirm,
+    ]
+
+
+async def drive(dp: Dispatcher, bot: Bot, flows: list[list[Any]], inflight: int) -> float:
+    gate = asyncio.Semaphore(inflight)
+
+    async def one(steps: list[Any]) -> None:
+        for make in steps:
+            update = make()
+            async with gate:
+                await dp.feed_update(bot, update)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(steps) for steps in flows))
+    return time.perf_counter() - started
+
+
+def bare_dispatcher() -> Dispatcher:
+    dp = Dispatcher()
+
+    async def trivial(event: Any) -> None:
+        return None
+
+    dp.message.register(trivial)
+    dp.callback_query.register(trivial)
+    return dp
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--residents", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--inflight", type=int, default=16)
+    args = parser.parse_args()
+    n, inflight = args.residents, args.inflight
+
+    url, name = await create_database()
+    try:
+        await upgrade(url)
+        settings = load_settings(database=DatabaseSettings(DATABASE_URL=url))
+        engine = create_async_engine(url, pool_size=2 * inflight + 4, max_overflow=8)
+        app = build_app(settings, engine=engine)
+        async with app.sessionmaker.begin() as session:
+            await load_reference_file(session, SAMPLE)
+        routes = await route_ids(app.sessionmaker)
+        tg = BenchSession()
+        bot = create_bot(settings, session=tg)
+        bare = bare_dispatcher()
+
+        full_rates: list[float] = []
+        bare_rates: list[float] = []
+        updates = n * UPDATES_PER_FLOW
+        # A warm-up flow (imports, caches, first connections) that is not measured.
+        warm = [5_000_000 + i for i in range(4)]
+        await add_residents(app.sessionmaker, warm)
+        await drive(
+            app.dispatcher,
+            bot,
+            [flow_steps(Person(u), routes[i % len(routes)], tg) for i, u in enumerate(warm)],
+            inflight,
+        )
+        for round_no in range(args.rounds):
+            user_ids = [1_000_000 * (round_no + 1) + i for i in range(n)]
+            await add_residents(app.sessionmaker, user_ids)
+            async with app.sessionmaker() as session:
+                before = await session.scalar(select(func.count()).select_from(Case))
+            flows = [flow_steps(Person(u), routes[i % len(routes)], tg) for i, u in enumerate(user_ids)]
+            full_s = await drive(app.dispatcher, bot, flows, inflight)
+            async with app.sessionmaker() as session:
+                filed = (await session.scalar(select(func.count()).select_from(Case))) - before
+            if filed != n:
+                raise SystemExit(f"round {round_no}: {filed} cases filed, expected {n}")
+            bare_flows = [flow_steps(Person(u), routes[i % len(routes)], tg) for i, u in enumerate(user_ids)]
+            # The bare dispatcher sends nothing, so the confirm step reuses the full round's button.
+            bare_s = await drive(bare, bot, bare_flows, inflight)
+            full_rates.append(updates / full_s)
+            bare_rates.append(updates / bare_s)
+            print(
+                f"round {round_no + 1}: full {updates / full_s:8.1f} updates/s ({full_s:.2f} s), "
+                f"bare {updates / bare_s:8.1f} updates/s ({bare_s:.2f} s), {filed} cases",
+                flush=True,
+            )
+        await app.close()
+    finally:
+        await drop_database(name)
+
+    full = statistics.median(full_rates)
+    bare_rate = statistics.median(bare_rates)
+    ratio = full / bare_rate
+    print(
+        f"median over {args.rounds} rounds, {updates} updates each ({n} residents x {UPDATES_PER_FLOW}, "
+        f"{inflight} in flight): full {full:.1f}/s, bare {bare_rate:.1f}/s, ratio {ratio:.3f} "
+        f"(target >= {TARGET_RATIO})"
+    )
+    print(
+        json.dumps(
+            {
+                "full_updates_per_s": round(full, 1),
+                "bare_updates_per_s": round(bare_rate, 1),
+                "ratio": round(ratio, 3),
+                "target_ratio": TARGET_RATIO,
+                "meets_target": ratio >= TARGET_RATIO,
+                "residents": n,
+                "updates_per_round": updates,
+                "rounds": args.rounds,
+                "inflight": inflight,
+                "full_rounds_per_s": [round(x, 1) for x in full_rates],
+                "bare_rounds_per_s": [round(x, 1) for x in bare_rates],
+                "database": "postgresql",
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
