@@ -59,11 +59,11 @@ def normalize_phone(raw: str | int | None) -> str | None:
     text = str(raw).strip()
     if not text or len(text) > 32:
         return None
-    if text.startswith("+"):
-        text = text[1:]
-        if not text.startswith("380"):
-            return None
     digits = re.sub(r"[\s\-().]", "", text)
+    if digits.startswith("+"):
+        digits = digits[1:]
+        if not digits.startswith("380"):
+            return None
     if not digits.isdigit() or not digits.isascii():
         return None
     if len(digits) == 12 and digits.startswith("380"):
