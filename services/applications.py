@@ -359,14 +359,11 @@ class ApplicationService:
         return bool(result.rowcount)
 
     # -- workers ---------------------------------------------------------------------------------
-    async def worker_may_manage(self, worker: Worker, application: Application) -> bool:
-        """Admins: all. Others: applications of a hromada their team serves (its own team, or
-        the oblast department for the hromada's oblast); unassigned ones by any active worker."""
-        if not worker.active:
-            return False
-        if worker.is_admin or application.hromada_id is None:
-            return True
-        hromada = await self.session.get(Hromada, application.hromada_id)
+    async def hromada_scope(self, worker: Worker) -> set[int] | None:
+        """The hromadas whose applications the worker may manage: their teams' hromadas, and
+        every hromada of the oblast for an oblast department's member; None = all (admins)."""
+        if worker.is_admin:
+            return None
         teams = (
             await self.session.scalars(
                 select(Team)
@@ -374,12 +371,23 @@ class ApplicationService:
                 .where(TeamMember.worker_id == worker.id)
             )
         ).all()
-        for team in teams:
-            if team.hromada_id == application.hromada_id:
-                return True
-            if team.is_oblast_fallback and hromada is not None and team.oblast == hromada.oblast:
-                return True
-        return False
+        scope = {t.hromada_id for t in teams if t.hromada_id is not None}
+        oblasts = {t.oblast for t in teams if t.is_oblast_fallback}
+        if oblasts:
+            scope.update(
+                (await self.session.scalars(select(Hromada.id).where(Hromada.oblast.in_(oblasts)))).all()
+            )
+        return scope
+
+    async def worker_may_manage(self, worker: Worker, application: Application) -> bool:
+        """Admins: all. Others: applications of a hromada in their scope (`hromada_scope`);
+        applications without a hromada by any active worker."""
+        if not worker.active:
+            return False
+        if application.hromada_id is None:
+            return True
+        scope = await self.hromada_scope(worker)
+        return scope is None or application.hromada_id in scope
 
     async def is_coordinator(self, worker: Worker) -> bool:
         if worker.is_admin:

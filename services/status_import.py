@@ -525,9 +525,13 @@ class StatusImporter:
         *,
         actor_user_id: int | None = None,
         progress: ProgressCallback | None = None,
+        hromada_scope: set[int] | None = None,
     ) -> ImportReport:
         """Import one file. Raises ImportRefused (nothing written) when the file as a whole
-        cannot be used; otherwise returns the report."""
+        cannot be used; otherwise returns the report.
+
+        `hromada_scope`: the hromadas the importing worker serves (None: all — admins, CLI). A
+        row naming another hromada, or for an application of another hromada, is rejected."""
         vocabulary, hromadas = await self._reference()
         if not vocabulary.by_code:
             raise ImportRefused("no_statuses")
@@ -554,7 +558,7 @@ class StatusImporter:
                     report.reject(rejection)
                 if valid:
                     async with self.sessionmaker.begin() as session:
-                        await self._apply(session, valid, vocabulary, report)
+                        await self._apply(session, valid, vocabulary, report, hromada_scope)
                 if progress is not None and seen:
                     await progress(ImportProgress(report.rows, fraction))
                 if stop is not None:
@@ -577,7 +581,12 @@ class StatusImporter:
         return report
 
     async def _apply(
-        self, session: AsyncSession, rows: list[ValidRow], vocabulary: StatusVocabulary, report: ImportReport
+        self,
+        session: AsyncSession,
+        rows: list[ValidRow],
+        vocabulary: StatusVocabulary,
+        report: ImportReport,
+        scope: set[int] | None = None,
     ) -> None:
         now = self.clock.now()
         numbers = list({r.number for r in rows})
@@ -600,6 +609,12 @@ class StatusImporter:
         changes: list[tuple[_State, str | None, str, datetime]] = []
         for row in rows:
             state = states.get(row.number)
+            if scope is not None and any(
+                h is not None and h not in scope
+                for h in (row.hromada_id, state.hromada_id if state else None)
+            ):
+                report.reject(Rejection(row.line, "other_hromada", "hromada"))
+                continue
             if state is None:
                 state = _State(
                     None, row.number, row.phone, row.kind, row.hromada_id, row.status_code, row.changed_at

@@ -17,6 +17,7 @@ from models import (
     ApplicationStatusChange,
     ApplicationSubscription,
     AuditEntry,
+    Hromada,
     OutboxMessage,
 )
 from services.applications import PUSH_KIND
@@ -273,3 +274,27 @@ async def test_100k_rows_stream_in_batches(tmp_path, reference, sessionmaker, im
     assert len(batches) == 100 and batches[-1].fraction == pytest.approx(1.0, abs=0.01)
     assert await count(sessionmaker, Application) == 100_000
     assert elapsed < 60
+
+
+async def test_a_workers_import_is_limited_to_their_hromadas(tmp_path, reference, sessionmaker, importer):
+    async with sessionmaker() as session:
+        ids = dict((await session.execute(select(Hromada.code, Hromada.id))).tuples().all())
+    setup = write_csv(
+        tmp_path / "setup.csv",
+        [HEADER_UK, ["V-1", "0501234567", "subsidy", "received", "01.11.2026", "VES"]],
+    )
+    await importer.import_file(setup)
+    path = write_csv(
+        tmp_path / "scoped.csv",
+        [
+            HEADER_UK,
+            ["P-1", "0501234567", "subsidy", "received", "02.11.2026", "Пирятинська"],
+            ["V-2", "0501234567", "subsidy", "received", "02.11.2026", "Веселівська"],
+            ["V-1", "0501234567", "subsidy", "approved", "02.11.2026", ""],  # an existing VES application
+            ["N-1", "0501234567", "subsidy", "received", "02.11.2026", ""],
+        ],
+    )
+    report = await importer.import_file(path, hromada_scope={ids["PYR"]})
+    assert report.added == 2
+    assert [(r.line, r.reason) for r in report.rejections] == [(3, "other_hromada"), (4, "other_hromada")]
+    assert (await app_by_number(sessionmaker, "V-1")).status_code == "received"

@@ -263,6 +263,8 @@ async def import_document(
     user: User,
     clock: Clock,
     i18n: I18n,
+    session: AsyncSession,
+    worker: Worker,
     sessionmaker: async_sessionmaker[AsyncSession],
     status_file_reader: StatusFileReader | None = None,
     import_progress_interval: float = 2.0,
@@ -273,6 +275,7 @@ async def import_document(
     if document.file_size and document.file_size > MAX_FILE_BYTES:
         await message.answer(_("app.import.too_big"))
         return
+    scope = await ApplicationService(session, clock).hromada_scope(worker)
     locale = i18n.current_locale
 
     def gettext(key: str) -> str:
@@ -301,7 +304,9 @@ async def import_document(
             return
         importer = StatusImporter(sessionmaker, clock)
         try:
-            report = await importer.import_file(path, actor_user_id=user.id, progress=on_progress)
+            report = await importer.import_file(
+                path, actor_user_id=user.id, progress=on_progress, hromada_scope=scope
+            )
         except ImportRefused as refused:
             log.info("status import refused for user %s: %s", user.id, refused.code)
             await status.edit_text(render_refusal(refused, gettext))
