@@ -152,8 +152,9 @@ class MobileOfficeCb(CallbackData, prefix="mo"):
 
 class AppCb(CallbackData, prefix="app"):
     """An applicant's action on their application: open | sub | unsub | number (ask for a
-    number; application_id 0). The handler re-checks that the application is registered to the
-    user's verified phone. services.applications.UNSUBSCRIBE_CALLBACK spells `unsub` packed."""
+    number) | phone (share a new number); application_id 0 for the last two. The handler
+    re-checks that the application is registered to the user's verified phone.
+    services.applications.UNSUBSCRIBE_CALLBACK spells `unsub` packed."""
 
     action: str
     application_id: int

@@ -21,6 +21,7 @@ from handlers.callbacks import AppCb, AppStatusCb
 from models import (
     Application,
     ApplicationStatusChange,
+    ApplicationSubscription,
     Hromada,
     LookupAttempt,
     OutboxMessage,
@@ -394,3 +395,17 @@ async def test_any_typed_number_gets_a_polite_answer(resident, sessionmaker, tex
         for marker in (NOT_FOUND, "Номер заяви складається", "Забагато спроб", "Заява № ВПО-77")
     ), answer
     assert "Вибачте, сталася помилка" not in answer
+
+
+async def test_a_new_number_replaces_the_old_one_and_its_subscriptions(resident, sessionmaker) -> None:
+    await add_app(sessionmaker, "СТАРА-1", MY_PHONE)
+    await add_app(sessionmaker, "НОВА-1", OTHER_PHONE)
+    await verify(resident)
+    await resident.click("Повідомляти про зміни")
+    replies = await resident.click("У мене інший номер")
+    assert "Надіслати мій номер" in replies[0].text
+    replies = await resident.share_contact(OTHER_PHONE)
+    body = texts(replies)
+    assert "НОВА-1" in body and "СТАРА-1" not in body
+    async with sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(ApplicationSubscription)) == 0

@@ -110,6 +110,8 @@ def card_markup(application_id: int, subscribed: bool) -> InlineKeyboardMarkup:
 def number_markup() -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.button(text=_("app.btn_enter_number"), callback_data=AppCb(action="number", application_id=0))
+    builder.button(text=_("app.btn_change_phone"), callback_data=AppCb(action="phone", application_id=0))
+    builder.adjust(1)
     return builder.as_markup()
 
 
@@ -259,6 +261,11 @@ async def on_app_button(
     service = ApplicationService(session, clock)
     action = callback_data.action
     message = query.message if isinstance(query.message, Message) else None
+    if action == "phone":
+        await query.answer()
+        if message is not None:
+            await ask_contact(message, state)
+        return
     if action == "number":
         if await service.verified_phone(user) is None:
             await query.answer()
