@@ -14,6 +14,7 @@ Access, in one place:
 from __future__ import annotations
 
 import html
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -476,7 +477,7 @@ class CaseActions:
             return False
         if to_status not in TRANSITIONS[case.status]:
             raise InvalidTransition("closed" if case.status in CLOSED_STATUSES else "invalid_transition")
-        reason = (reason or "").strip() or None
+        reason = clean_text(reason) or None
         if to_status in REASON_REQUIRED and not reason:
             raise InvalidTransition("reason_required")
         if reason is not None:
@@ -600,8 +601,13 @@ def _worker_case_statement(lock: bool, refs: bool) -> Any:
     return query.execution_options(populate_existing=True)
 
 
+def clean_text(text: str | None) -> str:
+    """Typed text without control characters (PostgreSQL refuses NUL), newlines and tabs kept."""
+    return "".join(ch for ch in (text or "") if ch in "\n\t" or unicodedata.category(ch) != "Cc").strip()
+
+
 def _clean(text: str | None, limit: int, *, code: str = "empty_text") -> str:
-    value = (text or "").strip()
+    value = clean_text(text)
     if not value:
         raise CaseError(code)
     if len(value) > limit:

@@ -26,7 +26,7 @@ from handlers.callbacks import AssignCb, CaseCb, DocPickCb, QueueCb, StatusCb, T
 from handlers.worker.queues import current_worker, priority_mark
 from models import Case, Team, TeamMember, User, Worker
 from models.cases import CLOSED_STATUSES, WAITING_DOCUMENTS
-from services.case_actions import REASON_REQUIRED, TRANSITIONS, Access, CaseActions, CaseError
+from services.case_actions import REASON_REQUIRED, TRANSITIONS, Access, CaseActions, CaseError, clean_text
 from services.clock import Clock
 from services.queues import CaseCard, QueueService
 
@@ -663,7 +663,7 @@ async def on_doc_pick(
 
 
 def _valid_text(message: Message, limit: int) -> str | None:
-    text = (message.text or "").strip()
+    text = clean_text(message.text)
     return text if text and len(text) <= limit else None
 
 
@@ -684,9 +684,7 @@ async def reason_step(
     text = _valid_text(message, REASON_MAX)
     if text is None:
         await message.answer(
-            _("case.error.text_too_long")
-            if message.text and message.text.strip()
-            else _("case.error.empty_text")
+            _("case.error.text_too_long") if clean_text(message.text) else _("case.error.empty_text")
         )
         return
     data = await state.get_data()
@@ -717,9 +715,7 @@ async def write_step(
     text = _valid_text(message, TEXT_MAX)
     if text is None:
         await message.answer(
-            _("case.error.text_too_long")
-            if message.text and message.text.strip()
-            else _("case.error.empty_text")
+            _("case.error.text_too_long") if clean_text(message.text) else _("case.error.empty_text")
         )
         return
     data = await state.get_data()
@@ -744,9 +740,7 @@ async def transfer_step(
     text = _valid_text(message, REASON_MAX)
     if text is None:
         await message.answer(
-            _("case.error.text_too_long")
-            if message.text and message.text.strip()
-            else _("case.error.note_required")
+            _("case.error.text_too_long") if clean_text(message.text) else _("case.error.note_required")
         )
         return
     data = await state.get_data()
