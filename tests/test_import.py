@@ -298,3 +298,20 @@ async def test_a_workers_import_is_limited_to_their_hromadas(tmp_path, reference
     assert report.added == 2
     assert [(r.line, r.reason) for r in report.rejections] == [(3, "other_hromada"), (4, "other_hromada")]
     assert (await app_by_number(sessionmaker, "V-1")).status_code == "received"
+
+
+SAMPLE = Path(__file__).resolve().parent / "data" / "statuses_cp1251.csv"
+
+
+async def test_committed_registry_style_sample(reference, sessionmaker, importer):
+    """tests/data/statuses_cp1251.csv: Windows-1251, `;`, CRLF, columns in the registry's order
+    with an extra «Примітка» column, one unknown status and one impossible date."""
+    report = await importer.import_file(SAMPLE)
+    assert (report.added, report.rejected) == (5, 2)
+    assert [(r.line, r.reason) for r in report.rejections] == [(7, "unknown_status"), (8, "bad_date")]
+    suspended = await app_by_number(sessionmaker, "ДОП-2026-0042")
+    assert (suspended.status_code, suspended.phone, suspended.kind) == (
+        "payment_suspended",
+        "+380665554433",
+        "social_assistance",
+    )
