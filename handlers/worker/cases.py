@@ -15,7 +15,7 @@ from aiogram.filters import Filter, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
-from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import I18n, get_i18n
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy import select
@@ -28,6 +28,7 @@ from models import Case, Team, TeamMember, User, Worker
 from models.cases import CLOSED_STATUSES, WAITING_DOCUMENTS
 from services.case_actions import REASON_REQUIRED, TRANSITIONS, Access, CaseActions, CaseError, clean_text
 from services.clock import Clock
+from services.documents import DocumentError, DocumentService
 from services.queues import CaseCard, QueueService
 
 TEXT_MAX = 2000
@@ -191,6 +192,28 @@ def card_markup(case: Case, access: Access, card: CaseCard) -> InlineKeyboardMar
     return builder.as_markup()
 
 
+async def build_card(
+    session: AsyncSession, worker: Worker, case_id: int, clock: Clock, i18n: I18n, settings: Settings
+) -> tuple[str, InlineKeyboardMarkup]:
+    """The card's text and buttons (raises NotFound if the worker may not see the case)."""
+    case, access = await case_actions(session, clock, i18n).worker_case_access(worker, case_id)
+    card = await QueueService(session, clock).card(case)
+    return render_card(case, access, card, i18n.current_locale, settings, private=True)
+
+
+async def send_card(
+    target: Message, session: AsyncSession, worker: Worker, text: str, markup: InlineKeyboardMarkup
+) -> None:
+    """As a new message. Pressed in a group chat, the card goes to the worker's private chat:
+    personal data never appears in a group."""
+    if target.chat.type == "private":
+        await target.answer(text, reply_markup=markup)
+        return
+    worker_user = await session.get(User, worker.user_id)
+    if worker_user is not None and target.bot is not None:
+        await target.bot.send_message(worker_user.telegram_id, text, reply_markup=markup)
+
+
 async def show_card(
     target: Message,
     session: AsyncSession,
@@ -200,18 +223,8 @@ async def show_card(
     i18n: I18n,
     settings: Settings,
 ) -> None:
-    """Send the card as a new message. Pressed in a group chat, it goes to the worker's private
-    chat instead: personal data never appears in a group."""
-    actions = case_actions(session, clock, i18n)
-    case, access = await actions.worker_case_access(worker, case_id)
-    card = await QueueService(session, clock).card(case)
-    text, markup = render_card(case, access, card, i18n.current_locale, settings, private=True)
-    if target.chat.type == "private":
-        await target.answer(text, reply_markup=markup)
-    else:
-        worker_user = await session.get(User, worker.user_id)
-        if worker_user is not None and target.bot is not None:
-            await target.bot.send_message(worker_user.telegram_id, text, reply_markup=markup)
+    text, markup = await build_card(session, worker, case_id, clock, i18n, settings)
+    await send_card(target, session, worker, text, markup)
 
 
 async def _refuse(query: CallbackQuery, exc: CaseError) -> None:
@@ -269,10 +282,10 @@ async def on_case(
 async def _open(
     query: CallbackQuery, case_id: int, worker: Worker, session, clock, i18n, settings, **rest: Any
 ) -> None:
-    await case_actions(session, clock, i18n).worker_case(worker, case_id, refs=False)  # rights first
+    text, markup = await build_card(session, worker, case_id, clock, i18n, settings)  # rights first
     await query.answer()
     if query.message is not None:
-        await show_card(query.message, session, worker, case_id, clock, i18n, settings)  # type: ignore[arg-type]
+        await send_card(query.message, session, worker, text, markup)  # type: ignore[arg-type]
 
 
 async def _take(
@@ -430,11 +443,6 @@ async def _docs_start(
         raise CaseError("not_team_member")
     if case.status in CLOSED_STATUSES:
         raise CaseError("closed")
-    try:
-        from services.documents import DocumentService
-    except ImportError:
-        await query.answer(_("worker.docs.unavailable"), show_alert=True)
-        return
     checklist = await DocumentService(session, clock).checklist(case.service_id)
     if not checklist:
         await query.answer(_("worker.docs.no_checklist"), show_alert=True)
@@ -448,11 +456,7 @@ async def _docs_start(
         )
 
 
-def _docs_markup(
-    case_id: int, checklist: list[Any], chosen: list[str], case: Case | None = None
-) -> InlineKeyboardMarkup:
-    from aiogram.utils.i18n import get_i18n
-
+def _docs_markup(case_id: int, checklist: list[Any], chosen: list[str]) -> InlineKeyboardMarkup:
     locale = get_i18n().current_locale
     builder = InlineKeyboardBuilder()
     for item in checklist:
@@ -599,8 +603,6 @@ async def on_doc_pick(
     except CaseError as exc:
         await _refuse(query, exc)
         return
-    from services.documents import DocumentError, DocumentService
-
     documents = DocumentService(session, clock)
     checklist = await documents.checklist(case.service_id)
     key = f"docs_{case.id}"
@@ -615,6 +617,9 @@ async def on_doc_pick(
         deadline = (local_now + timedelta(days=callback_data.days)).replace(
             hour=18, minute=0, second=0, microsecond=0
         )
+        # Forget the selection first: a double tap then finds nothing to send (and the FSM
+        # storage must write before this update's transaction does, for SQLite).
+        await state.update_data(**{key: []})
         try:
             await documents.request(case, worker, chosen, deadline, None)
             if case.status != WAITING_DOCUMENTS and WAITING_DOCUMENTS in TRANSITIONS[case.status]:
