@@ -22,16 +22,18 @@ any number of instances share the work and each row is claimed by one of them; S
 writer at a time, so the same statement without SKIP LOCKED is the single-writer path (and the
 deliverer sends one row at a time there).
 
-Guarantee (for the README): **at most once per row, exactly once unless an instance dies in the
-middle of an API call.** A row is marked `sending` and committed immediately before its API call
-and marked `sent` right after. Rows an instance had claimed but not started when it died stay
-`pending` and are taken by another instance once the lease (`claimed_until`) expires — they are
-neither lost nor doubled. A row still `sending` after its send lease expired is the one whose
-outcome is unknown (the instance died between the call and the mark); it is never resent but
-marked `failed` with last_error "outcome unknown". So a crash can lose at most the messages that
-were in flight at that instant (one per concurrent sender; in practice 0–1 at 30 msg/s), and
-never sends anything twice. A transient error after Telegram really delivered (e.g. a timeout
-on the answer) is retried and can, in that rare case, repeat the message.
+Guarantee (for the README): **at most once per row; exactly once unless an instance dies in the
+middle of sending.** A row is marked `sending` and committed immediately before its API call;
+its `sent` mark is committed together with the next row's `sending` mark (or at the end of the
+batch), so there is one commit per message. Rows an instance had claimed but not started when it
+died stay `pending` and are taken by another instance once the claim lease (`claimed_until`)
+expires — neither lost nor doubled. A row still `sending` after its send lease expired has an
+unknown outcome (the instance died during the call, or after it but before the mark was
+committed); it is never resent but marked `failed` with last_error "outcome unknown". So a crash
+never sends anything twice and can lose at most the message in flight at that instant — one per
+concurrent sender (`concurrency`; one on SQLite) — visible as failed/outcome unknown.
+Deliberate exception: a transient error (timeout, 5xx) after Telegram really delivered is retried
+and can, in that rare case, repeat the message; a lost message would be worse than a repeat there.
 """
 
 from __future__ import annotations
@@ -128,6 +130,7 @@ class OutboxDeliverer:
         batch_size: int = 100,
         concurrency: int | None = None,
         send_lease_seconds: float = 120.0,
+        claim_lease_seconds: float | None = None,
         max_chat_wait: float = 10.0,
         rules: ReminderRules | None = None,
     ) -> None:
@@ -147,10 +150,13 @@ class OutboxDeliverer:
         self.concurrency = 1 if self.is_sqlite else (concurrency or max(4, int(delivery.global_rate)))
         self.send_lease = timedelta(seconds=send_lease_seconds)
         # A batch books slots up to batch_size / rate seconds ahead; the claim must outlive that.
-        self.claim_lease = timedelta(seconds=60 + batch_size / delivery.global_rate * 2)
+        self.claim_lease = timedelta(
+            seconds=claim_lease_seconds or 60 + batch_size / delivery.global_rate * 2
+        )
         self.max_chat_wait = max_chat_wait
         self.max_attempts = delivery.max_attempts
         self.rules = rules or ReminderRules.from_settings(settings)
+        self._sent: list[tuple[int, datetime, int | None]] = []  # sent, mark not yet committed
 
     # -- public ---------------------------------------------------------------------------------
     async def deliver_due(self, limit: int | None = None) -> int:
@@ -164,7 +170,10 @@ class OutboxDeliverer:
             if not ids:
                 break
             claimed_total += len(ids)
-            sent += await self._process(ids)
+            try:
+                sent += await self._process(ids)
+            finally:
+                await self.flush()
         return sent
 
     async def expire_stale_sending(self) -> int:
@@ -286,6 +295,9 @@ class OutboxDeliverer:
             await self.limiter.sleep(delay)
         now = self.clock.now()
         async with self.sessionmaker.begin() as session:
+            # The previous messages' "sent" marks ride along in this commit (one commit per
+            # message instead of two); until then they are `sending` — never resent.
+            await self._flush_sent(session)
             started = await session.execute(
                 update(OutboxMessage)
                 .where(
@@ -324,8 +336,33 @@ class OutboxDeliverer:
             return False
         finally:
             slot_taken.reset(token)
-        await self._finish(job, SENT, None)
+        self._sent.append((job.id, self.clock.now(), job.user_id))
         return True
+
+    async def _flush_sent(self, session: AsyncSession) -> None:
+        if not self._sent:
+            return
+        done, self._sent = self._sent, []
+        await session.execute(
+            update(OutboxMessage),
+            [
+                {"id": oid, "state": SENT, "sent_at": at, "claimed_by": None, "claimed_until": None}
+                for oid, at, _ in done
+            ],
+        )
+        user_ids = sorted({uid for _, _, uid in done if uid is not None})
+        if user_ids:
+            await session.execute(
+                update(User)
+                .where(User.id.in_(user_ids), User.reachable.is_(False))
+                .values(reachable=True, unreachable_since=None)
+            )
+
+    async def flush(self) -> None:
+        """Write the buffered "sent" marks now."""
+        if self._sent:
+            async with self.sessionmaker.begin() as session:
+                await self._flush_sent(session)
 
     async def _finish(self, job: _Job, state: str, error: str | None) -> None:
         now = self.clock.now()

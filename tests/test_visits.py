@@ -47,7 +47,7 @@ async def _schedule_via_bot(worker_client, case_id: int, day: str = "25", hour: 
 
 
 async def test_worker_schedules_resident_confirms(make_client, sessionmaker, reference, deliverer, clock):
-    worker, case_id = await _setup(sessionmaker)
+    _worker, case_id = await _setup(sessionmaker)
     worker_client = make_client(user_id=WORKER)
     replies = await _schedule_via_bot(worker_client, case_id)
     assert "25.11.2026, 14:00–15:00" in replies[-1].text

@@ -1,0 +1,189 @@
+"""The scheduler: APScheduler 3 (AsyncIOScheduler) started with the dispatcher, stopped with it.
+
+It holds no state of its own: every job reads the database (the source of truth) and writes
+outbox rows, and the deliverer sends whatever is due. Jobs are plain async functions taking
+what they need; each runs in its own transaction.
+
+- deliver  every `settings.delivery.poll_seconds`: `OutboxDeliverer.deliver_due()`.
+- agendas  every minute: today's agenda for each worker with visits, once the agenda hour passed.
+- mobile office reminders  every 10 minutes: the day-before reminder to subscribers.
+- renewals  hourly: re-verification reminders for resolved renewable cases.
+
+Wiring (bot/factory.py or bot/cli.py, after the dispatcher and bot exist):
+
+    from bot.scheduler import setup_scheduler
+    runtime = setup_scheduler(dispatcher, bot=bot, sessionmaker=..., i18n=..., clock=..., settings=...)
+
+`setup_scheduler` registers startup/shutdown hooks and puts `delivery` (this runtime) into the
+dispatcher's workflow data, so a handler can call `delivery.kick()` after queueing a message
+to have it sent without waiting for the next poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.utils.i18n import I18n
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot import ratelimit
+from bot.delivery import OutboxDeliverer
+from bot.settings import Settings
+from services.clock import Clock
+from services.mobile_office import plan_day_before_reminders
+from services.reminders import ReminderRules, plan_due_renewals
+from services.visits import plan_due_agendas
+
+log = logging.getLogger(__name__)
+
+KICK_DELAY = 0.2  # let the handler's transaction commit first
+
+
+class DeliveryRuntime:
+    """The running scheduler and deliverer of one bot process."""
+
+    def __init__(
+        self,
+        deliverer: OutboxDeliverer,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        settings: Settings,
+    ) -> None:
+        self.deliverer = deliverer
+        self.sessionmaker = sessionmaker
+        self.clock = clock
+        self.settings = settings
+        self.rules = ReminderRules.from_settings(settings)
+        self.scheduler = AsyncIOScheduler(timezone=settings.locale.timezone)
+        self._running = False
+        self._again = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- jobs -----------------------------------------------------------------------------------
+    async def deliver(self) -> None:
+        """One delivery run; a kick during a run makes it go round once more."""
+        if self._running:
+            self._again = True
+            return
+        self._running = True
+        try:
+            while True:
+                self._again = False
+                try:
+                    await self.deliverer.deliver_due()
+                except Exception:  # the next poll tries again; never kill the job
+                    log.exception("outbox delivery run failed")
+                if not self._again:
+                    break
+        finally:
+            self._running = False
+
+    async def _in_transaction(self, name: str, job: Callable[[AsyncSession], Awaitable[int]]) -> None:
+        try:
+            async with self.sessionmaker.begin() as session:
+                added = await job(session)
+            if added:
+                log.info("%s: %d message(s) planned", name, added)
+                self.kick()
+        except Exception:
+            log.exception("%s failed", name)
+
+    async def plan_agendas(self) -> None:
+        await self._in_transaction("agendas", lambda s: plan_due_agendas(s, self.clock.now(), self.rules))
+
+    async def plan_mobile_office(self) -> None:
+        await self._in_transaction(
+            "mobile office reminders", lambda s: plan_day_before_reminders(s, self.clock.now(), self.rules)
+        )
+
+    async def plan_renewals(self) -> None:
+        await self._in_transaction("renewals", lambda s: plan_due_renewals(s, self.clock.now(), self.rules))
+
+    # -- control --------------------------------------------------------------------------------
+    def kick(self) -> None:
+        """Send fresh messages soon instead of at the next poll (safe to call from handlers)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        loop.call_later(KICK_DELAY, self._spawn)
+
+    def _spawn(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.deliver())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def start(self) -> None:
+        poll = self.settings.delivery.poll_seconds
+        common = {"max_instances": 1, "coalesce": True}
+        self.scheduler.add_job(
+            self.deliver,
+            "interval",
+            seconds=poll,
+            id="deliver",
+            misfire_grace_time=max(1, int(poll * 2)),
+            **common,
+        )
+        self.scheduler.add_job(
+            self.plan_agendas, "interval", minutes=1, id="agendas", misfire_grace_time=60, **common
+        )
+        self.scheduler.add_job(
+            self.plan_mobile_office,
+            "interval",
+            minutes=10,
+            id="mobile_office",
+            misfire_grace_time=600,
+            **common,
+        )
+        self.scheduler.add_job(
+            self.plan_renewals, "interval", hours=1, id="renewals", misfire_grace_time=3600, **common
+        )
+        self.scheduler.start()
+        self.kick()  # whatever became due while we were down
+        log.info("scheduler started (poll every %.1f s)", poll)
+
+    async def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        log.info("scheduler stopped")
+
+
+def setup_scheduler(
+    dispatcher: Dispatcher,
+    *,
+    bot: Bot,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    i18n: I18n,
+    clock: Clock,
+    settings: Settings,
+    deliverer: OutboxDeliverer | None = None,
+    share_limits: bool = True,
+) -> DeliveryRuntime:
+    """Create the runtime, hook it to the dispatcher's startup/shutdown, expose it to handlers
+    as `delivery`. With `share_limits`, the rate limiter is put on the bot's session so handler
+    replies and outbox messages share one budget."""
+    if share_limits:
+        ratelimit.install(
+            bot, ratelimit.RateLimiter(settings.delivery.global_rate, settings.delivery.per_chat_interval)
+        )
+    deliverer = deliverer or OutboxDeliverer(bot, sessionmaker, i18n, clock, settings)
+    runtime = DeliveryRuntime(deliverer, sessionmaker, clock, settings)
+
+    async def on_startup() -> None:
+        runtime.start()
+
+    async def on_shutdown() -> None:
+        await runtime.stop()
+
+    dispatcher.startup.register(on_startup)
+    dispatcher.shutdown.register(on_shutdown)
+    dispatcher["delivery"] = runtime
+    return runtime
