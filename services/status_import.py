@@ -179,6 +179,29 @@ def map_header(cells: list[Any]) -> dict[str, int]:
     return found
 
 
+HEADER_SEARCH_ROWS = 10  # exports often start with a title and a date line above the header
+
+
+def find_header(rows: Iterator[tuple[int, list[Any]]]) -> tuple[dict[str, int], int]:
+    """The first of the leading non-empty rows that maps as a header: (columns, its line).
+    Refuses with the first row's reason when none of them does."""
+    first_error: ImportRefused | None = None
+    seen = 0
+    for line, cells in rows:
+        if not any(_norm_header(c) for c in cells):
+            continue
+        try:
+            return map_header(cells), line
+        except ImportRefused as exc:
+            if first_error is None:
+                exc.line = line
+                first_error = exc
+        seen += 1
+        if seen >= HEADER_SEARCH_ROWS:
+            break
+    raise first_error or ImportRefused("empty")
+
+
 class TableReader:
     """Rows of a CSV or XLSX file as (line number, cells), after the header row."""
 
@@ -244,21 +267,25 @@ class TableReader:
                 encoding = "utf-8" if truncated else "cp1251"
         if b"\x00" in sample:
             raise ImportRefused("not_a_table")
-        first_line = sample.decode(encoding.replace("-sig", ""), errors="replace").lstrip("\ufeff")
-        first_line = first_line.splitlines()[0] if first_line.strip() else ""
-        counts = {d: first_line.count(d) for d in (";", ",", "\t")}
+        text_sample = sample.decode(encoding.replace("-sig", ""), errors="replace").lstrip("\ufeff")
+        # The delimiter the header line is richest in, among the leading lines (a title line
+        # above the header may have none).
+        leading_lines = [line for line in text_sample.splitlines()[:HEADER_SEARCH_ROWS] if line.strip()]
+        counts = {d: max((line.count(d) for line in leading_lines), default=0) for d in (";", ",", "\t")}
         delimiter = max(counts, key=lambda d: counts[d])
         text = io.TextIOWrapper(raw, encoding=encoding, newline="", errors="strict")
         self._close.append(text.detach)
         reader = csv.reader(text, delimiter=delimiter)
         self._raw = raw
-        try:
-            header = next(reader, None)
-        except (UnicodeDecodeError, csv.Error):
-            raise ImportRefused("not_a_table", line=1) from None
-        if not header or not any(c.strip() for c in header):
-            raise ImportRefused("empty")
-        self.columns = map_header(header)
+
+        def leading() -> Iterator[tuple[int, list[Any]]]:
+            try:
+                for cells in reader:
+                    yield reader.line_num, cells
+            except (UnicodeDecodeError, csv.Error):
+                raise ImportRefused("not_a_table", line=reader.line_num + 1) from None
+
+        self.columns, _ = find_header(leading())
 
         def rows() -> Iterator[tuple[int, list[Any]]]:
             while True:
@@ -289,17 +316,7 @@ class TableReader:
             raise ImportRefused("empty")
         self._max_row = sheet.max_row if isinstance(sheet.max_row, int) and sheet.max_row > 1 else None
         iterator = sheet.iter_rows(values_only=True)
-        header: list[Any] | None = None
-        line = 0
-        for values in iterator:
-            line += 1
-            if any(v not in (None, "") for v in values):
-                header = list(values)
-                break
-        if header is None:
-            raise ImportRefused("empty")
-        self.columns = map_header(header)
-        start = line
+        self.columns, start = find_header((n, list(v)) for n, v in enumerate(iterator, start=1))
 
         def rows() -> Iterator[tuple[int, list[Any]]]:
             number = start

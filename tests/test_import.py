@@ -315,3 +315,28 @@ async def test_committed_registry_style_sample(reference, sessionmaker, importer
         "+380665554433",
         "social_assistance",
     )
+
+
+async def test_title_lines_above_the_header_are_skipped(tmp_path, reference, sessionmaker, importer):
+    csv_path = tmp_path / "titled.csv"
+    csv_path.write_text(
+        "Звіт про стан заяв\nстаном на 22.11.2026\n\n"
+        "Номер заяви,Телефон,Вид допомоги,Статус,Дата зміни статусу\n"
+        "T-1,0501234567,субсидія,прийнято,20.11.2026\n",
+        encoding="utf-8",
+    )
+    report = await importer.import_file(csv_path)
+    assert (report.added, report.rejected) == (1, 0)
+    xlsx_path = write_xlsx(
+        tmp_path / "titled.xlsx",
+        [
+            ["Реєстр заяв ВПО"],
+            [],
+            HEADER_EN,
+            ["T-2", "0501234567", "subsidy", "received", "20.11.2026"],
+            ["T-3"],
+        ],
+    )
+    report = await importer.import_file(xlsx_path)
+    assert report.added == 1
+    assert [(r.line, r.reason) for r in report.rejections] == [(5, "bad_phone")]
