@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import html
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -541,15 +541,21 @@ class CaseActions:
         buttons: list[list[list[str]]] | None = None,
         dedupe: str | None = None,
     ) -> None:
-        """To the assignee, else to the on-duty members of the case's team."""
-        query = select(User).join(Worker, Worker.user_id == User.id).where(Worker.active.is_(True))
+        """To the (active) assignee; else the case team's on-duty members; else all its members —
+        a resident's message never goes nowhere while the team has anyone."""
+        active = select(User).join(Worker, Worker.user_id == User.id).where(Worker.active.is_(True))
+        members = active.join(TeamMember, TeamMember.worker_id == Worker.id).where(
+            TeamMember.team_id == case.team_id
+        )
+        users: Sequence[User] = []
         if case.assignee_worker_id is not None:
-            query = query.where(Worker.id == case.assignee_worker_id)
-        else:
-            query = query.join(TeamMember, TeamMember.worker_id == Worker.id).where(
-                TeamMember.team_id == case.team_id, TeamMember.on_duty.is_(True)
-            )
-        users = (await self.session.scalars(query.order_by(User.id))).all()
+            users = (await self.session.scalars(active.where(Worker.id == case.assignee_worker_id))).all()
+        if not users:
+            users = (
+                await self.session.scalars(members.where(TeamMember.on_duty.is_(True)).order_by(User.id))
+            ).all()
+        if not users:
+            users = (await self.session.scalars(members.order_by(User.id))).all()
         body = {
             "number": case.number,
             **payload,

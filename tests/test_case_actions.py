@@ -311,3 +311,13 @@ async def test_every_notice_renders_in_both_languages(app, sessionmaker, referen
             assert text and not text.startswith("outbox."), (message.kind, language)
             for row in markup.inline_keyboard if markup else []:
                 assert all(not b.text.startswith("worker.btn") for b in row)
+
+
+async def test_message_reaches_off_duty_team_when_nobody_is_on_duty(sessionmaker, reference, clock) -> None:
+    resident = await add_resident(sessionmaker, 550)
+    await add_worker(sessionmaker, 650, "ves-csp", on_duty=False)
+    case_id = await make_case(sessionmaker, resident)
+    async with sessionmaker.begin() as session:
+        await CaseActions(session, clock).resident_message(await _user_of(session, resident.id), case_id, "?")
+    async with sessionmaker() as session:
+        assert [m.chat_id for m in (await session.scalars(select(OutboxMessage))).all()] == [650]
