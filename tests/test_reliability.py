@@ -69,7 +69,7 @@ WORKER_SCRIPT = textwrap.dedent(
         bot = create_bot(settings, session=FileSession())
         deliverer = OutboxDeliverer(
             bot, sessionmaker, create_i18n("uk"), Clock(), settings,
-            instance_id=name, batch_size=50, concurrency=1 if name == 'victim' else 4,
+            instance_id=name, batch_size=50, concurrency=1 if name == 'victim' else 8,
             send_lease_seconds=3, claim_lease_seconds=3,
         )
         print("ready", flush=True)
@@ -158,7 +158,7 @@ async def test_two_processes_one_killed_deliver_each_reminder_once(pg_url, tmp_p
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             mine = sum(1 for line in _lines(out) if line.endswith("victim"))
-            if mine >= 800:
+            if mine >= 300:
                 break
             if procs["victim"].returncode is not None:
                 pytest.fail(f"victim ended early: {logs['victim'].read_text()[-2000:]}")
@@ -167,7 +167,7 @@ async def test_two_processes_one_killed_deliver_each_reminder_once(pg_url, tmp_p
             pytest.fail("victim delivered too little in 60 s")
         procs["victim"].send_signal(signal.SIGKILL)
         await asyncio.wait_for(procs["victim"].wait(), 10)
-        rc = await asyncio.wait_for(procs["survivor"].wait(), 85)
+        rc = await asyncio.wait_for(procs["survivor"].wait(), 240)
         assert rc == 0, logs["survivor"].read_text()[-2000:]
     finally:
         for proc in procs.values():
@@ -202,7 +202,7 @@ async def test_two_processes_one_killed_deliver_each_reminder_once(pg_url, tmp_p
         f"reliability: {COUNT} rows in {elapsed:.1f} s, by process {dict(by_process)}, "
         f"duplicates={duplicates}, lost={len(lost)}, outcome-unknown={len(unknown)}, states={states}"
     )
-    assert by_process["victim"] >= 800 and by_process["survivor"] > 0
+    assert by_process["victim"] >= 300 and by_process["survivor"] > 0
     assert duplicates == 0
     # Only the victim's one in-flight message may be lost, and it is the one marked unknown.
     assert len(lost) <= 1
