@@ -8,7 +8,10 @@ run side by side in the same invocation; with --repeat N the medians are quoted.
 
 Memory must not grow with file size: the 100k-row import's peak RSS should be within a few MB
 of the 20k-row one (the target below), because both readers stream (csv over a text wrapper,
-openpyxl read_only + values_only) and rows are applied in batches of 1,000.
+openpyxl read_only + values_only) and rows are applied in batches of 1,000. One exception is
+inherent to XLSX: openpyxl loads the workbook's shared-string table (every distinct text) whole,
+so an XLSX of many distinct texts grows by those strings (~6 MB for 80,000 more rows of unique
+numbers and phones here); the rows themselves are streamed.
 
 Usage:  python bench/import.py [--repeat 3] [--sizes 20000,100000] [--formats csv,xlsx]
 The last line printed is one JSON object with the figures and targets.

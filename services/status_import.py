@@ -2,7 +2,8 @@
 
 Formats: CSV (UTF-8 with or without BOM, or Windows-1251; `;`, `,` or tab delimiter, sniffed
 from the header line) and XLSX (first sheet). Both are streamed: memory does not grow with the
-file (csv over a text wrapper; openpyxl read-only, values only).
+file (csv over a text wrapper; openpyxl read-only, values only — openpyxl does hold an XLSX's
+shared-string table, i.e. its distinct texts, in memory: a few MB per 100,000 unique values).
 
 Columns are found by header, in any order, any case; extra columns are ignored. Accepted headers
 (see `HEADERS`):
