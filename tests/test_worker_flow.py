@@ -180,3 +180,52 @@ async def test_worker_takes_requests_documents_writes_and_resolves(
         ).all()
         assert statuses == ["in_progress", WAITING_DOCUMENTS, RESOLVED]
         assert (await session.scalar(select(DocumentRequest))).items == ["passport"]
+
+
+async def test_team_queue_pages_and_filters_in_the_chat(make_client, reference, sessionmaker) -> None:
+    from tests.factories import add_resident, add_worker
+    from tests.test_case_actions import make_case
+
+    owner = await add_resident(sessionmaker, 921)
+    await add_worker(sessionmaker, 922, "ves-csp")
+    for i in range(12):
+        await make_case(sessionmaker, owner, status="in_progress" if i % 4 == 0 else "new", priority=i % 3)
+    await make_case(sessionmaker, owner, status="resolved")
+    worker = make_client(user_id=922)
+    await worker.send("/worker")
+    first = (await worker.click("Черга команди"))[-1]
+    cases = [b for b in first.buttons() if b.startswith(("⚪", "🟡", "🟠", "🔴"))]
+    assert len(cases) == 10 and "сторінка 1" in first.text
+    assert cases[0].startswith("🟠")  # most urgent first
+    second = (await worker.click("Далі", message_id=first.message_id))[-1]
+    assert len([b for b in second.buttons() if b.startswith(("⚪", "🟡", "🟠"))]) == 2
+    only_new = (await worker.click("🆕 Нове", message_id=second.message_id))[-1]
+    listed = [b for b in only_new.buttons() if b.startswith(("⚪", "🟡", "🟠"))]
+    assert len(listed) == 9 and all("Нове" in b for b in listed)
+    mine = (await worker.click("Панель", message_id=only_new.message_id))[-1]
+    assert "Звернень немає" in (await worker.click("Мої звернення", message_id=mine.message_id))[-1].text
+
+
+async def test_transfer_through_the_card_tells_the_resident(
+    make_client, resident, reference, sessionmaker, clock, deliverer
+) -> None:
+    from tests.factories import add_worker
+
+    await add_worker(sessionmaker, 931, "ves-csp")
+    await add_worker(sessionmaker, 932, "zp-oblast")
+    case_id = await file_case(sessionmaker, resident.user.id, clock)
+    worker = make_client(user_id=931)
+    card = next(r for r in await worker.click_data(f"case:open:{case_id}") if r.kind == "message")
+    await worker.click("Передати іншій команді", message_id=card.message_id)
+    await worker.click("Департамент соцзахисту Запорізької ОВА")
+    assert "потрібен текст" in (await worker.send_voice())[0].text  # the step is kept
+    replies = await worker.send("Потрібне рішення області")
+    assert "передано команді" in replies[0].text
+    await deliverer.deliver_due()
+    assert any("передано команді «Департамент" in r.text for r in resident.read())
+    oblast_worker = make_client(user_id=932)
+    notice = next(r for r in oblast_worker.read() if "передано звернення" in r.text)
+    assert "✋ Взяти" in notice.buttons()
+    # The old team no longer sees it.
+    worker.read()
+    assert [r.kind for r in await worker.click_data(f"case:open:{case_id}")] == ["alert"]
