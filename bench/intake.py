@@ -9,7 +9,9 @@ tests/conftest.create_pg_database), migrated with `bot.migrate.upgrade` and seed
 data/sample_reference.yaml. Telegram is a recording session (no network).
 
 In the same run and over the same updates, a bare aiogram Dispatcher with one trivial async
-handler per update type is fed the same way. Rounds alternate full / bare; medians are quoted.
+handler per update type is fed the same way. For context, the same number of `/help` updates
+(the cheapest path through the real app: middlewares, the user row, FSM pre-read, one reply)
+is measured too (over a quarter of the updates). Rounds alternate full / bare / floor; medians are quoted.
 Every full round is checked: exactly N new cases.
 
 At most --inflight updates are in the dispatcher at once (like a webhook worker pool): the FSM
@@ -249,6 +251,7 @@ async def main() -> None:
 
         full_rates: list[float] = []
         bare_rates: list[float] = []
+        floor_rates: list[float] = []
         updates = n * UPDATES_PER_FLOW
         # A warm-up flow (imports, caches, first connections) that is not measured.
         warm = [5_000_000 + i for i in range(4)]
@@ -273,11 +276,19 @@ async def main() -> None:
             bare_flows = [flow_steps(Person(u), routes[i % len(routes)], tg) for i, u in enumerate(user_ids)]
             # The bare dispatcher sends nothing, so the confirm step reuses the full round's button.
             bare_s = await drive(bare, bot, bare_flows, inflight)
+            # Context: the cheapest path of the real app (/help: middlewares, user row, one reply).
+            # Over a quarter of the updates, to keep the default run short.
+            floor_users = user_ids[: max(1, n // 4)]
+            floor_flows = [[(lambda p=Person(u): p.text("/help"))] * UPDATES_PER_FLOW for u in floor_users]
+            floor_s = await drive(app.dispatcher, bot, floor_flows, inflight)
+            floor_s *= updates / (len(floor_users) * UPDATES_PER_FLOW)
             full_rates.append(updates / full_s)
             bare_rates.append(updates / bare_s)
+            floor_rates.append(updates / floor_s)
             print(
                 f"round {round_no + 1}: full {updates / full_s:8.1f} updates/s ({full_s:.2f} s), "
-                f"bare {updates / bare_s:8.1f} updates/s ({bare_s:.2f} s), {filed} cases",
+                f"bare {updates / bare_s:8.1f} updates/s ({bare_s:.2f} s), "
+                f"app floor /help {updates / floor_s:8.1f} updates/s, {filed} cases",
                 flush=True,
             )
         await app.close()
@@ -287,10 +298,11 @@ async def main() -> None:
     full = statistics.median(full_rates)
     bare_rate = statistics.median(bare_rates)
     ratio = full / bare_rate
+    floor = statistics.median(floor_rates)
     print(
         f"median over {args.rounds} rounds, {updates} updates each ({n} residents x {UPDATES_PER_FLOW}, "
         f"{inflight} in flight): full {full:.1f}/s, bare {bare_rate:.1f}/s, ratio {ratio:.3f} "
-        f"(target >= {TARGET_RATIO})"
+        f"(target >= {TARGET_RATIO}); app floor (/help) {floor:.1f}/s = {floor / bare_rate:.3f} of bare"
     )
     print(
         json.dumps(
@@ -304,6 +316,8 @@ async def main() -> None:
                 "updates_per_round": updates,
                 "rounds": args.rounds,
                 "inflight": inflight,
+                "app_floor_help_updates_per_s": round(floor, 1),
+                "app_floor_ratio": round(floor / bare_rate, 3),
                 "full_rounds_per_s": [round(x, 1) for x in full_rates],
                 "bare_rounds_per_s": [round(x, 1) for x in bare_rates],
                 "database": "postgresql",

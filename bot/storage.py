@@ -9,6 +9,7 @@ Outside an update (aiogram pre-reading the state, tools) it uses short transacti
 
 from __future__ import annotations
 
+import copy
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -85,7 +86,7 @@ class SqlStorage(BaseStorage):
 
     async def get_state(self, key: StorageKey) -> str | None:
         async with self._reading() as session:
-            record = await session.get(FsmRecord, self._key(key))
+            record = await self._get(session, self._key(key))
             return record.state if record else None
 
     async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
@@ -93,8 +94,18 @@ class SqlStorage(BaseStorage):
 
     async def get_data(self, key: StorageKey) -> dict[str, Any]:
         async with self._reading() as session:
-            record = await session.get(FsmRecord, self._key(key))
-            return dict(record.data) if record else {}
+            record = await self._get(session, self._key(key))
+            # A deep copy: callers must not mutate the loaded (committed) value in place.
+            return copy.deepcopy(record.data) if record else {}
+
+    @staticmethod
+    async def _get(session: AsyncSession, key: str) -> FsmRecord | None:
+        record = await session.get(FsmRecord, key)
+        if record is not None:
+            # The identity map holds objects weakly: keep the record for the rest of the update
+            # so that repeated reads (filters, handler) are not one SELECT each.
+            session.info.setdefault("fsm_records", {})[key] = record
+        return record
 
     async def close(self) -> None:
         return None

@@ -125,14 +125,15 @@ class IntakeService:
         description = draft.description.strip()
         if not DESCRIPTION_MIN <= len(description) <= DESCRIPTION_MAX:
             raise InvalidDraft()
+        # Held here so that routing's lookups hit the identity map (it keeps objects weakly).
         service = await self.session.get(Service, draft.service_id)
-        if service is None:
+        hromada = await self.session.get(Hromada, draft.hromada_id)
+        settlement = await self.session.get(Settlement, draft.settlement_id) if draft.settlement_id else None
+        if service is None or hromada is None:
             raise InvalidDraft()
         routing = RoutingService(self.session)
         decision = await routing.route(draft.hromada_id, draft.settlement_id, draft.service_id)
         assignee = await routing.pick_assignee(decision.team.id)
-        hromada = await self.session.get(Hromada, draft.hromada_id)
-        assert hromada is not None
         now = self.clock.now()
         try:
             # The counter row is locked from here to commit: keep the rest of the work short.
@@ -203,7 +204,7 @@ class IntakeService:
         )
         resident.last_hromada_id = hromada.id
         resident.last_settlement_id = draft.settlement_id
-        await self._notify(case, decision, service, hromada, now)
+        await self._notify(case, decision, service, hromada, settlement, now)
         await self.session.flush()
         return FiledCase(case, decision, True)
 
@@ -225,9 +226,14 @@ class IntakeService:
         return f"{prefix}-{year}-{value:06d}"
 
     async def _notify(
-        self, case: Case, decision: RoutingDecision, service: Service, hromada: Hromada, now: datetime
+        self,
+        case: Case,
+        decision: RoutingDecision,
+        service: Service,
+        hromada: Hromada,
+        settlement: Settlement | None,
+        now: datetime,
     ) -> None:
-        settlement = await self.session.get(Settlement, case.settlement_id) if case.settlement_id else None
         payload: dict[str, Any] = {
             "number": case.number,
             "service_uk": service.name_uk,
