@@ -32,6 +32,7 @@ import codecs
 import csv
 import io
 import re
+import unicodedata
 import uuid
 import zoneinfo
 from collections.abc import Awaitable, Callable, Iterator
@@ -404,8 +405,9 @@ def parse_date(value: Any, tz: zoneinfo.ZoneInfo = KYIV) -> datetime | None:
 
 
 def normalize_kind(value: Any) -> str | None:
+    """A known kind's code, else the text as written (it is stored: no control characters)."""
     text = _text(value)
-    if not text or len(text) > KIND_MAX:
+    if not text or len(text) > KIND_MAX or any(unicodedata.category(c) in ("Cc", "Cs") for c in text):
         return None
     return _KIND_LOOKUP.get(text.casefold(), text)
 

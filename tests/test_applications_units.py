@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import UTC, date, datetime
 
 import pytest
@@ -85,6 +86,16 @@ def test_kinds_known_by_alias_others_kept() -> None:
     assert normalize_kind("Компенсація за житло") == "Компенсація за житло"
     assert normalize_kind("x" * 41) is None
     assert normalize_kind("  ") is None
+    assert normalize_kind("субсидія\x00") is None  # PostgreSQL refuses NUL in text
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=50))
+def test_stored_kinds_are_clean_text(text: str) -> None:
+    kind = normalize_kind(text)
+    assert kind is None or (
+        0 < len(kind) <= 40 and not any(unicodedata.category(c) in ("Cc", "Cs") for c in kind)
+    )
 
 
 def test_headers_in_any_order_case_and_language() -> None:
