@@ -143,6 +143,7 @@ class OutboxDeliverer:
         on_bot = ratelimit.installed(bot)
         # One budget for everything the bot sends: the limiter on the bot wins if there is one.
         self.limiter = on_bot or limiter or RateLimiter(delivery.global_rate, delivery.per_chat_interval)
+        self._on_bot = on_bot is not None
         self.instance_id = instance_id or default_instance_id()
         self.batch_size = batch_size
         self.is_sqlite = sessionmaker.kw["bind"].dialect.name == "sqlite"
@@ -317,7 +318,8 @@ class OutboxDeliverer:
             return False
         token = slot_taken.set(True)
         try:
-            await self.limiter.settle(job.chat_id)
+            if not self._on_bot:  # otherwise the bot's RateLimitMiddleware settles, closest to the wire
+                await self.limiter.settle(job.chat_id)
             await self.bot.send_message(job.chat_id, job.text, reply_markup=job.markup)
         except TelegramRetryAfter as exc:
             wait = min(float(exc.retry_after), RETRY_AFTER_MAX)

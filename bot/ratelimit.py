@@ -17,7 +17,7 @@ import asyncio
 import contextvars
 import math
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -38,6 +38,7 @@ from aiogram.methods.base import Response, TelegramType
 # Message-creating methods count against Telegram's per-chat and global message limits.
 LIMITED_METHODS = (SendMessage, SendPhoto, SendDocument, SendMediaGroup, CopyMessage, ForwardMessage)
 MAX_PAUSE = 3600.0
+WINDOW_MARGIN = 0.002  # seconds of slack against clock jitter in the one-second window
 
 # Set by a sender that already booked its slot (the outbox deliverer), so the middleware does
 # not book a second one for the same call.
@@ -69,6 +70,8 @@ class RateLimiter:
         self._booked: set[int] = set()  # grid indices of booked global slots (near future only)
         self._paused_until = 0.0
         self._last_sent: OrderedDict[int | str, float] = OrderedDict()  # actual send times
+        self._window: deque[float] = deque(maxlen=max(1, math.floor(rate)))  # last calls, planned
+        self._actual: deque[float] = deque(maxlen=max(1, math.floor(rate)))  # ... and as they happened
         # chat_id → earliest next slot; bounded LRU (old entries are in the past anyway).
         self._next_chat: OrderedDict[int | str, float] = OrderedDict()
 
@@ -107,19 +110,27 @@ class RateLimiter:
         return slot
 
     async def settle(self, chat_id: int | str | None) -> None:
-        """Right before the call: if the previous message to this chat actually left less than
-        `per_chat_interval` ago (it was late for its slot), wait the rest; then note this one."""
-        if chat_id is None:
-            return
-        last = self._last_sent.get(chat_id)
-        if last is not None:
-            delay = last + self.per_chat_interval - self.monotonic()
-            if delay > 0:
-                await self.sleep(delay)
-        self._last_sent[chat_id] = self.monotonic()
-        self._last_sent.move_to_end(chat_id)
-        while len(self._last_sent) > self.max_chats:
-            self._last_sent.popitem(last=False)
+        """Right before the call, on actual times: no more than `rate` calls in any second and
+        `per_chat_interval` since this chat's previous call. Normally the booked slot already
+        ensures both; this catches up-late senders (a slow commit) bunching their calls."""
+        now = self.monotonic()
+        at = max(now, self._window[-1]) if self._window else now
+        if len(self._window) == self._window.maxlen:
+            at = max(at, self._window[0] + 1.0 + WINDOW_MARGIN)
+        if len(self._actual) == self._actual.maxlen:  # a late wake-up counts where it happened
+            at = max(at, self._actual[0] + 1.0 + WINDOW_MARGIN)
+        self._window.append(at)
+        if chat_id is not None:
+            last = self._last_sent.get(chat_id)
+            if last is not None:
+                at = max(at, last + self.per_chat_interval)
+            self._last_sent[chat_id] = at
+            self._last_sent.move_to_end(chat_id)
+            while len(self._last_sent) > self.max_chats:
+                self._last_sent.popitem(last=False)
+        if at > now:
+            await self.sleep(at - now)
+        self._actual.append(self.monotonic())
 
     def pause(self, seconds: float) -> None:
         """Telegram asked us to wait (429): no new slot before now + seconds (bounded)."""
@@ -140,8 +151,12 @@ class RateLimitMiddleware(BaseRequestMiddleware):
         bot: Bot,
         method: TelegramMethod[TelegramType],
     ) -> Response[TelegramType]:
-        if isinstance(method, LIMITED_METHODS) and not slot_taken.get():
-            await self.limiter.acquire(getattr(method, "chat_id", None))
+        if isinstance(method, LIMITED_METHODS):
+            chat_id = getattr(method, "chat_id", None)
+            if slot_taken.get():
+                await self.limiter.settle(chat_id)  # slot booked by the sender; check actual times
+            else:
+                await self.limiter.acquire(chat_id)
         try:
             return await make_request(bot, method)
         except TelegramRetryAfter as exc:

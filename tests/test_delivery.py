@@ -133,7 +133,7 @@ async def test_distinct_chats_fill_the_rate(app, bot, tg, fake_time, sessionmake
     deliverer = make_deliverer(app, bot, fake_time, concurrency=1)
     assert await deliverer.deliver_due() == 150
     assert_limits(tg.calls, 30, 1.0)
-    assert 4.9 <= fake_time.slept <= 5.0  # 150 at 30/s: the limit is the only bottleneck
+    assert 4.9 <= fake_time.slept <= 5.2  # 150 at 30/s: the limit is the only bottleneck
 
 
 async def test_limiter_reservations_under_concurrency(fake_time):
