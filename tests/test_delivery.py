@@ -76,6 +76,7 @@ def make_deliverer(app, bot, fake_time: FakeTime, **kwargs) -> OutboxDeliverer:
         monotonic=fake_time.monotonic,
         sleep=fake_time.sleep,
     )
+    kwargs.setdefault("rules", ReminderRules())  # the default quiet hours, 21:00–08:00 Kyiv
     return OutboxDeliverer(
         bot, app.sessionmaker, app.i18n, app.clock, app.settings, limiter=limiter, **kwargs
     )
