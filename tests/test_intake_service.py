@@ -64,7 +64,7 @@ async def test_priority_grows_with_each_marker_and_sensitive_service() -> None:
     assert priority_for([], True) > 0
 
 
-async def test_nobody_on_duty_leaves_it_in_the_queue_then_only_the_assignee_is_told(sessionmaker, reference) -> None:
+async def test_nobody_on_duty_then_only_the_assignee_is_told(sessionmaker, reference) -> None:
     await add_worker(sessionmaker, 61, "pl-oblast", on_duty=False)
     draft = await _draft(sessionmaker, "OML", "child_protection", vulnerability=["children"])
     resident = await add_resident(sessionmaker, 50_200)
