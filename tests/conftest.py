@@ -22,7 +22,7 @@ from bot.db import create_engine, create_sessionmaker
 from bot.factory import App, build_app, create_bot
 from bot.migrate import upgrade
 from bot.offline import BotClient, RecordingSession
-from bot.settings import DatabaseSettings, Settings, load_settings
+from bot.settings import DatabaseSettings, DeliverySettings, Settings, load_settings
 from services.clock import Clock
 from tests.pgtools import PG_ADMIN_DSN, create_database, drop_database, pg_problem
 
@@ -101,7 +101,10 @@ async def session(sessionmaker) -> AsyncIterator[AsyncSession]:
 @pytest.fixture
 def settings(db: AsyncEngine) -> Settings:
     url = db.url.render_as_string(hide_password=False)
-    return load_settings(database=DatabaseSettings(DATABASE_URL=url))
+    # No quiet hours: tests run at any hour on the real clock and expect notices to go out.
+    # Tests about quiet hours pass their own ReminderRules (tests/test_delivery.py).
+    no_quiet = DeliverySettings(QUIET_HOURS_START="00:00", QUIET_HOURS_END="00:00")
+    return load_settings(database=DatabaseSettings(DATABASE_URL=url), delivery=no_quiet)
 
 
 @pytest.fixture
