@@ -116,7 +116,7 @@ class DocumentService:
                 await enqueue(
                     self.session,
                     user=user,
-                    kind=f"docs_reminder{suffix}",
+                    kind="docs_overdue" if tag.startswith("o+") else f"docs_reminder{suffix}",
                     payload={**payload, "note": ""},
                     due_at=at,
                     dedupe_key=f"docs:{request.id}:{tag}",

@@ -14,9 +14,9 @@ Rules in one place:
   itself is at dawn, e.g. 08:15) it is sent at start-2h as *urgent*: the resident agreed to a
   visit at that hour, so a heads-up then is expected. It is never sent after the visit started.
 - Worker agenda: 07:30 local, but never before the end of quiet hours (so 08:00 by default).
-- Documents: 3 days and 1 day before the deadline at 10:00 local; without a deadline, 3, 7 and
-  14 days after the request at 10:00. They stop when the request is received/cancelled or the
-  case closes.
+- Documents: 3 days and 1 day before the deadline at 10:00 local, then 1 and 7 days after it if
+  still missing; without a deadline, 3, 7 and 14 days after the request at 10:00. They stop when
+  the request is received/cancelled or the case closes (checked again at send time).
 - Re-verification (services with renewal_days): the renewal falls due `renewal_days` after the
   case was resolved; reminders 30 and 7 days before at 10:00 local.
 """
@@ -40,6 +40,7 @@ DAY_BEFORE_AT = time(18, 0)
 AGENDA_AT = time(7, 30)
 DOCS_AT = time(10, 0)
 DOCS_BEFORE_DAYS = (3, 1)
+DOCS_OVERDUE_DAYS = (1, 7)
 DOCS_NO_DEADLINE_AFTER_DAYS = (3, 7, 14)
 RENEWAL_BEFORE_DAYS = (30, 7)
 SOON_BEFORE = timedelta(hours=2)
@@ -47,7 +48,7 @@ SOON_MIN_LEAD = timedelta(minutes=30)
 
 # Kinds that are reminders: checked against their reason at send time.
 VISIT_REMINDER_KINDS = frozenset({"visit_day_before", "visit_soon"})
-DOCS_REMINDER_KINDS = frozenset({"docs_reminder", "docs_reminder_open"})
+DOCS_REMINDER_KINDS = frozenset({"docs_reminder", "docs_reminder_open", "docs_overdue"})
 RENEWAL_KINDS = frozenset({"renewal_due"})
 # A visit's own notices (new, changed) are also dropped if the visit is gone before they leave.
 VISIT_NOTICE_KINDS = frozenset({"visit_new", "visit_changed"})
@@ -121,6 +122,9 @@ class ReminderRules:
             deadline_day = self.local(deadline).date()
             for days in DOCS_BEFORE_DAYS:
                 plans.append((f"d-{days}", self.at_local(deadline_day - timedelta(days=days), DOCS_AT)))
+            # Missed the deadline: keep reminding (the worker may still accept them).
+            for days in DOCS_OVERDUE_DAYS:
+                plans.append((f"o+{days}", self.at_local(deadline_day + timedelta(days=days), DOCS_AT)))
         else:
             start_day = self.local(requested_at).date()
             for days in DOCS_NO_DEADLINE_AFTER_DAYS:

@@ -51,11 +51,13 @@ async def test_request_queues_message_and_reminders(sessionmaker, reference, clo
             )
         ).all()
         events = (await session.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id))).all()
-    assert [r.kind for r in rows] == ["docs_requested", "docs_reminder", "docs_reminder"]
-    # 3 and 1 days before the deadline, at 10:00 Kyiv.
+    assert [r.kind for r in rows] == ["docs_requested"] + ["docs_reminder"] * 2 + ["docs_overdue"] * 2
+    # 3 and 1 days before the deadline, then 1 and 7 days after it, at 10:00 Kyiv.
     assert [r.due_at.astimezone(KYIV).strftime("%d.%m %H:%M") for r in rows[1:]] == [
         "01.12 10:00",
         "03.12 10:00",
+        "05.12 10:00",
+        "11.12 10:00",
     ]
     assert [e.kind for e in events] == ["docs_requested"]
 

@@ -59,9 +59,11 @@ def test_document_reminder_plans():
         ("d+7", local(2026, 11, 30, 10, 0)),
         ("d+14", local(2026, 12, 7, 10, 0)),
     ]
-    # Deadline tomorrow: the 3-days-before one is already past and is not planned.
+    # Deadline the day after tomorrow: 3 days before is already past; overdue ones follow.
     assert rules.docs_reminders(requested, local(2026, 11, 25, 17, 0)) == [
-        ("d-1", local(2026, 11, 24, 10, 0))
+        ("d-1", local(2026, 11, 24, 10, 0)),
+        ("o+1", local(2026, 11, 26, 10, 0)),
+        ("o+7", local(2026, 12, 2, 10, 0)),
     ]
 
 
