@@ -150,3 +150,29 @@ async def test_reminder_not_sent_when_case_closed(sessionmaker, reference, clock
     async with sessionmaker() as session:
         states = (await session.scalars(select(OutboxMessage.state).order_by(OutboxMessage.due_at))).all()
     assert states[1] == CANCELLED and states[2:] == [PENDING, PENDING]
+
+
+async def test_worker_marks_received_with_button(sessionmaker, reference, clock, make_client):
+    from handlers.callbacks import DocsReceivedCb
+
+    worker, case_id = await _setup(sessionmaker)
+    async with sessionmaker.begin() as session:
+        case = await session.get(Case, case_id)
+        request = await DocumentService(session, clock).request(
+            case, await session.get(Worker, worker.id), ["passport"], None, None
+        )
+        request_id = request.id
+    data = DocsReceivedCb(request_id=request_id).pack()
+    # Another hromada's worker and a resident cannot; the request stays open.
+    await add_worker(sessionmaker, 602, "brs-social")
+    for outsider in (make_client(user_id=602), make_client(user_id=501)):
+        replies = await outsider.click_data(data)
+        assert replies[-1].kind == "alert"
+    async with sessionmaker() as session:
+        assert len(await DocumentService(session, clock).open_requests(case_id)) == 1
+    replies = await make_client(user_id=601).click_data(data)
+    assert "отримані" in replies[-1].text
+    replies = await make_client(user_id=601).click_data(data)  # a second tap
+    assert "уже закрито" in replies[-1].text
+    async with sessionmaker() as session:
+        assert await DocumentService(session, clock).open_requests(case_id) == []

@@ -283,3 +283,36 @@ def test_proposed_time_examples():
     assert parse_proposed_time("може 3.1 о 9:30?", NOW, rules) == datetime(2027, 1, 3, 9, 30, tzinfo=KYIV)
     assert parse_proposed_time("31.02 10:00", NOW, rules) is None
     assert parse_proposed_time("будь-коли після обіду", NOW, rules) is None
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(min_size=0, max_size=260))
+async def test_who_step_takes_any_text_politely(app, make_client, sessionmaker, reference, text):
+    from aiogram.fsm.storage.base import StorageKey
+
+    from handlers.worker.visits import VisitForm
+
+    async with sessionmaker() as session:
+        exists = await session.scalar(select(Worker.id))
+    if exists is None:
+        await _setup(sessionmaker)
+    async with sessionmaker() as session:
+        case_id = await session.scalar(select(Case.id))
+    worker_client = make_client(user_id=WORKER)
+    key = StorageKey(bot_id=worker_client.bot.id, chat_id=WORKER, user_id=WORKER)
+    await app.dispatcher.storage.set_state(key, VisitForm.who)
+    await app.dispatcher.storage.set_data(
+        key,
+        {
+            "visit_case": case_id,
+            "visit_starts": "2026-11-25T12:00:00+00:00",
+            "visit_ends": "2026-11-25T13:00:00+00:00",
+        },
+    )
+    replies = await worker_client.send(text)
+    state = await app.dispatcher.storage.get_state(key)
+    assert replies, "every text gets an answer"
+    if text.strip() and len(text.strip()) <= 200 and not text.startswith("/"):
+        assert state == VisitForm.prepare.state
+    elif not text.startswith("/"):
+        assert state == VisitForm.who.state  # kept where it was, asked again

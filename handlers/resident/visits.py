@@ -7,6 +7,7 @@ is the resident of the visit's case; the worker hears the answer through the out
 from __future__ import annotations
 
 from aiogram import Router
+from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.filters import StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -111,6 +112,8 @@ async def on_reschedule_text(
     state: FSMContext,
 ) -> None:
     text = (message.text or "").strip()
+    if text.startswith("/"):
+        raise SkipHandler  # a command leaves the form to its own handler
     if not text:
         await message.answer(_("visit.text_only"))
         return

@@ -13,6 +13,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from aiogram import Router
+from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.filters import StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -278,6 +279,8 @@ async def on_calendar(
 
 async def on_who(message: Message, state: FSMContext) -> None:
     text = (message.text or "").strip()
+    if text.startswith("/"):
+        raise SkipHandler  # a command leaves the form to its own handler
     if not text:
         await message.answer(_("visit.text_only"))
         return
@@ -294,6 +297,8 @@ async def on_prepare(
     message: Message, session: AsyncSession, user: User, clock: Clock, settings: Settings, state: FSMContext
 ) -> None:
     text = (message.text or "").strip()
+    if text.startswith("/"):
+        raise SkipHandler  # a command leaves the form to its own handler
     if not text:
         await message.answer(_("visit.text_only"))
         return
