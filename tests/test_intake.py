@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from aiogram.fsm.storage.base import StorageKey
+from aiogram.methods import EditMessageText
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
@@ -368,3 +369,17 @@ async def _step(client: BotClient) -> str | None:
     if await client.dp.storage.get_state(key) != "IntakeForm:active":
         return None
     return (await client.dp.storage.get_data(key)).get("step")
+
+
+async def test_screen_that_cannot_be_edited_is_sent_anew(resident: BotClient, tg) -> None:
+    await resident.press("Нове звернення")
+    await resident.send("Весел")
+    await resident.click("Веселівська")
+    await resident.click("Веселе")
+    await resident.click("Житлова субсидія")
+    tg.queue_error(400, "Bad Request: message is not modified", method=EditMessageText)
+    replies = await resident.click("Інвалідність")
+    assert [r.kind for r in replies] == []  # a repeated tap: nothing new
+    tg.queue_error(400, "Bad Request: message can't be edited", method=EditMessageText)
+    replies = await resident.click("Далі")
+    assert replies[-1].kind == "message" and "Крок 5" in replies[-1].text

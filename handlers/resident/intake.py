@@ -316,8 +316,10 @@ async def _show(
             try:
                 await message.edit_text(text, reply_markup=markup)
                 return
-            except TelegramBadRequest:  # not modified / too old to edit: send a new one
-                pass
+            except TelegramBadRequest as exc:
+                if "not modified" in str(exc):  # a repeated tap: the screen is already right
+                    return
+                # Too old (or no longer there) to edit: send it as a new message below.
         elif isinstance(message, Message):
             await message.edit_reply_markup(reply_markup=None)
         if isinstance(message, Message):
