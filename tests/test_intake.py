@@ -383,3 +383,19 @@ async def test_screen_that_cannot_be_edited_is_sent_anew(resident: BotClient, tg
     tg.queue_error(400, "Bad Request: message can't be edited", method=EditMessageText)
     replies = await resident.click("Далі")
     assert replies[-1].kind == "message" and "Крок 5" in replies[-1].text
+
+
+async def test_album_files_arriving_together_are_all_kept(resident: BotClient, db) -> None:
+    await _to_description(resident)
+    await resident.send(DESCRIPTION)
+    if db.dialect.name == "postgresql":  # SQLite: see test_double_confirm_files_one_case
+        await asyncio.gather(resident.send_photo(), resident.send_photo(), resident.send_document())
+    else:
+        await resident.send_photo()
+        await resident.send_photo()
+        await resident.send_document()
+    resident.read()
+    await resident.click("Готово")
+    await resident.click("Для себе")
+    replies = await resident.share_contact()
+    assert "Файлів: 3" in replies[-1].text

@@ -521,6 +521,9 @@ async def attachment_added(
         doc = message.document
         assert doc is not None
         item = AttachmentDraft("document", doc.file_id, doc.file_unique_id, doc.file_name, doc.mime_type)
+    # An album arrives as several updates at once: take the draft's row lock first (a write),
+    # then read, so that one person's files are appended one after another, none lost.
+    await state.set_state(IntakeForm.active)
     items = list((await state.get_data()).get("attachments") or [])
     if len(items) >= MAX_ATTACHMENTS:
         await message.answer(_("intake.attachments_full") % {"max": MAX_ATTACHMENTS})
