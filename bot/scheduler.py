@@ -157,6 +157,13 @@ class DeliveryRuntime:
         log.info("scheduler stopped")
 
 
+def kick(delivery: DeliveryRuntime | None) -> None:
+    """For handlers: `delivery` is the workflow-data runtime, None when no scheduler runs
+    (tests, console); then the next deliverer run picks the message up."""
+    if delivery is not None:
+        delivery.kick()
+
+
 def setup_scheduler(
     dispatcher: Dispatcher,
     *,

@@ -16,6 +16,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.scheduler import DeliveryRuntime, kick
 from bot.settings import Settings
 from handlers.callbacks import VisitAnswerCb
 from handlers.worker.visits import worker_buttons
@@ -64,6 +65,7 @@ async def on_answer(
     clock: Clock,
     settings: Settings,
     state: FSMContext,
+    delivery: DeliveryRuntime | None = None,
 ) -> None:
     visits = VisitService(session, clock, ReminderRules.from_settings(settings))
     action = callback_data.action
@@ -71,6 +73,7 @@ async def on_answer(
         visit, _case = await visits.visit_for_resident(user, callback_data.visit_id)
         if action == "confirm":
             await visits.confirm(user, visit.id, worker_buttons=worker_buttons)
+            kick(delivery)
             await query.answer(_("visit.confirmed"))
             await query.message.edit_reply_markup(reply_markup=None)
             await query.message.answer(_("visit.confirmed_line"))
@@ -89,6 +92,7 @@ async def on_answer(
             return
         if action == "cancel_yes":
             await visits.cancel_by_resident(user, visit.id, worker_buttons=None)
+            kick(delivery)
             await query.answer()
             await query.message.edit_reply_markup(reply_markup=None)
             await query.message.answer(_("visit.cancelled"))
@@ -110,6 +114,7 @@ async def on_reschedule_text(
     clock: Clock,
     settings: Settings,
     state: FSMContext,
+    delivery: DeliveryRuntime | None = None,
 ) -> None:
     text = (message.text or "").strip()
     if text.startswith("/"):
@@ -125,6 +130,7 @@ async def on_reschedule_text(
     visits = VisitService(session, clock, ReminderRules.from_settings(settings))
     try:
         await visits.request_reschedule(user, visit_id, text, worker_buttons=worker_buttons)
+        kick(delivery)
     except VisitError as exc:
         await state.set_state(None)
         await message.answer(_(f"visit.error.{exc.code}"))

@@ -22,6 +22,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.scheduler import DeliveryRuntime, kick
 from bot.settings import Settings
 from handlers.callbacks import DocsReceivedCb, VisitAnswerCb, VisitCalCb, VisitNewCb, VisitWorkerCb
 from models import DocumentRequest, User, Worker
@@ -180,6 +181,7 @@ async def on_calendar(
     clock: Clock,
     settings: Settings,
     state: FSMContext,
+    delivery: DeliveryRuntime | None = None,
 ) -> None:
     rules = _rules(settings)
     worker = await _worker(session, user)
@@ -246,6 +248,7 @@ async def on_calendar(
             except VisitError as exc:
                 await query.answer(_(f"visit.error.{exc.code}"), show_alert=True)
                 return
+            kick(delivery)
             await query.answer()
             await query.message.edit_text(_("visit.rescheduled") % _summary(visits, visit, case.number))
             return
@@ -272,7 +275,7 @@ async def on_calendar(
             await state.set_state(VisitForm.prepare)
             await query.message.answer(_("visit.ask_prepare"), reply_markup=_skip_markup(case.id))
             return
-        await _finish(query.message, session, user, clock, settings, state, prepare="")
+        await _finish(query.message, session, user, clock, settings, state, prepare="", delivery=delivery)
         return
     await query.answer(_("errors.stale_button"), show_alert=True)
 
@@ -294,7 +297,13 @@ async def on_who(message: Message, state: FSMContext) -> None:
 
 
 async def on_prepare(
-    message: Message, session: AsyncSession, user: User, clock: Clock, settings: Settings, state: FSMContext
+    message: Message,
+    session: AsyncSession,
+    user: User,
+    clock: Clock,
+    settings: Settings,
+    state: FSMContext,
+    delivery: DeliveryRuntime | None = None,
 ) -> None:
     text = (message.text or "").strip()
     if text.startswith("/"):
@@ -305,7 +314,7 @@ async def on_prepare(
     if len(text) > 1000:
         await message.answer(_("visit.error.prepare_too_long"))
         return
-    await _finish(message, session, user, clock, settings, state, prepare=text)
+    await _finish(message, session, user, clock, settings, state, prepare=text, delivery=delivery)
 
 
 async def _finish(
@@ -317,6 +326,7 @@ async def _finish(
     state: FSMContext,
     *,
     prepare: str,
+    delivery: DeliveryRuntime | None = None,
 ) -> None:
     data = await state.get_data()
     worker = await _worker(session, user)
@@ -340,6 +350,7 @@ async def _finish(
         return
     await state.set_state(None)
     await state.set_data({k: v for k, v in data.items() if not k.startswith("visit_")})
+    kick(delivery)
     await message.answer(_("visit.scheduled") % _summary(visits, visit, case.number))
 
 
@@ -360,6 +371,7 @@ async def on_visit_action(
     user: User,
     clock: Clock,
     settings: Settings,
+    delivery: DeliveryRuntime | None = None,
 ) -> None:
     rules = _rules(settings)
     worker = await _worker(session, user)
@@ -380,6 +392,7 @@ async def on_visit_action(
             return
         if callback_data.action == "cancel":
             await visits.cancel_by_worker(visit, case, worker)
+            kick(delivery)
             await query.answer(_("visit.cancelled_by_worker"), show_alert=True)
             await query.message.edit_reply_markup(reply_markup=None)
             return
