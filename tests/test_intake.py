@@ -399,3 +399,17 @@ async def test_album_files_arriving_together_are_all_kept(resident: BotClient, d
     await resident.click("Для себе")
     replies = await resident.share_contact()
     assert "Файлів: 3" in replies[-1].text
+
+
+async def test_at_most_ten_files(resident: BotClient) -> None:
+    await _to_description(resident)
+    await resident.send(DESCRIPTION)
+    for _ in range(10):
+        replies = await resident.send_photo()
+    assert "10 з 10" in replies[-1].text
+    replies = await resident.send_document()
+    assert "не більше 10" in replies[-1].text
+    await resident.click("Готово")
+    await resident.click("Для себе")
+    replies = await resident.share_contact()
+    assert "Файлів: 10" in replies[-1].text
