@@ -153,3 +153,32 @@ async def test_booking_rules(sessionmaker, reference, clock):
             select(OutboxMessage).where(OutboxMessage.kind == "mo_booking_day_before")
         )
         assert reminder.due_at == datetime(2026, 11, 23, 18, 0, tzinfo=KYIV)
+
+
+async def test_settlement_list_and_coordinator_end(make_client, resident, sessionmaker, reference, clock):
+    await add_worker(sessionmaker, 901, "ves-csp", role=ROLE_COORDINATOR)
+    coordinator = make_client(user_id=901)
+    replies = await resident.send(_menu_text())
+    assert "жодна громада" in replies[-1].text  # nothing entered yet
+    await coordinator.send("/mobile_office_add novopetrivka 5 09:00-12:00 2 30")
+    # The resident's settlement is unknown: a list of settlements that have trips.
+    replies = await resident.send(_menu_text())
+    assert replies[-1].buttons() == ["Новопетрівка (Веселівська)"]
+    replies = await resident.click("Новопетрівка (Веселівська)")
+    assert (
+        "27.11.2026, 09:00–12:00" in replies[-1].text and "11.12.2026" in replies[-1].text
+    )  # Fridays, every 2 weeks
+    # A plain worker (not coordinator) and a resident cannot end it; the coordinator can.
+    async with sessionmaker() as session:
+        schedule_id = await session.scalar(select(MobileOfficeSchedule.id))
+    data = MobileOfficeCb(action="end", id=schedule_id).pack()
+    await add_worker(sessionmaker, 902, "ves-csp")
+    for outsider in (make_client(user_id=902), resident):
+        replies = await outsider.click_data(data)
+        assert replies[-1].kind == "alert"
+    async with sessionmaker() as session:
+        assert (await session.scalar(select(MobileOfficeSchedule.valid_to))) is None
+    replies = await coordinator.click_data(data)
+    assert "завершено" in replies[-1].text
+    replies = await resident.send(_menu_text())
+    assert "жодна громада" in replies[-1].text
