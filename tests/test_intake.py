@@ -413,3 +413,15 @@ async def test_at_most_ten_files(resident: BotClient) -> None:
     await resident.click("Для себе")
     replies = await resident.share_contact()
     assert "Файлів: 10" in replies[-1].text
+
+
+async def test_commands_and_menu_buttons_work_mid_form_and_keep_the_draft(resident: BotClient) -> None:
+    await _to_description(resident)
+    replies = await resident.send("/my")
+    assert "поки немає звернень" in replies[-1].text
+    replies = await resident.send("/nonsense command here")
+    assert "Такої команди немає" in replies[-1].text
+    replies = await resident.press("Мої звернення")
+    assert "поки немає звернень" in replies[-1].text
+    replies = await resident.press("Нове звернення")
+    assert "незавершене" in replies[-1].text and "Крок 5" in replies[-1].text

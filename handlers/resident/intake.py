@@ -112,11 +112,12 @@ def _previous(step: str, data: dict[str, Any]) -> str | None:
 
 # -- filters -----------------------------------------------------------------------------------
 class NotMenuText(Filter):
-    """Text that is not a main-menu button (those keep working in the middle of the form)."""
+    """Text that is neither a command nor a main-menu button (those keep working in the
+    middle of the form; the draft stays)."""
 
     async def __call__(self, message: Message, i18n: I18n) -> bool:
         text = message.text
-        if text is None:
+        if text is None or text.startswith("/"):
             return False
         keys = (*MAIN_MENU_KEYS, "menu.worker_panel", "menu.give_consent")
         return all(text != i18n.gettext(key, locale=lang) for key in keys for lang in LANGUAGES)
