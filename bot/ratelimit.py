@@ -70,8 +70,8 @@ class RateLimiter:
         self._booked: set[int] = set()  # grid indices of booked global slots (near future only)
         self._paused_until = 0.0
         self._last_sent: OrderedDict[int | str, float] = OrderedDict()  # actual send times
-        self._window: deque[float] = deque(maxlen=max(1, math.floor(rate)))  # last calls, planned
-        self._actual: deque[float] = deque(maxlen=max(1, math.floor(rate)))  # ... and as they happened
+        self._actual: deque[float] = deque(maxlen=max(1, math.floor(rate)))  # last calls' real times
+        self._settle_lock = asyncio.Lock()
         # chat_id → earliest next slot; bounded LRU (old entries are in the past anyway).
         self._next_chat: OrderedDict[int | str, float] = OrderedDict()
 
@@ -112,25 +112,26 @@ class RateLimiter:
     async def settle(self, chat_id: int | str | None) -> None:
         """Right before the call, on actual times: no more than `rate` calls in any second and
         `per_chat_interval` since this chat's previous call. Normally the booked slot already
-        ensures both; this catches up-late senders (a slow commit) bunching their calls."""
-        now = self.monotonic()
-        at = max(now, self._window[-1]) if self._window else now
-        if len(self._window) == self._window.maxlen:
-            at = max(at, self._window[0] + 1.0 + WINDOW_MARGIN)
-        if len(self._actual) == self._actual.maxlen:  # a late wake-up counts where it happened
-            at = max(at, self._actual[0] + 1.0 + WINDOW_MARGIN)
-        self._window.append(at)
-        if chat_id is not None:
-            last = self._last_sent.get(chat_id)
-            if last is not None:
-                at = max(at, last + self.per_chat_interval)
-            self._last_sent[chat_id] = at
-            self._last_sent.move_to_end(chat_id)
-            while len(self._last_sent) > self.max_chats:
-                self._last_sent.popitem(last=False)
-        if at > now:
-            await self.sleep(at - now)
-        self._actual.append(self.monotonic())
+        ensures both; this catches late senders (a slow commit, a late wake-up) bunching up.
+        One caller at a time, so concurrent senders are checked against what really happened."""
+        async with self._settle_lock:
+            now = self.monotonic()
+            at = now
+            if len(self._actual) == self._actual.maxlen:
+                at = max(at, self._actual[0] + 1.0 + WINDOW_MARGIN)
+            if chat_id is not None:
+                last = self._last_sent.get(chat_id)
+                if last is not None:
+                    at = max(at, last + self.per_chat_interval)
+            if at > now:
+                await self.sleep(at - now)
+            done = self.monotonic()
+            self._actual.append(done)
+            if chat_id is not None:
+                self._last_sent[chat_id] = done
+                self._last_sent.move_to_end(chat_id)
+                while len(self._last_sent) > self.max_chats:
+                    self._last_sent.popitem(last=False)
 
     def pause(self, seconds: float) -> None:
         """Telegram asked us to wait (429): no new slot before now + seconds (bounded)."""
