@@ -38,7 +38,7 @@ from aiogram.methods.base import Response, TelegramType
 # Message-creating methods count against Telegram's per-chat and global message limits.
 LIMITED_METHODS = (SendMessage, SendPhoto, SendDocument, SendMediaGroup, CopyMessage, ForwardMessage)
 MAX_PAUSE = 3600.0
-WINDOW_MARGIN = 0.002  # seconds of slack against clock jitter in the one-second window
+WINDOW_MARGIN = 0.02  # slack in the one-second window against jitter (GC pauses, wake-ups)
 
 # Set by a sender that already booked its slot (the outbox deliverer), so the middleware does
 # not book a second one for the same call.
