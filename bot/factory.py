@@ -7,19 +7,20 @@ from typing import Any
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.base import BaseSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.fsm.storage.base import BaseStorage
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
+from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.db import create_engine, create_sessionmaker
 from bot.i18n import UserLanguageMiddleware, create_i18n
-from bot.middlewares import DbSessionMiddleware, UserMiddleware
+from bot.middlewares import DbSessionMiddleware, UserLockMiddleware, UserMiddleware
 from bot.settings import Settings
 from bot.storage import SqlStorage
+from bot.telegram_session import HromadaAiohttpSession
 from handlers import build_root_router
 from services.clock import Clock
 
@@ -48,7 +49,9 @@ class App:
 def create_bot(settings: Settings, session: BaseSession | None = None, token: str | None = None) -> Bot:
     if session is None:
         api = settings.telegram.api_base
-        session = AiohttpSession(api=TelegramAPIServer.from_base(api)) if api else AiohttpSession()
+        session = (
+            HromadaAiohttpSession(api=TelegramAPIServer.from_base(api)) if api else HromadaAiohttpSession()
+        )
     if token is None:
         secret = settings.telegram.bot_token
         token = secret.get_secret_value() if secret else OFFLINE_TOKEN
@@ -64,6 +67,17 @@ def create_storage(settings: Settings, sessionmaker: async_sessionmaker[AsyncSes
     return SqlStorage(sessionmaker)
 
 
+def isolation_for(storage: BaseStorage) -> BaseEventIsolation:
+    """Per-person update lock: in this process, or in Redis when several instances share it."""
+    if isinstance(storage, SqlStorage):
+        return SimpleEventIsolation()
+    from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
+
+    if isinstance(storage, RedisStorage):
+        return RedisEventIsolation(redis=storage.redis)
+    return SimpleEventIsolation()
+
+
 def create_dispatcher(
     *,
     settings: Settings,
@@ -73,17 +87,23 @@ def create_dispatcher(
     storage: BaseStorage,
     **workflow_data: Any,
 ) -> Dispatcher:
+    # aiogram's FSM middleware is put in by hand below, inside our session, so the state is
+    # read through the update's own connection instead of a second one.
     dp = Dispatcher(
         storage=storage,
+        disable_fsm=True,
         settings=settings,
         sessionmaker=sessionmaker,
         i18n=i18n,
         clock=clock,
         **workflow_data,
     )
-    # Outer middlewares on the update itself, so every update type gets them, in this order.
+    # Outer middlewares on the update itself, so every update type gets them, in this order:
+    # one person at a time → one DB unit of work → our user row → FSM state → language.
+    dp.update.outer_middleware(UserLockMiddleware(isolation_for(storage)))
     dp.update.outer_middleware(DbSessionMiddleware(sessionmaker))
     dp.update.outer_middleware(UserMiddleware())
+    dp.update.outer_middleware(dp.fsm)
     UserLanguageMiddleware(i18n).setup(dp)
     dp.include_router(build_root_router())
     return dp

@@ -84,11 +84,12 @@ def language_from_telegram(code: str | None, default: str) -> str:
 
 
 class UserLanguageMiddleware(I18nMiddleware):
-    """Locale = the language stored on our user row (set by `UserMiddleware`)."""
+    """Locale = the language stored on our user row (`user_language`, set by `UserMiddleware`:
+    a plain value, so the error path can read it after the session rolled back)."""
 
     async def get_locale(self, event: TelegramObject, data: dict[str, Any]) -> str:
-        user = data.get("user")
-        if user is not None and user.language in LANGUAGES:
-            return user.language
+        language = data.get("user_language")
+        if language in LANGUAGES:
+            return language
         tg_user: TgUser | None = data.get("event_from_user")
         return language_from_telegram(tg_user.language_code if tg_user else None, self.i18n.default_locale)

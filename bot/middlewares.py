@@ -7,6 +7,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
+from aiogram.dispatcher.middlewares.user_context import EventContext
+from aiogram.fsm.storage.base import BaseEventIsolation, StorageKey
 from aiogram.types import TelegramObject
 from aiogram.types import User as TgUser
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -46,13 +48,37 @@ class DbSessionMiddleware(BaseMiddleware):
             return result
 
 
+class UserLockMiddleware(BaseMiddleware):
+    """One update at a time per person (chat + user), taken before the database session opens.
+
+    Two taps of one person then never interleave: no lost toggle, no stale read turning into a
+    write conflict (SQLite's "database is locked"). Other people's updates run in parallel.
+    With Redis the lock is shared by all instances."""
+
+    def __init__(self, isolation: BaseEventIsolation) -> None:
+        self.isolation = isolation
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        context: EventContext | None = data.get("event_context")
+        if context is None or context.user_id is None:
+            return await handler(event, data)
+        key = StorageKey(
+            bot_id=data["bot"].id, chat_id=context.chat_id or context.user_id, user_id=context.user_id
+        )
+        async with self.isolation.lock(key):
+            return await handler(event, data)
+
+
 class UserMiddleware(BaseMiddleware):
-    """Finds or creates our `User` row for the sender and hands it in as `user`."""
+    """Finds or creates our `User` row for the sender and hands it in as `user` (and its
+    language as a plain value, `user_language`, readable even after a rollback)."""
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         tg_user: TgUser | None = data.get("event_from_user")
         session: AsyncSession = data["session"]
         if tg_user is not None and not tg_user.is_bot:
             users = UserService(session)
-            data["user"] = await users.get_or_create(tg_user.id)
+            user = await users.get_or_create(tg_user.id)
+            data["user"] = user
+            data["user_language"] = user.language
         return await handler(event, data)

@@ -46,6 +46,8 @@ from aiogram.types import (
     Voice,
 )
 
+from bot.telegram_session import KeepResponseTypesMixin
+
 _MESSAGE_METHODS = (SendMessage, SendPhoto, SendDocument)
 _EDIT_METHODS = (EditMessageText, EditMessageReplyMarkup, EditMessageCaption)
 
@@ -85,7 +87,7 @@ class SentCall:
     message_id: int | None = None
 
 
-class RecordingSession(BaseSession):
+class RecordingSession(KeepResponseTypesMixin, BaseSession):
     """Records every call; answers from the queue or with a result shaped like Telegram's."""
 
     def __init__(self, bot_user_id: int = 42, latency: float = 0.0) -> None:

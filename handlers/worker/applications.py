@@ -276,6 +276,9 @@ async def import_document(
         await message.answer(_("app.import.too_big"))
         return
     scope = await ApplicationService(session, clock).hromada_scope(worker)
+    # The import runs its own transactions, one per batch: end this update's unit of work
+    # first, or its open write (the FSM clear) would hold SQLite's lock against them.
+    await session.commit()
     locale = i18n.current_locale
 
     def gettext(key: str) -> str:
