@@ -38,9 +38,13 @@ async def run_polling(settings: Settings) -> int:
 
 def install_background_jobs(app, bot) -> None:  # type: ignore[no-untyped-def]
     """Outbox delivery and reminders (APScheduler), started and stopped with the dispatcher."""
-    try:
-        from bot.scheduler import setup_scheduler
-    except ImportError:  # pragma: no cover - the scheduler module arrives with the reminders engine
-        log.warning("scheduler module missing: reminders will not be delivered")
-        return
-    setup_scheduler(app.dispatcher, bot=bot, app=app)
+    from bot.scheduler import setup_scheduler
+
+    setup_scheduler(
+        app.dispatcher,
+        bot=bot,
+        sessionmaker=app.sessionmaker,
+        i18n=app.i18n,
+        clock=app.clock,
+        settings=app.settings,
+    )

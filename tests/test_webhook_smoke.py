@@ -17,7 +17,11 @@ from dataclasses import dataclass, field
 import aiohttp
 import pytest
 from aiohttp import web
+from sqlalchemy import select
 
+from bot.db import create_sessionmaker
+from models import User
+from services.outbox import enqueue
 from tests.processes import clean_env, free_port, hromada_bot_command
 
 TOKEN = "123456:TEST-token-for-the-local-fake-api-server"
@@ -148,6 +152,25 @@ async def test_webhook_process_end_to_end(fake_api, db_url: str, db) -> None:
             )
             assert "Вітаємо" in sent[0]["text"]
             assert json.loads(sent[0]["reply_markup"])["inline_keyboard"]
+
+            # The process's scheduler delivers the outbox: a queued notice reaches Telegram.
+            async with create_sessionmaker(db).begin() as session:
+                user = await session.scalar(select(User).where(User.telegram_id == 779))
+                assert user is not None
+                await enqueue(
+                    session,
+                    user=user,
+                    kind="case_status_changed",
+                    urgent=True,
+                    payload={
+                        "number": "VES-2026-000042",
+                        "status": "🔧",
+                        "team": "ЦНАП",
+                        "reason": "",
+                    },
+                )
+            await wait_for(lambda: len(api.sent("sendMessage")) == 2, timeout=30)
+            assert "VES-2026-000042" in api.sent("sendMessage")[1]["text"]
 
         started = time.monotonic()
         process.send_signal(signal.SIGTERM)
