@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import contains_eager
 
 from models import (
     Attachment,
@@ -310,18 +310,25 @@ class ResidentCases:
         self.session = session
 
     async def page(self, resident_id: int, page: int, size: int) -> tuple[int, list[Case]]:
-        total = int(
-            await self.session.scalar(
-                select(func.count()).select_from(Case).where(Case.resident_id == resident_id)
+        """One statement: the page with each case's service, and the total as a window count
+        (taken before LIMIT/OFFSET). Only a page past the end needs a second, counting query."""
+        total_col = func.count().over().label("total")
+        rows = (
+            await self.session.execute(
+                select(Case, total_col)
+                .join(Case.service)
+                .options(contains_eager(Case.service))
+                .where(Case.resident_id == resident_id)
+                .order_by(Case.created_at.desc(), Case.id.desc())
+                .offset(max(page, 0) * size)
+                .limit(size)
             )
-            or 0
+        ).all()
+        if rows:
+            return int(rows[0].total), [row.Case for row in rows]
+        if page <= 0:
+            return 0, []
+        total = await self.session.scalar(
+            select(func.count()).select_from(Case).where(Case.resident_id == resident_id)
         )
-        rows = await self.session.scalars(
-            select(Case)
-            .options(selectinload(Case.service))
-            .where(Case.resident_id == resident_id)
-            .order_by(Case.created_at.desc(), Case.id.desc())
-            .offset(max(page, 0) * size)
-            .limit(size)
-        )
-        return total, list(rows.all())
+        return int(total or 0), []

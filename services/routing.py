@@ -132,9 +132,14 @@ class RoutingService:
 
     async def pick_assignee(self, team_id: int) -> Worker | None:
         """The least-loaded on-duty active member (open cases assigned to them); ties by id."""
+        # Count only this team's members' open cases (ix_cases_assignee_queue), not every
+        # open case in the database.
+        members = select(TeamMember.worker_id).where(
+            TeamMember.team_id == team_id, TeamMember.on_duty.is_(True)
+        )
         load = (
             select(Case.assignee_worker_id.label("worker_id"), func.count(Case.id).label("n"))
-            .where(Case.status.in_(OPEN_STATUSES), Case.assignee_worker_id.is_not(None))
+            .where(Case.assignee_worker_id.in_(members), Case.status.in_(OPEN_STATUSES))
             .group_by(Case.assignee_worker_id)
             .subquery()
         )

@@ -7,6 +7,7 @@ forged or stale button gets a polite alert and changes nothing."""
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,9 +23,19 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.settings import Settings
-from handlers.callbacks import AssignCb, CaseCb, DocPickCb, QueueCb, StatusCb, TransferCb, VisitNewCb
+from handlers.callbacks import (
+    AssignCb,
+    CaseCb,
+    DocPickCb,
+    DocsReceivedCb,
+    QueueCb,
+    StatusCb,
+    TransferCb,
+    VisitNewCb,
+)
+from handlers.render import routing_reason as shared_routing_reason
 from handlers.worker.queues import current_worker, priority_mark
-from models import Case, Team, TeamMember, User, Worker
+from models import Case, DocumentRequest, Team, TeamMember, User, Worker
 from models.cases import CLOSED_STATUSES, WAITING_DOCUMENTS
 from services.case_actions import REASON_REQUIRED, TRANSITIONS, Access, CaseActions, CaseError, clean_text
 from services.clock import Clock
@@ -68,22 +79,9 @@ def _local(at: datetime, settings: Settings) -> str:
 
 
 def routing_reason(case: Case, locale: str) -> str:
-    detail: dict[str, Any] = case.routing_detail or {}
-
-    def name(part: str) -> str:
-        names = (detail.get(part) or {}).get("name") or {}
-        return html.escape(str(names.get(locale) or names.get("uk") or ""))
-
-    if not detail.get("team"):
+    if not (case.routing_detail or {}).get("team"):
         return html.escape(case.team.name(locale)) if case.team else ""
-    key = f"intake.routing.{case.routing_kind}"
-    if detail.get("settlement_specific") and case.routing_kind != "fallback":
-        key += "_settlement"
-    params = {p: name(p) for p in ("service", "team", "hromada", "settlement", "team_hromada")}
-    try:
-        return _(key) % params
-    except (KeyError, TypeError, ValueError):
-        return params["team"]
+    return shared_routing_reason(case, locale, get_i18n())
 
 
 def _event_line(event: Any, settings: Settings) -> str:
@@ -101,7 +99,14 @@ def _event_line(event: Any, settings: Settings) -> str:
 
 
 def render_card(
-    case: Case, access: Access, card: CaseCard, locale: str, settings: Settings, *, private: bool
+    case: Case,
+    access: Access,
+    card: CaseCard,
+    locale: str,
+    settings: Settings,
+    *,
+    private: bool,
+    open_requests: Sequence[DocumentRequest] = (),
 ) -> tuple[str, InlineKeyboardMarkup]:
     lines = [
         _("worker.card.title") % {"number": case.number, "service": html.escape(case.service.name(locale))},
@@ -157,12 +162,27 @@ def render_card(
             lines.append(f"• {_local(m.at, settings)} {who}: {html.escape(m.text[:300])}")
     if card.attachments_count:
         lines.append(_("worker.card.attachments") % {"n": card.attachments_count})
-    return "\n".join(lines), card_markup(case, access, card)
+    return "\n".join(lines), card_markup(case, access, card, open_requests, settings)
 
 
-def card_markup(case: Case, access: Access, card: CaseCard) -> InlineKeyboardMarkup:
+def card_markup(
+    case: Case,
+    access: Access,
+    card: CaseCard,
+    open_requests: Sequence[DocumentRequest] = (),
+    settings: Settings | None = None,
+) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     sizes: list[int] = []
+    if access.member:
+        # One "received" button per open document request: stops its reminders.
+        for request in open_requests:
+            when = request.created_at.astimezone(settings.locale.tz) if settings else request.created_at
+            builder.button(
+                text=_("worker.btn.docs_received") % {"date": when.strftime("%d.%m")},
+                callback_data=DocsReceivedCb(request_id=request.id),
+            )
+            sizes.append(1)
     if case.status not in CLOSED_STATUSES:
         if access.member and case.assignee_worker_id is None:
             builder.button(text=_("worker.btn.take"), callback_data=CaseCb(action="take", case_id=case.id))
@@ -198,7 +218,10 @@ async def build_card(
     """The card's text and buttons (raises NotFound if the worker may not see the case)."""
     case, access = await case_actions(session, clock, i18n).worker_case_access(worker, case_id)
     card = await QueueService(session, clock).card(case)
-    return render_card(case, access, card, i18n.current_locale, settings, private=True)
+    open_requests = await DocumentService(session, clock).open_requests(case.id) if access.member else []
+    return render_card(
+        case, access, card, i18n.current_locale, settings, private=True, open_requests=open_requests
+    )
 
 
 async def send_card(
