@@ -79,6 +79,8 @@ class UserMiddleware(BaseMiddleware):
         if tg_user is not None and not tg_user.is_bot:
             users = UserService(session)
             user = await users.get_or_create(tg_user.id)
+            if not user.reachable:
+                await users.mark_reachable(user)  # they wrote to us, so they unblocked the bot
             data["user"] = user
             data["user_language"] = user.language
         return await handler(event, data)

@@ -58,3 +58,20 @@ async def test_a_failing_handler_rolls_back_and_sends_nothing(sessionmaker) -> N
     assert delivery.kicks == 0
     async with sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(OutboxMessage)) == 0
+
+
+async def test_a_user_who_writes_is_reachable_again(make_client, sessionmaker) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import update
+
+    client = make_client()
+    await client.send("/start")
+    async with sessionmaker.begin() as session:
+        await session.execute(
+            update(User).values(reachable=False, unreachable_since=datetime(2026, 11, 1, tzinfo=UTC))
+        )
+    await client.send("/help")
+    async with sessionmaker() as session:
+        user = await session.scalar(select(User))
+        assert user is not None and user.reachable and user.unreachable_since is None

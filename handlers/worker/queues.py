@@ -105,7 +105,15 @@ async def panel(message: Message, session: AsyncSession, user: User) -> None:
     if worker is None:
         await message.answer(_("worker.not_worker"))
         return
-    await message.answer(_("worker.panel"), reply_markup=await panel_markup(session, worker))
+    await message.answer(await panel_text(session, worker), reply_markup=await panel_markup(session, worker))
+
+
+async def panel_text(session: AsyncSession, worker: Worker) -> str:
+    """The panel's title and the commands this worker can use (they are not all buttons)."""
+    lines = [_("worker.panel"), "", _("worker.panel.commands")]
+    if worker.is_admin or await QueueService(session).coordinated_hromadas(worker):
+        lines.append(_("worker.panel.coordinator_commands"))
+    return "\n".join(lines)
 
 
 async def panel_button(query: CallbackQuery, session: AsyncSession, user: User) -> None:
@@ -115,7 +123,9 @@ async def panel_button(query: CallbackQuery, session: AsyncSession, user: User) 
         return
     await query.answer()
     if query.message is not None:
-        await query.message.answer(_("worker.panel"), reply_markup=await panel_markup(session, worker))
+        await query.message.answer(
+            await panel_text(session, worker), reply_markup=await panel_markup(session, worker)
+        )
 
 
 async def show_text(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup) -> None:
