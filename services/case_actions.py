@@ -340,10 +340,20 @@ class CaseActions:
         return case
 
     async def change_status(
-        self, case_id: int, actor_worker: Worker, to_status: str, reason: str | None = None
+        self,
+        case_id: int,
+        actor_worker: Worker,
+        to_status: str,
+        reason: str | None = None,
+        *,
+        notify: bool = True,
     ) -> Case:
+        """`notify=False` when the caller tells the resident itself (a visit invitation says
+        more than "visit planned"); the audit event is written either way."""
         case, _ = await self._for_worker(actor_worker, case_id)
-        await self._set_status(case, to_status, actor_user_id=actor_worker.user_id, reason=reason)
+        await self._set_status(
+            case, to_status, actor_user_id=actor_worker.user_id, reason=reason, notify=notify
+        )
         return case
 
     async def close(self, case_id: int, worker: Worker, status: str, outcome: str) -> Case:

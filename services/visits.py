@@ -408,7 +408,12 @@ class VisitService:
 
         try:
             async with self.session.begin_nested():
-                await CaseActions(self.session, self.clock).change_status(case.id, worker, VISIT_PLANNED)
+                await CaseActions(self.session, self.clock).change_status(
+                    case.id,
+                    worker,
+                    VISIT_PLANNED,
+                    notify=False,  # the invitation tells the resident
+                )
         except CaseError:
             pass  # not allowed from this status: the visit still stands, the status stays
 

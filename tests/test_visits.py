@@ -54,8 +54,11 @@ async def test_worker_schedules_resident_confirms(make_client, sessionmaker, ref
 
     resident = make_client(user_id=RESIDENT)
     assert await deliverer.deliver_due() >= 1
-    invite = [r for r in resident.read() if "Домашній візит" in r.text][-1]
+    received = resident.read()
+    invite = [r for r in received if "Домашній візит" in r.text][-1]
     assert "25.11.2026, 14:00–15:00" in invite.text
+    # One message about the visit: the generic "status changed" notice is not sent on top.
+    assert not [r for r in received if "новий стан" in r.text], [r.text for r in received]
     assert "&lt;терцентр&gt;" in invite.method.text  # typed text escaped
     assert invite.buttons() == ["✅ Підтверджую", "🔁 Інший час", "❌ Скасувати"]
 
