@@ -1,7 +1,7 @@
 """Status-table import benchmark: throughput and memory against file size.
 
 Generates status tables (CSV and XLSX) of 20,000 and 100,000 rows, imports each into a throwaway
-PostgreSQL database (tests/conftest.create_pg_database; 127.0.0.1:5432) and prints rows/s and
+PostgreSQL database (tests/pgtools.create_database; 127.0.0.1:5432) and prints rows/s and
 the importing process's peak RSS. Each import runs in a fresh child process so its peak RSS is
 its own; tables are emptied before every run, so every run inserts all rows. Sizes and formats
 run side by side in the same invocation; with --repeat N the medians are quoted.
@@ -150,11 +150,11 @@ def run_child(url: str, path: Path) -> dict[str, float]:
 
 
 async def main(args: argparse.Namespace) -> dict[str, object]:
-    from tests.conftest import create_pg_database, drop_pg_database
+    from tests.pgtools import create_database, drop_database
 
     sizes = [int(s) for s in args.sizes.split(",")]
     formats = args.formats.split(",")
-    url, name = await create_pg_database()
+    url, name = await create_database("hromada_bench")
     results: dict[str, dict[str, float]] = {}
     try:
         await prepare(url)
@@ -193,7 +193,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
                     "median_peak_rss_mb": round(statistics.median(f["peak_rss_mb"] for f in figures), 1),
                 }
     finally:
-        await drop_pg_database(name)
+        await drop_database(name)
 
     summary: dict[str, object] = {"bench": "status_import", "db": "postgresql", "repeat": args.repeat}
     summary.update(results)

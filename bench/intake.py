@@ -5,7 +5,7 @@ search, hromada, settlement, service, a vulnerability marker, Done, description,
 "for myself", their own contact, confirm: 12 updates each — concurrently through the real
 Dispatcher (`bot.factory.build_app`: DB-session and user middlewares, i18n, our SQL FSM storage,
 every router) on a throwaway PostgreSQL database (127.0.0.1:5432, like
-tests/conftest.create_pg_database), migrated with `bot.migrate.upgrade` and seeded with
+tests/pgtools.create_database), migrated with `bot.migrate.upgrade` and seeded with
 data/sample_reference.yaml. Telegram is a recording session (no network).
 
 In the same run and over the same updates, a bare aiogram Dispatcher with one trivial async
@@ -28,11 +28,9 @@ import argparse
 import asyncio
 import itertools
 import json
-import os
 import statistics
 import sys
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,7 +38,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import asyncpg  # noqa: E402
 from aiogram import Bot, Dispatcher  # noqa: E402
 from aiogram.types import (  # noqa: E402
     CallbackQuery,
@@ -62,8 +59,8 @@ from handlers.callbacks import IntakeCb  # noqa: E402
 from models import Case, Hromada, Resident, Service, Settlement  # noqa: E402
 from models import User as DbUser  # noqa: E402
 from services.reference_data import load_reference_file  # noqa: E402
+from tests.pgtools import create_database, drop_database  # noqa: E402
 
-PG_ADMIN_DSN = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 SAMPLE = ROOT / "data" / "sample_reference.yaml"
 TARGET_RATIO = 0.25
 UPDATES_PER_FLOW = 12
@@ -130,25 +127,6 @@ class Person:
         return Message(
             message_id=next(_ids), date=datetime.now(UTC), chat=self.chat, from_user=self.user, **fields
         )
-
-
-async def create_database() -> tuple[str, str]:
-    name = f"hromada_bench_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    return f"{base}/{name}", name
-
-
-async def drop_database(name: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 async def route_ids(sessionmaker) -> list[tuple[str, int, int, int]]:
@@ -236,7 +214,7 @@ async def main() -> None:
     args = parser.parse_args()
     n, inflight = args.residents, args.inflight
 
-    url, name = await create_database()
+    url, name = await create_database("hromada_bench")
     try:
         await upgrade(url)
         settings = load_settings(database=DatabaseSettings(DATABASE_URL=url))

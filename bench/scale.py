@@ -47,7 +47,7 @@ from services.case_actions import CaseActions
 from services.cases import ResidentCases
 from services.clock import Clock
 from services.queues import QueueService
-from tests.conftest import PG_ADMIN_DSN, create_pg_database, drop_pg_database
+from tests.pgtools import PG_ADMIN_DSN, create_database, drop_database
 
 HROMADAS = 50
 OBLASTS = 5
@@ -495,7 +495,7 @@ async def main() -> None:
     args = parser.parse_args()
     residents = args.residents or max(100, args.cases // 10)
 
-    url, name = await create_pg_database()
+    url, name = await create_database("hromada_bench")
     try:
         started = time.perf_counter()
         await upgrade(url)
@@ -505,7 +505,7 @@ async def main() -> None:
         measured = await measure(url, args.iterations)
     finally:
         if not args.keep:
-            await drop_pg_database(name)
+            await drop_database(name)
         else:
             print(f"kept database {name}")
 
