@@ -700,6 +700,24 @@ async def text_required(message: Message) -> None:
     await message.answer(_("worker.text_only"))
 
 
+async def _text_step(
+    message: Message, state: FSMContext, session: AsyncSession, user: User, limit: int, empty_key: str
+) -> tuple[str, dict[str, Any], Worker] | None:
+    """The start of every typed step: a valid text (else a polite answer, the step kept), the
+    step's data, the step left, and the acting worker. None when the user was told why not."""
+    text = _valid_text(message, limit)
+    if text is None:
+        await message.answer(_("case.error.text_too_long") if clean_text(message.text) else _(empty_key))
+        return None
+    data = await state.get_data()
+    await state.set_state(None)  # even if the action is refused below, the step is over
+    worker = await current_worker(session, user)
+    if worker is None:
+        await message.answer(_("worker.not_worker"))
+        return None
+    return text, data, worker
+
+
 async def reason_step(
     message: Message,
     state: FSMContext,
@@ -709,20 +727,10 @@ async def reason_step(
     i18n: I18n,
     settings: Settings,
 ) -> None:
-    text = _valid_text(message, REASON_MAX)
-    if text is None:
-        await message.answer(
-            _("case.error.text_too_long") if clean_text(message.text) else _("case.error.empty_text")
-        )
+    step = await _text_step(message, state, session, user, REASON_MAX, "case.error.empty_text")
+    if step is None:
         return
-    data = await state.get_data()
-    # Leave the step first: the FSM storage writes through its own connection, which on SQLite
-    # would wait behind this update's transaction once it has written.
-    await state.set_state(None)
-    worker = await current_worker(session, user)
-    if worker is None:
-        await message.answer(_("worker.not_worker"))
-        return
+    text, data, worker = step
     actions = case_actions(session, clock, i18n)
     to_status = str(data.get("to_status"))
     try:
@@ -740,20 +748,10 @@ async def reason_step(
 async def write_step(
     message: Message, state: FSMContext, session: AsyncSession, user: User, clock: Clock, i18n: I18n
 ) -> None:
-    text = _valid_text(message, TEXT_MAX)
-    if text is None:
-        await message.answer(
-            _("case.error.text_too_long") if clean_text(message.text) else _("case.error.empty_text")
-        )
+    step = await _text_step(message, state, session, user, TEXT_MAX, "case.error.empty_text")
+    if step is None:
         return
-    data = await state.get_data()
-    # Leave the step first: the FSM storage writes through its own connection, which on SQLite
-    # would wait behind this update's transaction once it has written.
-    await state.set_state(None)
-    worker = await current_worker(session, user)
-    if worker is None:
-        await message.answer(_("worker.not_worker"))
-        return
+    text, data, worker = step
     try:
         await case_actions(session, clock, i18n).relay_to_resident(int(data["case_id"]), worker, text)
     except CaseError as exc:
@@ -765,20 +763,10 @@ async def write_step(
 async def transfer_step(
     message: Message, state: FSMContext, session: AsyncSession, user: User, clock: Clock, i18n: I18n
 ) -> None:
-    text = _valid_text(message, REASON_MAX)
-    if text is None:
-        await message.answer(
-            _("case.error.text_too_long") if clean_text(message.text) else _("case.error.note_required")
-        )
+    step = await _text_step(message, state, session, user, REASON_MAX, "case.error.note_required")
+    if step is None:
         return
-    data = await state.get_data()
-    # Leave the step first: the FSM storage writes through its own connection, which on SQLite
-    # would wait behind this update's transaction once it has written.
-    await state.set_state(None)
-    worker = await current_worker(session, user)
-    if worker is None:
-        await message.answer(_("worker.not_worker"))
-        return
+    text, data, worker = step
     try:
         case = await case_actions(session, clock, i18n).transfer(
             int(data["case_id"]), worker, int(data["team_id"]), text
@@ -786,7 +774,6 @@ async def transfer_step(
     except CaseError as exc:
         await message.answer(_(f"case.error.{exc.code}"))
         return
-    await state.set_state(None)
     team = await session.get(Team, case.team_id)
     await message.answer(
         _("worker.transfer.done") % {"team": html.escape(team.name(i18n.current_locale)) if team else ""}
