@@ -14,9 +14,8 @@ handler per update type is fed the same way. For context, the same number of `/h
 is measured too (over a quarter of the updates). Rounds alternate full / bare / floor; medians are quoted.
 Every full round is checked: exactly N new cases.
 
-At most --inflight updates are in the dispatcher at once (like a webhook worker pool): the FSM
-storage uses its own connection next to the update's session, so the DB pool must exceed
-2 x inflight.
+At most --inflight updates are in the dispatcher at once (like a webhook worker pool); each
+update uses one database connection (the FSM storage joins the update's session).
 
 Usage:  python bench/intake.py [--residents 200] [--rounds 3] [--inflight 16]
 The last line printed is one JSON object with the figures and the target ratio (>= 0.25).
@@ -49,7 +48,6 @@ from aiogram.types import (  # noqa: E402
     User,
 )
 from sqlalchemy import func, select  # noqa: E402
-from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
 from bot.factory import build_app, create_bot  # noqa: E402
 from bot.migrate import upgrade  # noqa: E402
@@ -218,8 +216,7 @@ async def main() -> None:
     try:
         await upgrade(url)
         settings = load_settings(database=DatabaseSettings(DATABASE_URL=url))
-        engine = create_async_engine(url, pool_size=2 * inflight + 4, max_overflow=8)
-        app = build_app(settings, engine=engine)
+        app = build_app(settings)  # the production engine: pool 10 + 10 overflow
         async with app.sessionmaker.begin() as session:
             await load_reference_file(session, SAMPLE)
         routes = await route_ids(app.sessionmaker)
