@@ -229,8 +229,8 @@ async def on_number(
     service = ApplicationService(session, clock)
     result = await service.lookup_number(user, message.text or "")
     if result.outcome is LookupOutcome.FOUND:
-        # The state stays: another number can be typed right away (/cancel or the menu ends it;
-        # the FSM storage cannot be written after this session wrote the attempt on SQLite).
+        # The state stays on purpose: a family often has several applications, so another
+        # number can be typed right away (the prompt says so; /cancel or the menu ends it).
         assert result.application is not None
         await send_card(message, service, user, result.application, i18n.current_locale)
     elif result.outcome is LookupOutcome.NOT_FOUND:
