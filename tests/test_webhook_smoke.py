@@ -154,20 +154,23 @@ async def test_webhook_process_end_to_end(fake_api, db_url: str, db) -> None:
             assert json.loads(sent[0]["reply_markup"])["inline_keyboard"]
 
             # The process's scheduler delivers the outbox: a queued notice reaches Telegram.
-            async with create_sessionmaker(db).begin() as session:
-                user = await session.scalar(select(User).where(User.telegram_id == 779))
-                assert user is not None
+            # (The reply left inside the update; its transaction may commit a moment later.)
+            sessionmaker = create_sessionmaker(db)
+            user = None
+            deadline = time.monotonic() + 20
+            while user is None:
+                async with sessionmaker() as session:
+                    user = await session.scalar(select(User).where(User.telegram_id == 779))
+                assert user is not None or time.monotonic() < deadline, "the update never committed"
+                if user is None:
+                    await asyncio.sleep(0.05)
+            async with sessionmaker.begin() as session:
                 await enqueue(
                     session,
                     user=user,
                     kind="case_status_changed",
                     urgent=True,
-                    payload={
-                        "number": "VES-2026-000042",
-                        "status": "🔧",
-                        "team": "ЦНАП",
-                        "reason": "",
-                    },
+                    payload={"number": "VES-2026-000042", "status": "🔧", "team": "ЦНАП", "reason": ""},
                 )
             await wait_for(lambda: len(api.sent("sendMessage")) == 2, timeout=30)
             assert "VES-2026-000042" in api.sent("sendMessage")[1]["text"]
