@@ -233,16 +233,12 @@ async def test_double_confirm_files_one_case(resident: BotClient, sessionmaker, 
     replies = await resident.share_contact()
     summary = replies[-1]
     data = next(d for row in summary.inline for t, d in row if "Надіслати звернення" in t)
-    if db.dialect.name == "postgresql":
-        # Two taps handled at the same time (aiogram handles a batch's updates as tasks).
-        # Not on SQLite: there the FSM's read-then-write in the update's deferred transaction
-        # can meet SQLITE_BUSY_SNAPSHOT when the other tap commits first (a foundation issue).
-        await asyncio.gather(
-            resident.click_data(data, message_id=summary.message_id),
-            resident.click_data(data, message_id=summary.message_id),
-        )
-    else:
-        await resident.click_data(data, message_id=summary.message_id)
+    # Two taps handled at the same time (aiogram handles a batch's updates as tasks), on both
+    # databases: the per-person lock makes the second see the first's result.
+    await asyncio.gather(
+        resident.click_data(data, message_id=summary.message_id),
+        resident.click_data(data, message_id=summary.message_id),
+    )
     replies = await resident.click_data(data, message_id=summary.message_id)
     assert replies[0].kind == "alert" and "вже надіслано" in replies[0].text
     async with sessionmaker() as session:
@@ -388,12 +384,7 @@ async def test_screen_that_cannot_be_edited_is_sent_anew(resident: BotClient, tg
 async def test_album_files_arriving_together_are_all_kept(resident: BotClient, db) -> None:
     await _to_description(resident)
     await resident.send(DESCRIPTION)
-    if db.dialect.name == "postgresql":  # SQLite: see test_double_confirm_files_one_case
-        await asyncio.gather(resident.send_photo(), resident.send_photo(), resident.send_document())
-    else:
-        await resident.send_photo()
-        await resident.send_photo()
-        await resident.send_document()
+    await asyncio.gather(resident.send_photo(), resident.send_photo(), resident.send_document())
     resident.read()
     await resident.click("Готово")
     await resident.click("Для себе")

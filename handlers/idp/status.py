@@ -200,8 +200,6 @@ async def on_contact(
     if result is PhoneResult.NOT_UKRAINIAN:
         await message.answer(_("app.phone_not_ua"))
         return
-    # FSM storage writes in its own transaction: change the state before this session writes
-    # (SQLite has one writer).
     await state.clear()
     if result is PhoneResult.NO_CONSENT or phone is None:
         await message.answer(

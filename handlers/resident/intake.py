@@ -614,8 +614,6 @@ async def contact_shared(
         return
     phone = normalise_phone(contact.phone_number)
     await _phone_done(message, phone, state, session, user, i18n)
-    # Database writes after the FSM writes: on SQLite the storage's own transaction would
-    # otherwise wait for this unit of work's write lock.
     await IntakeService(session, clock).remember_phone(resident, phone)
 
 
@@ -708,9 +706,8 @@ async def confirm(
     if resident is None:
         await query.answer(_("intake.need_consent"), show_alert=True)
         return
-    # The draft leaves the FSM before the case is written (FSM writes first: on SQLite the
-    # storage's own transaction would wait for this unit of work's write lock). Refusals below
-    # happen before any write, so the draft can be put back.
+    # The FSM shares this update's transaction, so clearing the draft and filing the case
+    # commit together. A refusal below puts the draft back.
     await state.clear()
     try:
         filed = await intake.file(resident, _draft(data), key)

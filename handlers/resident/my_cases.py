@@ -282,7 +282,6 @@ async def message_text(
         await message.answer(_("mycases.message_too_long") % {"n": len(text), "max": MESSAGE_MAX})
         return
     data = await state.get_data()
-    # FSM first, then the database (see handlers/resident/intake.py on SQLite's single writer).
     await state.clear()
     try:
         await CaseActions(session, clock).resident_message(user, int(data.get("case_id") or 0), text)

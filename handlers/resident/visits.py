@@ -7,7 +7,6 @@ is the resident of the visit's case; the worker hears the answer through the out
 from __future__ import annotations
 
 from aiogram import Router
-from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.filters import StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -19,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.scheduler import DeliveryRuntime, kick
 from bot.settings import Settings
 from handlers.callbacks import VisitAnswerCb
+from handlers.steps import typed_text
 from handlers.worker.visits import worker_buttons
 from models import User
 from services.clock import Clock
@@ -116,14 +116,8 @@ async def on_reschedule_text(
     state: FSMContext,
     delivery: DeliveryRuntime | None = None,
 ) -> None:
-    text = (message.text or "").strip()
-    if text.startswith("/"):
-        raise SkipHandler  # a command leaves the form to its own handler
-    if not text:
-        await message.answer(_("visit.text_only"))
-        return
-    if len(text) > NOTE_MAX:
-        await message.answer(_("visit.error.note_too_long"))
+    text = await typed_text(message, NOTE_MAX, "visit.error.note_too_long")
+    if text is None:
         return
     data = await state.get_data()
     visit_id = int(data.get("visit_reply", 0))

@@ -13,7 +13,6 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from aiogram import Router
-from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.filters import StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -25,11 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.scheduler import DeliveryRuntime, kick
 from bot.settings import Settings
 from handlers.callbacks import DocsReceivedCb, VisitAnswerCb, VisitCalCb, VisitNewCb, VisitWorkerCb
+from handlers.steps import typed_text
 from models import DocumentRequest, User, Worker
 from services.clock import Clock
 from services.documents import DocumentError, DocumentService
 from services.reminders import ReminderRules
-from services.visits import VisitError, VisitService
+from services.visits import PREPARE_MAX, WHO_MAX, VisitError, VisitService
 from services.workers import WorkerService
 
 WINDOW_HOURS = tuple(range(8, 19))  # one-hour windows 08:00–09:00 … 18:00–19:00
@@ -281,14 +281,8 @@ async def on_calendar(
 
 
 async def on_who(message: Message, state: FSMContext) -> None:
-    text = (message.text or "").strip()
-    if text.startswith("/"):
-        raise SkipHandler  # a command leaves the form to its own handler
-    if not text:
-        await message.answer(_("visit.text_only"))
-        return
-    if len(text) > 200:
-        await message.answer(_("visit.error.who_too_long"))
+    text = await typed_text(message, WHO_MAX, "visit.error.who_too_long")
+    if text is None:
         return
     data = await state.get_data()
     await state.update_data(visit_who=text)
@@ -305,14 +299,8 @@ async def on_prepare(
     state: FSMContext,
     delivery: DeliveryRuntime | None = None,
 ) -> None:
-    text = (message.text or "").strip()
-    if text.startswith("/"):
-        raise SkipHandler  # a command leaves the form to its own handler
-    if not text:
-        await message.answer(_("visit.text_only"))
-        return
-    if len(text) > 1000:
-        await message.answer(_("visit.error.prepare_too_long"))
+    text = await typed_text(message, PREPARE_MAX, "visit.error.prepare_too_long")
+    if text is None:
         return
     await _finish(message, session, user, clock, settings, state, prepare=text, delivery=delivery)
 
