@@ -456,7 +456,7 @@ async def queue_pushes(
     vocabulary: StatusVocabulary,
     tz: zoneinfo.ZoneInfo = KYIV,
     *,
-    due_at: datetime | None = None,
+    due_at: datetime,
 ) -> int:
     """Queue a push to every subscriber of each changed application (one query for all).
 

@@ -336,6 +336,7 @@ class CaseActions:
                     "buttons": [[["worker.btn.open", OPEN_CASE_DATA.format(id=case.id)]]],
                 },
                 case_id=case.id,
+                due_at=self.clock.now(),
             )
         return case
 
@@ -392,6 +393,7 @@ class CaseActions:
                     "text": html.escape(text),
                 },
                 case_id=case.id,
+                due_at=self.clock.now(),
                 dedupe_key=f"case_msg:{message.id}",
             )
         return message
@@ -422,6 +424,7 @@ class CaseActions:
                 kind="case_transferred",
                 payload={"number": case.number, "team": html.escape(team.name(language))},
                 case_id=case.id,
+                due_at=self.clock.now(),
             )
         await self._notify_workers(
             case,
@@ -540,6 +543,7 @@ class CaseActions:
                 "reason": reason_line,
             },
             case_id=case.id,
+            due_at=self.clock.now(),
         )
 
     async def _notify_workers(
@@ -578,6 +582,7 @@ class CaseActions:
                 kind=kind,
                 payload=body,
                 case_id=case.id,
+                due_at=self.clock.now(),
                 dedupe_key=f"{dedupe}:{user.id}" if dedupe else None,
             )
 

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import OutboxMessage, User, utcnow
+from models import OutboxMessage, User
 from models.outbox import CANCELLED, PENDING
 
 # Set on the session when a message is queued; the unit-of-work middleware kicks delivery
@@ -29,7 +29,7 @@ async def enqueue(
     kind: str,
     chat_id: int | None = None,
     payload: dict[str, Any] | None = None,
-    due_at: datetime | None = None,
+    due_at: datetime,
     urgent: bool = False,
     dedupe_key: str | None = None,
     case_id: int | None = None,
@@ -38,7 +38,9 @@ async def enqueue(
     application_id: int | None = None,
 ) -> OutboxMessage | None:
     """Add a message for `user` (or, with user=None, for a group `chat_id`); with a `dedupe_key`
-    already queued, returns None and adds nothing."""
+    already queued, returns None and adds nothing. `due_at` has no default: it comes from the
+    caller's clock ("now" for a notice), so a service run on a test or simulated clock never
+    queues a row that its deliverer sees as due in the future."""
     if user is None and chat_id is None:
         raise ValueError("enqueue needs a user or a chat_id")
     if dedupe_key is not None:
@@ -51,7 +53,7 @@ async def enqueue(
         kind=kind,
         user_id=user.id if user else None,
         chat_id=user.telegram_id if user else chat_id,
-        due_at=due_at or utcnow(),
+        due_at=due_at,
         urgent=urgent,
         payload=payload or {},
         state=PENDING,

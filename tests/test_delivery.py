@@ -95,6 +95,7 @@ async def _queue(sessionmaker, telegram_ids: list[int], per_person: int, **kwarg
         for tid in telegram_ids:
             user = await session.scalar(select(User).where(User.telegram_id == tid))
             for _ in range(per_person):
+                kwargs.setdefault("due_at", NOON.astimezone(UTC))  # the deliverer's clock
                 await enqueue(session, user=user, kind="renewal_test", payload={}, **kwargs)
 
 
@@ -261,6 +262,7 @@ async def test_buttons_and_language(app, bot, tg, fake_time, sessionmaker, refer
                 "due": "01.01.2027",
                 "buttons": [[["menu.help", "x:1"]]],
             },
+            due_at=NOON.astimezone(UTC),
         )
     deliverer = make_deliverer(app, bot, fake_time)
     assert await deliverer.deliver_due() == 1
@@ -273,7 +275,9 @@ async def test_render_error_fails_row_not_loop(app, bot, tg, fake_time, sessionm
     a, b = await _people(sessionmaker, 2)
     async with sessionmaker.begin() as session:
         ua = await session.scalar(select(User).where(User.telegram_id == a))
-        await enqueue(session, user=ua, kind="renewal_due", payload={"number": "x"})  # fields missing
+        # The payload's fields are missing.
+        due = NOON.astimezone(UTC)
+        await enqueue(session, user=ua, kind="renewal_due", payload={"number": "x"}, due_at=due)
     await _queue(sessionmaker, [b], 1)
     assert await make_deliverer(app, bot, fake_time).deliver_due() == 1
     async with sessionmaker() as session:

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.middlewares import DbSessionMiddleware
-from models import OutboxMessage, User
+from models import OutboxMessage, User, utcnow
 from services.outbox import enqueue
 
 
@@ -31,7 +31,7 @@ async def test_commit_then_kick_only_when_something_was_queued(sessionmaker) -> 
     delivery = CountingDelivery()
 
     async def queues(event, data):
-        await enqueue(data["session"], user=user, kind="case_status_changed", payload={})
+        await enqueue(data["session"], user=user, kind="case_status_changed", payload={}, due_at=utcnow())
 
     async def quiet(event, data):
         return None
@@ -50,7 +50,7 @@ async def test_a_failing_handler_rolls_back_and_sends_nothing(sessionmaker) -> N
     delivery = CountingDelivery()
 
     async def fails(event, data):
-        await enqueue(data["session"], user=user, kind="case_status_changed", payload={})
+        await enqueue(data["session"], user=user, kind="case_status_changed", payload={}, due_at=utcnow())
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError):

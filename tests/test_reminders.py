@@ -127,6 +127,7 @@ async def test_scheduler_starts_kicks_and_stops(app, bot, tg, sessionmaker, refe
                 user=user,
                 kind="renewal_due",
                 payload={"number": "X", "service": "S", "due": "01.01.2027"},
+                due_at=app.clock.now(),
             )
         runtime.kick()
         for _ in range(100):  # the kicked run is a task on this loop; let it finish

@@ -20,7 +20,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from bot.db import create_sessionmaker
-from models import User
+from models import User, utcnow
 from services.outbox import enqueue
 from tests.processes import clean_env, free_port, hromada_bot_command
 
@@ -171,6 +171,7 @@ async def test_webhook_process_end_to_end(fake_api, db_url: str, db) -> None:
                     kind="case_status_changed",
                     urgent=True,
                     payload={"number": "VES-2026-000042", "status": "🔧", "team": "ЦНАП", "reason": ""},
+                    due_at=utcnow(),  # the webhook process runs on the real clock
                 )
             await wait_for(lambda: len(api.sent("sendMessage")) == 2, timeout=30)
             assert "VES-2026-000042" in api.sent("sendMessage")[1]["text"]

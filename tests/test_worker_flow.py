@@ -163,7 +163,7 @@ async def test_worker_takes_requests_documents_writes_and_resolves(
     assert any("В роботі" in t for t in texts)
     assert any("Очікує документи" in t for t in texts)
     assert any("Паспорт" in t for t in texts)  # the document request
-    relay = next(t for t in texts if "Принесіть" in t)
+    relay = next(t for t in texts if "Принесіть, будь ласка" in t)
     assert "Веселівської" in relay and "Olena" not in relay
     resolved = next(t for t in texts if "Вирішено" in t)
     assert "Субсидію призначено" in resolved
