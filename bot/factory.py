@@ -102,7 +102,7 @@ def create_dispatcher(
     # one person at a time → one DB unit of work → our user row → FSM state → language.
     dp.update.outer_middleware(UserLockMiddleware(isolation_for(storage)))
     dp.update.outer_middleware(DbSessionMiddleware(sessionmaker))
-    dp.update.outer_middleware(UserMiddleware())
+    dp.update.outer_middleware(UserMiddleware(dp.fsm))
     dp.update.outer_middleware(dp.fsm)
     UserLanguageMiddleware(i18n).setup(dp)
     dp.include_router(build_root_router())

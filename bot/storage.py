@@ -2,40 +2,103 @@
 
 Inside an update, FSM reads and writes join the update's unit of work (the session the
 DB-session middleware opened, published through `current_session`): one connection per
-update, and a draft changes atomically with what the handler did. Each write is a single
-UPSERT; what an update has read or written is cached for the rest of it in `session.info`,
-so filters and the handler reading the state again cost no query. Outside an update (tools,
-tests) it uses short transactions of its own.
+update, and a draft changes atomically with what the handler did. What an update reads or
+writes is cached in `session.info`; its writes are collected there and stored once, as one
+statement, just before the update commits (`flush_pending`) — a step that sets both data and
+state costs one write, and a failed update writes nothing, like the rest of its transaction.
+The user middleware may prime the cache with the state it read together with the user row
+(`prime`), which saves the separate read. Outside an update (tools, tests) every call is a
+short transaction of its own.
+
+The writes are plain SQL text: SQLAlchemy never caches the compiled form of a dialect's
+`INSERT … ON CONFLICT`, and compiling it on every write was a quarter of a form step's CPU.
+`ON CONFLICT (key) DO UPDATE` is the same on PostgreSQL and SQLite.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
+from functools import cache
 from typing import Any
 
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder, KeyBuilder, StateType, StorageKey
-from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import JSON, TextClause, bindparam, delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models import utcnow
+from models.base import UtcDateTime
 from models.fsm import FsmRecord
 
 current_session: ContextVar[AsyncSession | None] = ContextVar("hromada_current_session", default=None)
 
-_CACHE = "fsm_cache"
+_CACHE = "fsm_cache"  # key -> (state, data) as this update sees it
+_PENDING = "fsm_pending"  # keys this update changed, written by flush_pending
 _MISSING = object()
+
+Record = tuple[str | None, dict[str, Any]]
 
 
 def _copy(data: Mapping[str, Any]) -> dict[str, Any]:
     """A deep copy of JSON data (FSM data is stored as JSON anyway); the C JSON codec is many
     times faster than copy.deepcopy, which showed up in the intake profile."""
     return json.loads(json.dumps(data))
+
+
+@cache
+def _upsert(columns: tuple[str, ...]) -> TextClause:
+    """`INSERT … ON CONFLICT` writing `columns` (a first write inserts the whole row; later
+    ones update only those columns, so concurrent writers of state and of data don't clobber
+    each other)."""
+    assignments = ", ".join(f"{name} = excluded.{name}" for name in (*columns, "updated_at"))
+    return text(
+        "INSERT INTO fsm_records (key, state, data, updated_at) "
+        "VALUES (:key, :state, :data, :updated_at) "
+        f"ON CONFLICT (key) DO UPDATE SET {assignments}"
+    ).bindparams(
+        bindparam("key"),
+        bindparam("state"),
+        bindparam("data", type_=JSON()),
+        bindparam("updated_at", type_=UtcDateTime()),
+    )
+
+
+_DELETE = delete(FsmRecord).where(FsmRecord.key == bindparam("fsm_key"))
+_SELECT = select(FsmRecord.state, FsmRecord.data).where(FsmRecord.key == bindparam("fsm_key"))
+
+
+def _cache(session: AsyncSession) -> dict[str, Record]:
+    return session.info.setdefault(_CACHE, {})
+
+
+async def _write(session: AsyncSession, key: str, record: Record, columns: Iterable[str]) -> None:
+    state, data = record
+    if state is None and not data:
+        # An empty state is no state: keep the table small.
+        await session.execute(_DELETE, {"fsm_key": key})
+        return
+    await session.execute(
+        _upsert(tuple(columns)), {"key": key, "state": state, "data": data, "updated_at": utcnow()}
+    )
+
+
+def prime(session: AsyncSession, key: str, state: str | None, data: Mapping[str, Any] | None) -> None:
+    """Tell this update's cache what the record holds (read by someone else in the same
+    transaction), so the FSM middleware and filters need no query of their own."""
+    _cache(session).setdefault(key, (state, dict(data or {})))
+
+
+async def flush_pending(session: AsyncSession) -> None:
+    """Store what this update changed, one statement per record; called right before commit."""
+    pending: set[str] | None = session.info.pop(_PENDING, None)
+    if not pending:
+        return
+    cache = _cache(session)
+    for key in sorted(pending):
+        await _write(session, key, cache[key], ("state", "data"))
 
 
 class SqlStorage(BaseStorage):
@@ -45,77 +108,59 @@ class SqlStorage(BaseStorage):
         self.sessionmaker = sessionmaker
         self.key_builder = key_builder or DefaultKeyBuilder(with_destiny=True)
 
-    def _key(self, key: StorageKey) -> str:
+    def key(self, key: StorageKey) -> str:
         return self.key_builder.build(key)
 
     @asynccontextmanager
-    async def _session(self, write: bool) -> AsyncIterator[AsyncSession]:
+    async def _session(self, write: bool) -> AsyncIterator[tuple[AsyncSession, bool]]:
+        """(session, shared): the update's own session, or a short transaction of our own."""
         shared = current_session.get()
         if shared is not None:
-            yield shared
+            yield shared, True
             return
         if write:
             async with self.sessionmaker.begin() as session:
-                yield session
+                yield session, False
         else:
             async with self.sessionmaker() as session:
-                yield session
+                yield session, False
 
-    @staticmethod
-    def _cache(session: AsyncSession) -> dict[str, tuple[str | None, dict[str, Any]]]:
-        return session.info.setdefault(_CACHE, {})
-
-    async def _load(self, session: AsyncSession, key: str) -> tuple[str | None, dict[str, Any]]:
-        cache = self._cache(session)
+    async def _load(self, session: AsyncSession, key: str) -> Record:
+        cache = _cache(session)
         cached = cache.get(key, _MISSING)
         if cached is not _MISSING:
             return cached  # type: ignore[return-value]
-        row = (
-            await session.execute(select(FsmRecord.state, FsmRecord.data).where(FsmRecord.key == key))
-        ).first()
+        row = (await session.execute(_SELECT, {"fsm_key": key})).first()
         value = (row.state, dict(row.data or {})) if row else (None, {})
         cache[key] = value
         return value
 
-    async def _store(self, session: AsyncSession, key: str, **values: Any) -> None:
-        cache = self._cache(session)
-        clearing = values.get("state", "") is None or values.get("data") == {}
-        if clearing and key not in cache:
-            await self._load(session, key)  # rare path: know whether the record becomes empty
-        state, data = cache.get(key, (None, {}))  # type: ignore[misc]
-        state = values.get("state", state)
-        data = values.get("data", data)
-        known = key in cache
-        cache[key] = (state, data)
-        if known and state is None and not data:
-            # An empty state is no state: keep the table small.
-            await session.execute(delete(FsmRecord).where(FsmRecord.key == key))
-            return
-        insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-        statement = insert(FsmRecord).values(key=key, state=state, data=data, updated_at=utcnow())
-        # One statement, race-free: the first write inserts, later ones update only what changed.
-        changed = {name: statement.excluded[name] for name in values}
-        changed["updated_at"] = statement.excluded.updated_at
-        await session.execute(statement.on_conflict_do_update(index_elements=[FsmRecord.key], set_=changed))
+    async def _store(self, key: StorageKey, **values: Any) -> None:
+        async with self._session(write=True) as (session, shared):
+            name = self.key(key)
+            state, data = await self._load(session, name)
+            record = (values.get("state", state), values.get("data", data))
+            _cache(session)[name] = record
+            if shared:
+                session.info.setdefault(_PENDING, set()).add(name)
+            else:
+                await _write(session, name, record, tuple(values))
 
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:
-        value = state.state if isinstance(state, State) else state
-        async with self._session(write=True) as session:
-            await self._store(session, self._key(key), state=value)
+        await self._store(key, state=state.state if isinstance(state, State) else state)
 
     async def get_state(self, key: StorageKey) -> str | None:
-        async with self._session(write=False) as session:
-            state, _ = await self._load(session, self._key(key))
+        async with self._session(write=False) as (session, _shared):
+            state, _ = await self._load(session, self.key(key))
             return state
 
     async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
-        async with self._session(write=True) as session:
-            # A copy: the caller may go on mutating its dict.
-            await self._store(session, self._key(key), data=_copy(data))
+        # A copy: the caller may go on mutating its dict.
+        await self._store(key, data=_copy(data))
 
     async def get_data(self, key: StorageKey) -> dict[str, Any]:
-        async with self._session(write=False) as session:
-            _, data = await self._load(session, self._key(key))
+        async with self._session(write=False) as (session, _shared):
+            _, data = await self._load(session, self.key(key))
             # A deep copy: callers must not mutate the cached value in place.
             return _copy(data)
 
