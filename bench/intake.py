@@ -9,9 +9,13 @@ tests/pgtools.create_database), migrated with `bot.migrate.upgrade` and seeded w
 data/sample_reference.yaml. Telegram is a recording session (no network).
 
 In the same run and over the same updates, a bare aiogram Dispatcher with one trivial async
-handler per update type is fed the same way. For context, the same number of `/help` updates
+handler per update type is fed the same way: the target's baseline, whose handler returns
+without a reply. For context a second bare Dispatcher answers like aiogram's echo bot (a message
+gets `message.answer(text)`, a press `query.answer()`): one API call through the same recording
+session, where the real flow makes one to three. The same number of `/help` updates
 (the cheapest path through the real app: middlewares, the user row, FSM pre-read, one reply)
-is measured too (over a quarter of the updates). Rounds alternate full / bare / floor; medians are quoted.
+is measured too (over a quarter of the updates). Rounds alternate full / bare / echo / floor;
+medians are quoted.
 Every full round is checked: exactly N new cases.
 
 At most --inflight updates are in the dispatcher at once (like a webhook worker pool); each
@@ -204,6 +208,21 @@ def bare_dispatcher() -> Dispatcher:
     return dp
 
 
+def echo_dispatcher() -> Dispatcher:
+    """aiogram's echo bot: the cheapest handler that still talks to Telegram."""
+    dp = Dispatcher()
+
+    async def echo(message: Message) -> None:
+        await message.answer(message.text or "ok")
+
+    async def press(query: CallbackQuery) -> None:
+        await query.answer()
+
+    dp.message.register(echo)
+    dp.callback_query.register(press)
+    return dp
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--residents", type=int, default=200)
@@ -223,9 +242,11 @@ async def main() -> None:
         tg = BenchSession()
         bot = create_bot(settings, session=tg)
         bare = bare_dispatcher()
+        echo = echo_dispatcher()
 
         full_rates: list[float] = []
         bare_rates: list[float] = []
+        echo_rates: list[float] = []
         floor_rates: list[float] = []
         updates = n * UPDATES_PER_FLOW
         # A warm-up flow (imports, caches, first connections) that is not measured.
@@ -251,6 +272,8 @@ async def main() -> None:
             bare_flows = [flow_steps(Person(u), routes[i % len(routes)], tg) for i, u in enumerate(user_ids)]
             # The bare dispatcher sends nothing, so the confirm step reuses the full round's button.
             bare_s = await drive(bare, bot, bare_flows, inflight)
+            echo_flows = [flow_steps(Person(u), routes[i % len(routes)], tg) for i, u in enumerate(user_ids)]
+            echo_s = await drive(echo, bot, echo_flows, inflight)
             # Context: the cheapest path of the real app (/help: middlewares, user row, one reply).
             # Over a quarter of the updates, to keep the default run short.
             floor_users = user_ids[: max(1, n // 4)]
@@ -259,10 +282,12 @@ async def main() -> None:
             floor_s *= updates / (len(floor_users) * UPDATES_PER_FLOW)
             full_rates.append(updates / full_s)
             bare_rates.append(updates / bare_s)
+            echo_rates.append(updates / echo_s)
             floor_rates.append(updates / floor_s)
             print(
                 f"round {round_no + 1}: full {updates / full_s:8.1f} updates/s ({full_s:.2f} s), "
                 f"bare {updates / bare_s:8.1f} updates/s ({bare_s:.2f} s), "
+                f"echo {updates / echo_s:8.1f} updates/s, "
                 f"app floor /help {updates / floor_s:8.1f} updates/s, {filed} cases",
                 flush=True,
             )
@@ -274,10 +299,13 @@ async def main() -> None:
     bare_rate = statistics.median(bare_rates)
     ratio = full / bare_rate
     floor = statistics.median(floor_rates)
+    echo_rate = statistics.median(echo_rates)
     print(
         f"median over {args.rounds} rounds, {updates} updates each ({n} residents x {UPDATES_PER_FLOW}, "
         f"{inflight} in flight): full {full:.1f}/s, bare {bare_rate:.1f}/s, ratio {ratio:.3f} "
-        f"(target >= {TARGET_RATIO}); app floor (/help) {floor:.1f}/s = {floor / bare_rate:.3f} of bare"
+        f"(target >= {TARGET_RATIO}); echo bot {echo_rate:.1f}/s = {echo_rate / bare_rate:.3f} of bare, "
+        f"full = {full / echo_rate:.3f} of echo; "
+        f"app floor (/help) {floor:.1f}/s = {floor / bare_rate:.3f} of bare"
     )
     print(
         json.dumps(
@@ -291,10 +319,14 @@ async def main() -> None:
                 "updates_per_round": updates,
                 "rounds": args.rounds,
                 "inflight": inflight,
+                "echo_updates_per_s": round(echo_rate, 1),
+                "echo_ratio_of_bare": round(echo_rate / bare_rate, 3),
+                "full_ratio_of_echo": round(full / echo_rate, 3),
                 "app_floor_help_updates_per_s": round(floor, 1),
                 "app_floor_ratio": round(floor / bare_rate, 3),
                 "full_rounds_per_s": [round(x, 1) for x in full_rates],
                 "bare_rounds_per_s": [round(x, 1) for x in bare_rates],
+                "echo_rounds_per_s": [round(x, 1) for x in echo_rates],
                 "database": "postgresql",
             }
         )

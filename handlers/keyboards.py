@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiogram.types import InlineKeyboardMarkup, ReplyKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder, ReplyKeyboardBuilder
 
 from bot.i18n import LANGUAGES
+from handlers.builders import InlineKeyboardBuilder, ReplyKeyboardBuilder
 from handlers.callbacks import ConsentCb, ForgetCb, LanguageCb
 
 MAIN_MENU_KEYS = (

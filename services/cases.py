@@ -11,9 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
@@ -21,7 +19,6 @@ from sqlalchemy.orm import contains_eager
 from models import (
     Attachment,
     Case,
-    CaseCounter,
     CaseEvent,
     Hromada,
     Resident,
@@ -91,6 +88,15 @@ class FiledCase:
 def priority_for(vulnerability: list[str], sensitive: bool) -> int:
     score = sum(VULNERABILITY_WEIGHTS.get(code, 0) for code in set(vulnerability))
     return score + (SENSITIVE_WEIGHT if sensitive else 0)
+
+
+# Plain SQL: SQLAlchemy never caches a dialect's compiled INSERT … ON CONFLICT, and this runs
+# for every filed case. The syntax is the same on PostgreSQL and SQLite (3.35+ for RETURNING).
+_NEXT_NUMBER = text(
+    "INSERT INTO case_counters (prefix, year, last_value) VALUES (:prefix, :year, 1) "
+    "ON CONFLICT (prefix, year) DO UPDATE SET last_value = case_counters.last_value + 1 "
+    "RETURNING last_value"
+)
 
 
 def case_callback(action: str, case_id: int) -> str:
@@ -211,18 +217,7 @@ class IntakeService:
     async def _next_number(self, prefix: str, now: datetime) -> str:
         """Atomic per (prefix, year): one upsert that row-locks the counter until commit."""
         year = now.year
-        dialect = (await self.session.connection()).dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        stmt = (
-            insert(CaseCounter)
-            .values(prefix=prefix, year=year, last_value=1)
-            .on_conflict_do_update(
-                index_elements=[CaseCounter.prefix, CaseCounter.year],
-                set_={"last_value": CaseCounter.last_value + 1},
-            )
-            .returning(CaseCounter.last_value)
-        )
-        value = (await self.session.execute(stmt)).scalar_one()
+        value = (await self.session.execute(_NEXT_NUMBER, {"prefix": prefix, "year": year})).scalar_one()
         return f"{prefix}-{year}-{value:06d}"
 
     async def _notify(

@@ -76,3 +76,76 @@ async def test_redis_url_switches_storage_and_state_survives_restart(redis_url, 
         await again.storage.set_data(key, {})
     finally:
         await again.storage.close()
+
+
+class _Statements:
+    """Counts the SQL an engine runs on the fsm_records table."""
+
+    def __init__(self, engine) -> None:
+        self.seen: list[str] = []
+        self.engine = engine
+
+    def __enter__(self) -> _Statements:
+        from sqlalchemy import event
+
+        event.listen(self.engine.sync_engine, "before_cursor_execute", self._record)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        from sqlalchemy import event
+
+        event.remove(self.engine.sync_engine, "before_cursor_execute", self._record)
+
+    def _record(self, conn, cursor, statement, params, context, executemany) -> None:
+        if "fsm_records" in statement:
+            self.seen.append(" ".join(statement.split()))
+
+    def kinds(self) -> list[str]:
+        return [statement.split()[0].upper() for statement in self.seen]
+
+
+async def test_an_update_writes_its_fsm_record_once_and_only_if_it_succeeds(db, sessionmaker) -> None:
+    from aiogram.fsm.context import FSMContext
+
+    from bot.middlewares import DbSessionMiddleware
+
+    storage = SqlStorage(sessionmaker)
+    middleware = DbSessionMiddleware(sessionmaker)
+    context = FSMContext(storage=storage, key=KEY)
+
+    async def step(event, data):
+        await context.set_data({"step": "description", "hromada_id": 3})
+        await context.set_state("IntakeForm:active")
+        await context.set_data({**await context.get_data(), "description": "Дрова на зиму"})
+
+    with _Statements(db) as sql:
+        await middleware(step, object(), {})
+    # One read (nothing was primed) and one write for three changes.
+    assert sql.kinds() == ["SELECT", "INSERT"]
+    assert await storage.get_state(KEY) == "IntakeForm:active"
+    assert (await storage.get_data(KEY))["description"] == "Дрова на зиму"
+
+    async def fails(event, data):
+        await context.set_data({"step": "phone"})
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await middleware(fails, object(), {})
+    assert (await storage.get_data(KEY))["step"] == "description"  # the failed step left no trace
+
+    async def clears(event, data):
+        await context.clear()
+
+    await middleware(clears, object(), {})
+    async with sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(FsmRecord)) == 0
+
+
+async def test_a_form_step_reads_the_user_and_the_state_in_one_statement(db, resident) -> None:
+    await resident.press("Нове звернення")
+    with _Statements(db) as sql:
+        replies = await resident.send("Весел")
+    assert replies[-1].buttons()[0] == "Веселівська"  # the step itself worked
+    # The only read of fsm_records is the user row's join; the step wrote nothing to it.
+    assert len(sql.seen) == 1 and sql.seen[0].startswith("SELECT users.id")
+    assert "LEFT OUTER JOIN fsm_records" in sql.seen[0]

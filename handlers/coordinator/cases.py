@@ -10,6 +10,7 @@ from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.callbacks import QueueCb
+from handlers.filters import prune_callbacks
 from handlers.worker.queues import STALE_DAYS, current_worker, filter_name, render_page, show_text
 from models import User
 from services.clock import Clock
@@ -61,6 +62,7 @@ async def coordinator_queue(
 
 def create_router() -> Router:
     router = Router(name=__name__)
+    prune_callbacks(router, QueueCb)
     router.callback_query.register(
         coordinator_queue, QueueCb.filter(F.scope.in_({"hromada", "unassigned", "stale"}))
     )

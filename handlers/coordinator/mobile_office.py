@@ -16,11 +16,12 @@ from aiogram import F, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.settings import Settings
+from handlers.builders import InlineKeyboardBuilder
 from handlers.callbacks import MobileOfficeCb
+from handlers.filters import prune_callbacks
 from models import User
 from services.clock import Clock
 from services.mobile_office import MobileOfficeError, MobileOfficeService
@@ -157,6 +158,7 @@ async def end(
 
 def create_router() -> Router:
     router = Router(name=__name__)
+    prune_callbacks(router, MobileOfficeCb)
     router.message.register(show, Command("mobile_office"))
     router.message.register(add, Command("mobile_office_add"))
     router.callback_query.register(end, MobileOfficeCb.filter(F.action == "end"))

@@ -8,11 +8,12 @@ from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.builders import InlineKeyboardBuilder
 from handlers.callbacks import RuleCb
+from handlers.filters import prune_callbacks
 from handlers.worker.queues import current_worker
 from models import RoutingRule, Service, Team, User, Worker
 from services.workers import RoutingAdmin, RoutingAdminError
@@ -135,6 +136,7 @@ async def routing_press(
 
 def create_router() -> Router:
     router = Router(name=__name__)
+    prune_callbacks(router, RuleCb)
     router.message.register(routing_command, Command("routing"))
     router.callback_query.register(routing_press, RuleCb.filter())
     return router

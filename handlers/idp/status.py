@@ -22,13 +22,13 @@ from aiogram.types import (
 )
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.i18n import LANGUAGES
+from handlers.builders import InlineKeyboardBuilder
 from handlers.callbacks import AppCb
 from handlers.common import show_main_menu
-from handlers.filters import MenuButton
+from handlers.filters import MenuButton, prune_callbacks
 from handlers.keyboards import MAIN_MENU_KEYS, consent_keyboard, main_menu
 from models import Application, User
 from services.applications import (
@@ -302,6 +302,7 @@ async def on_app_button(
 
 def create_router() -> Router:
     router = Router(name=__name__)
+    prune_callbacks(router, AppCb)
     router.message.register(check_application, Command("status"))
     router.message.register(check_application, MenuButton("menu.check_application"))
     router.message.register(on_contact, StateFilter(AppStates.waiting_contact, None), F.contact)

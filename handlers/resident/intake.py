@@ -29,12 +29,12 @@ from aiogram.types import (
 )
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.i18n import LANGUAGES
+from handlers.builders import InlineKeyboardBuilder
 from handlers.callbacks import IntakeCb
-from handlers.filters import MenuButton
+from handlers.filters import MenuButton, prune_callbacks
 from handlers.keyboards import MAIN_MENU_KEYS, consent_keyboard, main_menu
 from handlers.render import routing_reason
 from models import Hromada, Resident, Service, Settlement, Team, User
@@ -761,6 +761,7 @@ async def stale_intake_button(query: CallbackQuery) -> None:
 
 def create_router() -> Router:
     router = Router(name=__name__)
+    prune_callbacks(router, IntakeCb)
     m, cb = router.message, router.callback_query
     m.register(new_request, Command("new"))
     m.register(new_request, MenuButton("menu.new_request"))

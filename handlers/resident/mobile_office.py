@@ -13,12 +13,12 @@ from datetime import date, datetime
 from aiogram import Router
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.settings import Settings
+from handlers.builders import InlineKeyboardBuilder
 from handlers.callbacks import MobileOfficeCb
-from handlers.filters import MenuButton
+from handlers.filters import MenuButton, prune_callbacks
 from models import Settlement, User
 from services.clock import Clock
 from services.mobile_office import MobileOfficeError, MobileOfficeService, Trip
@@ -198,6 +198,7 @@ def _parse_day(value: str) -> date:
 
 def create_router() -> Router:
     router = Router(name=__name__)
+    prune_callbacks(router, MobileOfficeCb)
     router.message.register(open_menu, MenuButton("menu.mobile_office"))
     router.callback_query.register(on_button, MobileOfficeCb.filter())
     return router

@@ -19,12 +19,12 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.settings import Settings
+from handlers.builders import InlineKeyboardBuilder
 from handlers.callbacks import MyCaseCb
-from handlers.filters import MenuButton
+from handlers.filters import MenuButton, prune_callbacks
 from handlers.keyboards import consent_keyboard
 from handlers.render import routing_reason
 from handlers.resident.intake import NotMenuText
@@ -435,6 +435,7 @@ class _NonText(Filter):
 
 def create_router() -> Router:
     router = Router(name=__name__)
+    prune_callbacks(router, MyCaseCb)
     router.message.register(my_requests, Command("my"))
     router.message.register(my_requests, MenuButton("menu.my_requests"))
     cb = router.callback_query

@@ -12,12 +12,13 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.scheduler import DeliveryRuntime, kick
 from bot.settings import Settings
+from handlers.builders import InlineKeyboardBuilder
 from handlers.callbacks import VisitAnswerCb
+from handlers.filters import prune_callbacks
 from handlers.steps import typed_text
 from handlers.worker.visits import worker_buttons
 from models import User
@@ -136,6 +137,7 @@ async def on_reschedule_text(
 
 def create_router() -> Router:
     router = Router(name=__name__)
+    prune_callbacks(router, VisitAnswerCb)
     router.callback_query.register(on_answer, VisitAnswerCb.filter())
     router.message.register(on_reschedule_text, StateFilter(VisitReply.reschedule))
     return router

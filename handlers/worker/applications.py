@@ -30,11 +30,12 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Document, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from handlers.builders import InlineKeyboardBuilder
 from handlers.callbacks import AppStatusCb
+from handlers.filters import prune_callbacks
 from handlers.idp.status import kind_label
 from models import Application, ApplicationStatusChange, Hromada, User, Worker
 from services.applications import KYIV, ApplicationService, StatusVocabulary, local_date, mask_phone
@@ -322,6 +323,7 @@ async def import_document(
 
 def create_router() -> Router:
     router = Router(name=__name__)
+    prune_callbacks(router, AppStatusCb)
     router.message.register(open_application, Command("app"), ActiveWorker())
     router.message.register(lookups_report, Command("lookups"), ActiveWorker())
     router.message.register(ask_file, Command("import"), ActiveWorker())

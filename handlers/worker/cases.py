@@ -18,11 +18,11 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import I18n, get_i18n
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.settings import Settings
+from handlers.builders import InlineKeyboardBuilder
 from handlers.callbacks import (
     AssignCb,
     CaseCb,
@@ -33,6 +33,7 @@ from handlers.callbacks import (
     TransferCb,
     VisitNewCb,
 )
+from handlers.filters import prune_callbacks
 from handlers.render import routing_reason as shared_routing_reason
 from handlers.worker.queues import current_worker, priority_mark
 from models import Case, DocumentRequest, Team, TeamMember, User, Worker
@@ -782,6 +783,7 @@ async def transfer_step(
 
 def create_router() -> Router:
     router = Router(name=__name__)
+    prune_callbacks(router, CaseCb, StatusCb, TransferCb, AssignCb, DocPickCb)
     router.callback_query.register(on_case, CaseCb.filter())
     router.callback_query.register(on_status, StatusCb.filter())
     router.callback_query.register(on_transfer, TransferCb.filter())

@@ -14,12 +14,13 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.i18n import LANGUAGES
 from bot.settings import Settings
+from handlers.builders import InlineKeyboardBuilder
 from handlers.callbacks import InviteCb
+from handlers.filters import prune_callbacks
 from handlers.keyboards import main_menu
 from models import Team, User
 from models.people import ROLES
@@ -153,6 +154,7 @@ async def invite_step(
 
 def create_router() -> Router:
     router = Router(name=__name__)
+    prune_callbacks(router, InviteCb)
     router.message.register(join_by_invite, CommandStart(deep_link=True), InviteLink())
     router.message.register(become_admin, Command("admin"), ConfiguredAdmin())
     router.message.register(invite_start, Command("invite"))

@@ -11,11 +11,11 @@ from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.builders import InlineKeyboardBuilder
 from handlers.callbacks import CaseCb, QueueCb, RuleCb
-from handlers.filters import MenuButton
+from handlers.filters import MenuButton, prune_callbacks
 from models import Team, User, Worker
 from services.clock import Clock
 from services.queues import FILTERS, Page, QueueService
@@ -190,6 +190,7 @@ async def worker_queue(
 
 def create_router() -> Router:
     router = Router(name=__name__)
+    prune_callbacks(router, QueueCb)
     router.message.register(panel, MenuButton("menu.worker_panel"))
     router.message.register(panel, Command("worker"))
     router.callback_query.register(panel_button, QueueCb.filter(F.scope == "panel"))

@@ -18,12 +18,13 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.scheduler import DeliveryRuntime, kick
 from bot.settings import Settings
+from handlers.builders import InlineKeyboardBuilder
 from handlers.callbacks import DocsReceivedCb, VisitAnswerCb, VisitCalCb, VisitNewCb, VisitWorkerCb
+from handlers.filters import prune_callbacks
 from handlers.steps import typed_text
 from models import DocumentRequest, User, Worker
 from services.clock import Clock
@@ -417,6 +418,7 @@ async def on_docs_received(
 
 def create_router() -> Router:
     router = Router(name=__name__)
+    prune_callbacks(router, VisitNewCb, VisitCalCb, VisitWorkerCb, DocsReceivedCb)
     router.callback_query.register(start_new, VisitNewCb.filter())
     router.callback_query.register(on_calendar, VisitCalCb.filter())
     router.callback_query.register(on_visit_action, VisitWorkerCb.filter())
