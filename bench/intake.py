@@ -53,7 +53,7 @@ from aiogram.types import (  # noqa: E402
 )
 from sqlalchemy import func, select  # noqa: E402
 
-from bot.factory import build_app, create_bot  # noqa: E402
+from bot.factory import build_app, create_bot, settle_for_serving  # noqa: E402
 from bot.migrate import upgrade  # noqa: E402
 from bot.offline import RecordingSession  # noqa: E402
 from bot.settings import DatabaseSettings, load_settings  # noqa: E402
@@ -239,6 +239,7 @@ async def main() -> None:
         async with app.sessionmaker.begin() as session:
             await load_reference_file(session, SAMPLE)
         routes = await route_ids(app.sessionmaker)
+        settle_for_serving()  # as `hromada-bot run` and `webhook` do before serving
         tg = BenchSession()
         bot = create_bot(settings, session=tg)
         bare = bare_dispatcher()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,24 @@ class App:
     async def close(self) -> None:
         await self.dispatcher.storage.close()
         await self.engine.dispose()
+
+
+# Collect the youngest generation after this many new container objects (default 700).
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def settle_for_serving() -> None:
+    """Call once the app is built, before serving updates (run, webhook, benchmarks).
+
+    Everything made at start-up (routers, pydantic and SQLAlchemy structures, translations)
+    lives as long as the process, yet the cyclic collector kept re-scanning it, and the young
+    generation filled every few updates: together about 15 % of a form step's CPU. Freezing
+    moves those objects out of the collector's sight; a larger young generation (a few MB at
+    most) makes collections rarer. Reference counting still frees almost everything at once."""
+    gc.collect()
+    gc.freeze()
+    _young, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 def create_bot(settings: Settings, session: BaseSession | None = None, token: str | None = None) -> Bot:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from bot.cli import prepare_embedded_database
-from bot.factory import build_app, create_bot
+from bot.factory import build_app, create_bot, settle_for_serving
 from bot.migrate import upgrade
 from bot.settings import Settings, SettingsError
 
@@ -27,6 +27,7 @@ async def run_polling(settings: Settings) -> int:
     app = build_app(settings)
     bot = create_bot(settings, token=token)
     install_background_jobs(app, bot)
+    settle_for_serving()
     try:
         await bot.delete_webhook(drop_pending_updates=False)
         await app.dispatcher.start_polling(bot, handle_signals=True)

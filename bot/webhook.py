@@ -12,7 +12,7 @@ from aiohttp import web
 from sqlalchemy import text
 
 from bot.cli import prepare_embedded_database
-from bot.factory import App, build_app, create_bot
+from bot.factory import App, build_app, create_bot, settle_for_serving
 from bot.migrate import upgrade
 from bot.runner import install_background_jobs, require_token
 from bot.settings import Settings, SettingsError
@@ -49,6 +49,7 @@ async def run_webhook(settings: Settings) -> int:
     bot = create_bot(settings, token=token)
     install_background_jobs(app, bot)
     web_app = create_web_app(app, bot, secret.get_secret_value())
+    settle_for_serving()
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
