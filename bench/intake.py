@@ -183,6 +183,14 @@ def flow_steps(person: Person, route: tuple[str, int, int, int], tg: BenchSessio
     ]
 
 
+Route = tuple[str, int, int, int]
+
+
+def flows_for(user_ids: list[int], routes: list[Route], tg: BenchSession) -> list[list[Any]]:
+    """One filing per resident, spread over the routes."""
+    return [flow_steps(Person(u), routes[i % len(routes)], tg) for i, u in enumerate(user_ids)]
+
+
 async def drive(dp: Dispatcher, bot: Bot, flows: list[list[Any]], inflight: int) -> float:
     gate = asyncio.Semaphore(inflight)
 
@@ -204,8 +212,7 @@ async def baseline(dp: Dispatcher, bot: Bot, tg: BenchSession, user_ids, routes,
     """Median seconds of BASELINE_REPEATS runs of the same residents' updates through `dp`."""
     runs = []
     for _ in range(BASELINE_REPEATS):
-        flows = [flow_steps(Person(u), routes[i % len(routes)], tg) for i, u in enumerate(user_ids)]
-        runs.append(await drive(dp, bot, flows, inflight))
+        runs.append(await drive(dp, bot, flows_for(user_ids, routes, tg), inflight))
     return statistics.median(runs)
 
 
@@ -268,7 +275,7 @@ async def main() -> None:
         await drive(
             app.dispatcher,
             bot,
-            [flow_steps(Person(u), routes[i % len(routes)], tg) for i, u in enumerate(warm)],
+            flows_for(warm, routes, tg),
             inflight,
         )
         for round_no in range(args.rounds):
@@ -276,7 +283,7 @@ async def main() -> None:
             await add_residents(app.sessionmaker, user_ids)
             async with app.sessionmaker() as session:
                 before = await session.scalar(select(func.count()).select_from(Case))
-            flows = [flow_steps(Person(u), routes[i % len(routes)], tg) for i, u in enumerate(user_ids)]
+            flows = flows_for(user_ids, routes, tg)
             full_s = await drive(app.dispatcher, bot, flows, inflight)
             async with app.sessionmaker() as session:
                 filed = (await session.scalar(select(func.count()).select_from(Case))) - before

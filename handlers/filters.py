@@ -44,7 +44,6 @@ class CallbackPrefix(Filter):
         return data is not None and data.partition(self.separator)[0] in self.prefixes
 
 
-def prune_callbacks(router: Router, *factories: type[CallbackData]) -> Router:
+def prune_callbacks(router: Router, *factories: type[CallbackData]) -> None:
     """Let `router` see only button presses made by these factories."""
     router.callback_query.filter(CallbackPrefix(*factories))
-    return router
