@@ -9,13 +9,14 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 COPY pyproject.toml README.md ./
 COPY bot ./bot
+COPY infra ./infra
 COPY handlers ./handlers
 COPY models ./models
 COPY services ./services
 COPY migrations ./migrations
 COPY locales ./locales
 RUN pip install . \
- && python -c "from bot.i18n import compile_locales, SOURCE_DIR; compile_locales(); assert (SOURCE_DIR / 'uk/LC_MESSAGES/messages.mo').exists()"
+ && python -c "from infra.i18n import compile_locales, SOURCE_DIR; compile_locales(); assert (SOURCE_DIR / 'uk/LC_MESSAGES/messages.mo').exists()"
 
 FROM python:3.11-slim AS runtime
 ENV PATH=/opt/venv/bin:$PATH \

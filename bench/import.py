@@ -77,7 +77,7 @@ def write_xlsx(path: Path, rows: int) -> None:
 
 
 async def child(url: str, path: Path) -> None:
-    from bot.db import create_engine, create_sessionmaker
+    from infra.db import create_engine, create_sessionmaker
     from services.status_import import StatusImporter
 
     engine = create_engine(url)
@@ -109,7 +109,7 @@ def peak_rss_mb() -> float:
 async def empty_tables(url: str) -> None:
     from sqlalchemy import text
 
-    from bot.db import create_engine
+    from infra.db import create_engine
 
     engine = create_engine(url)
     try:
@@ -125,8 +125,8 @@ async def empty_tables(url: str) -> None:
 
 
 async def prepare(url: str) -> None:
-    from bot.db import create_engine, create_sessionmaker
-    from bot.migrate import upgrade
+    from infra.db import create_engine, create_sessionmaker
+    from infra.migrate import upgrade
     from services.reference_data import load_reference_file
 
     await upgrade(url)

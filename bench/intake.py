@@ -5,7 +5,7 @@ search, hromada, settlement, service, a vulnerability marker, Done, description,
 "for myself", their own contact, confirm: 12 updates each — concurrently through the real
 Dispatcher (`bot.factory.build_app`: DB-session and user middlewares, i18n, our SQL FSM storage,
 every router) on a throwaway PostgreSQL database (127.0.0.1:5432, like
-tests/pgtools.create_database), migrated with `bot.migrate.upgrade` and seeded with
+tests/pgtools.create_database), migrated with `infra.migrate.upgrade` and seeded with
 data/sample_reference.yaml. Telegram is a recording session (no network).
 
 In the same run and over the same updates, a bare aiogram Dispatcher with one trivial async
@@ -54,10 +54,10 @@ from aiogram.types import (  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from bot.factory import build_app, create_bot, settle_for_serving  # noqa: E402
-from bot.migrate import upgrade  # noqa: E402
 from bot.offline import RecordingSession  # noqa: E402
-from bot.settings import DatabaseSettings, load_settings  # noqa: E402
-from handlers.callbacks import IntakeCb  # noqa: E402
+from handlers.kit.callbacks import IntakeCb  # noqa: E402
+from infra.migrate import upgrade  # noqa: E402
+from infra.settings import DatabaseSettings, load_settings  # noqa: E402
 from models import Case, Hromada, Resident, Service, Settlement  # noqa: E402
 from models import User as DbUser  # noqa: E402
 from services.reference_data import load_reference_file  # noqa: E402

@@ -35,14 +35,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import itertools
 
-from bot.db import create_engine, create_sessionmaker
 from bot.delivery import OutboxDeliverer
 from bot.factory import create_bot
-from bot.i18n import create_i18n
-from bot.migrate import upgrade
 from bot.offline import RecordingSession
-from bot.ratelimit import RateLimiter, install
-from bot.settings import DatabaseSettings, DeliverySettings, load_settings
+from infra.db import create_engine, create_sessionmaker
+from infra.i18n import create_i18n
+from infra.migrate import upgrade
+from infra.ratelimit import RateLimiter, install
+from infra.settings import DatabaseSettings, DeliverySettings, load_settings
 from models import OutboxMessage, utcnow
 from models.outbox import PENDING, SENT
 from services.clock import Clock

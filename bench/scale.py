@@ -40,8 +40,8 @@ import asyncpg
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db import create_engine, create_sessionmaker
-from bot.migrate import upgrade
+from infra.db import create_engine, create_sessionmaker
+from infra.migrate import upgrade
 from models import Case, TeamMember, Worker
 from services.case_actions import CaseActions
 from services.cases import ResidentCases

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot.settings import Settings, SettingsError, load_settings
+from infra.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("hromada_bot")
 
@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _migrate(settings: Settings, revision: str, down: bool) -> int:
-    from bot.migrate import downgrade, upgrade
+    from infra.migrate import downgrade, upgrade
 
     if down:
         await downgrade(settings.database.url, revision)
@@ -52,11 +52,11 @@ async def _migrate(settings: Settings, revision: str, down: bool) -> int:
 
 
 async def _seed(settings: Settings, path: Path) -> int:
-    from bot.db import create_engine, create_sessionmaker
-    from bot.migrate import upgrade
+    from infra.db import create_engine, create_sessionmaker
+    from infra.migrate import prepare_embedded_database
     from services.reference_data import ReferenceDataError, load_reference_file
 
-    await prepare_embedded_database(settings, upgrade)
+    await prepare_embedded_database(settings.database.url)
     engine = create_engine(settings.database.url)
     try:
         async with create_sessionmaker(engine).begin() as session:
@@ -68,15 +68,6 @@ async def _seed(settings: Settings, path: Path) -> int:
         await engine.dispose()
     print(f"reference data loaded from {path}: {report.summary()}")
     return 0
-
-
-async def prepare_embedded_database(settings: Settings, upgrade) -> None:  # type: ignore[no-untyped-def]
-    """The embedded SQLite default migrates itself; PostgreSQL is migrated by `migrate` (a
-    one-shot job in production), so two instances never race on DDL."""
-    from bot.db import is_sqlite
-
-    if is_sqlite(settings.database.url):
-        await upgrade(settings.database.url)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,12 +17,11 @@ from aiogram.methods import EditMessageReplyMarkup
 from sqlalchemy import func, select
 
 from bot import PACKAGE_ROOT
-from bot.cli import prepare_embedded_database
 from bot.delivery import OutboxDeliverer
 from bot.factory import App, build_app, create_bot
-from bot.migrate import upgrade
 from bot.offline import BotClient, RecordingSession, Reply
-from bot.settings import Settings
+from infra.migrate import prepare_embedded_database
+from infra.settings import Settings
 from models import Hromada, Team, TeamMember, User, Worker
 from models.people import ROLE_COORDINATOR
 from services.reference_data import load_reference_file
@@ -195,7 +194,7 @@ async def run_console(
 ) -> int:
     stdin = stdin or sys.stdin
     out = stdout or sys.stdout
-    await prepare_embedded_database(settings, upgrade)
+    await prepare_embedded_database(settings.database.url)
     app = build_app(settings)
     try:
         if load_sample:

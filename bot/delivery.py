@@ -63,9 +63,9 @@ from aiogram.utils.i18n import I18n
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import ratelimit
-from bot.ratelimit import RateLimiter, slot_taken
-from bot.settings import Settings
+from infra import ratelimit
+from infra.ratelimit import RateLimiter, slot_taken
+from infra.settings import Settings
 from models import OutboxMessage, User
 from models.outbox import CANCELLED, FAILED, PENDING, SENDING, SENT
 from services.clock import Clock

@@ -13,17 +13,19 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 from aiogram.fsm.storage.memory import SimpleEventIsolation
+from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.db import create_engine, create_sessionmaker
-from bot.i18n import UserLanguageMiddleware, create_i18n
 from bot.middlewares import DbSessionMiddleware, UserLockMiddleware, UserMiddleware
-from bot.settings import Settings
-from bot.storage import SqlStorage
-from bot.telegram_session import HromadaAiohttpSession
 from handlers import build_root_router
+from infra.db import create_engine, create_sessionmaker
+from infra.i18n import UserLanguageMiddleware, create_i18n
+from infra.settings import Settings
+from infra.storage import SqlStorage
+from infra.telegram_session import HromadaAiohttpSession
 from services.clock import Clock
+from services.reminders import ReminderRules
 
 # Used where no real token is needed (console, tests): the right shape, never valid on Telegram.
 OFFLINE_TOKEN = "42:OFFLINE-console-token-not-for-telegram"
@@ -120,10 +122,15 @@ def create_dispatcher(
     # Outer middlewares on the update itself, so every update type gets them, in this order:
     # one person at a time → one DB unit of work → our user row → FSM state → language.
     dp.update.outer_middleware(UserLockMiddleware(isolation_for(storage)))
-    dp.update.outer_middleware(DbSessionMiddleware(sessionmaker))
+    dp.update.outer_middleware(
+        DbSessionMiddleware(sessionmaker, clock, ReminderRules.from_settings(settings))
+    )
     dp.update.outer_middleware(UserMiddleware(dp.fsm))
     dp.update.outer_middleware(dp.fsm)
     UserLanguageMiddleware(i18n).setup(dp)
+    # Every button press is answered once: after its handler (handlers set the text through
+    # `callback_answer`), or by the error router when the handler raised.
+    dp.callback_query.middleware(CallbackAnswerMiddleware())
     dp.include_router(build_root_router())
     return dp
 

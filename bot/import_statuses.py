@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from bot.settings import Settings
+from infra.settings import Settings
 from services.status_import import ImportProgress, ImportRefused, StatusImporter
 
 CLI_REJECTIONS = 200
@@ -50,10 +50,10 @@ class ProgressBar:
 
 
 async def run(settings: Settings, path: Path, *, show_progress: bool = True) -> int:
-    from bot.db import create_engine, create_sessionmaker, is_sqlite
-    from bot.i18n import create_i18n
-    from bot.migrate import upgrade
     from handlers.worker.applications import render_refusal, render_report
+    from infra.db import create_engine, create_sessionmaker, is_sqlite
+    from infra.i18n import create_i18n
+    from infra.migrate import upgrade
 
     i18n = create_i18n(settings.locale.default_language)
     locale = settings.locale.default_language

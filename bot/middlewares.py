@@ -15,9 +15,12 @@ from aiogram.types import User as TgUser
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.storage import SqlStorage, current_session, flush_pending, prime
+from infra.storage import SqlStorage, current_session, flush_pending, prime
 from models import FsmRecord, User
+from services.clock import Clock
+from services.hub import Services
 from services.outbox import OUTBOX_DIRTY
+from services.reminders import ReminderRules
 from services.users import UserService
 
 log = logging.getLogger(__name__)
@@ -26,14 +29,25 @@ Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
 
 class DbSessionMiddleware(BaseMiddleware):
-    """One session per update: commit when the handler returns, roll back when it raises."""
+    """One session per update: commit when the handler returns, roll back when it raises.
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    The only owner of the unit of work: handlers get `services` (all over this session) and
+    never commit or roll back themselves."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        clock: Clock | None = None,
+        rules: ReminderRules | None = None,
+    ) -> None:
         self.sessionmaker = sessionmaker
+        self.clock = clock or Clock()
+        self.rules = rules or ReminderRules()
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         async with self.sessionmaker() as session:
             data["session"] = session
+            data["services"] = Services(session, self.clock, self.rules)
             token = current_session.set(session)
             try:
                 result = await handler(event, data)

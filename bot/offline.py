@@ -46,7 +46,7 @@ from aiogram.types import (
     Voice,
 )
 
-from bot.telegram_session import KeepResponseTypesMixin
+from infra.telegram_session import KeepResponseTypesMixin
 
 _MESSAGE_METHODS = (SendMessage, SendPhoto, SendDocument)
 _EDIT_METHODS = (EditMessageText, EditMessageReplyMarkup, EditMessageCaption)
@@ -97,6 +97,7 @@ class RecordingSession(KeepResponseTypesMixin, BaseSession):
         self.bot_user_id = bot_user_id
         self.latency = latency  # simulated network time, for benchmarks
         self._message_ids = itertools.count(1_000)
+        self._answered_queries: set[str] = set()
 
     # -- queueing -------------------------------------------------------------------------
     def queue_error(
@@ -127,8 +128,19 @@ class RecordingSession(KeepResponseTypesMixin, BaseSession):
         call = SentCall(method=method, at=time.monotonic(), ok=True)
         self.calls.append(call)
         queued = next((q for q in self.queued if q.matches(method)), None)
+        if isinstance(method, AnswerCallbackQuery) and queued is None:
+            # As Telegram: a button press can be answered once; a second answer is refused.
+            if method.callback_query_id in self._answered_queries:
+                queued = QueuedResponse(
+                    False,
+                    None,
+                    400,
+                    "Bad Request: query is too old and response timeout expired or query ID is invalid",
+                )
+            self._answered_queries.add(method.callback_query_id)
         if queued is not None:
-            self.queued.remove(queued)
+            if queued in self.queued:
+                self.queued.remove(queued)
             status, content = queued.error_code if not queued.ok else 200, queued.body()
         else:
             result = self._auto_result(method)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from bot.cli import prepare_embedded_database
 from bot.factory import build_app, create_bot, settle_for_serving
-from bot.migrate import upgrade
-from bot.settings import Settings, SettingsError
+from infra.migrate import prepare_embedded_database
+from infra.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +22,7 @@ def require_token(settings: Settings) -> str:
 
 async def run_polling(settings: Settings) -> int:
     token = require_token(settings)
-    await prepare_embedded_database(settings, upgrade)
+    await prepare_embedded_database(settings.database.url)
     app = build_app(settings)
     bot = create_bot(settings, token=token)
     install_background_jobs(app, bot)

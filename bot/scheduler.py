@@ -31,9 +31,9 @@ from aiogram.utils.i18n import I18n
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import ratelimit
 from bot.delivery import OutboxDeliverer
-from bot.settings import Settings
+from infra import ratelimit
+from infra.settings import Settings
 from services.clock import Clock
 from services.mobile_office import plan_day_before_reminders
 from services.reminders import ReminderRules, plan_due_renewals

@@ -11,11 +11,10 @@ from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_applicati
 from aiohttp import web
 from sqlalchemy import text
 
-from bot.cli import prepare_embedded_database
 from bot.factory import App, build_app, create_bot, settle_for_serving
-from bot.migrate import upgrade
 from bot.runner import install_background_jobs, require_token
-from bot.settings import Settings, SettingsError
+from infra.migrate import prepare_embedded_database
+from infra.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +43,7 @@ async def run_webhook(settings: Settings) -> int:
     secret = settings.telegram.webhook_secret
     if secret is None:
         raise SettingsError("setting WEBHOOK_SECRET is missing: any 32+ random characters [A-Za-z0-9_-]")
-    await prepare_embedded_database(settings, upgrade)
+    await prepare_embedded_database(settings.database.url)
     app = build_app(settings)
     bot = create_bot(settings, token=token)
     install_background_jobs(app, bot)

@@ -10,10 +10,10 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.settings import Settings
-from handlers.callbacks import ConsentCb, ForgetCb, LanguageCb
-from handlers.filters import MenuButton
-from handlers.keyboards import consent_keyboard, forget_keyboard, language_keyboard, main_menu
+from handlers.kit.callbacks import ConsentCb, ForgetCb, LanguageCb
+from handlers.kit.filters import MenuButton
+from handlers.kit.keyboards import consent_keyboard, forget_keyboard, language_keyboard, main_menu
+from infra.settings import Settings
 from models import User
 from services.catalogue import CatalogueService
 from services.users import UserService

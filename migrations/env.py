@@ -1,6 +1,6 @@
 """Alembic environment: async engines for SQLite and PostgreSQL alike.
 
-The URL comes from the Alembic config (set by `bot.migrate`), else from DATABASE_URL.
+The URL comes from the Alembic config (set by `infra.migrate`), else from DATABASE_URL.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 import models
-from bot.db import create_engine, is_sqlite
+from infra.db import create_engine, is_sqlite
 
 config = context.config
 target_metadata = models.Base.metadata
@@ -21,7 +21,7 @@ def _url() -> str:
     url = config.get_main_option("sqlalchemy.url")
     if url:
         return url
-    from bot.settings import load_settings
+    from infra.settings import load_settings
 
     return load_settings().database.url
 
@@ -61,7 +61,7 @@ async def _run_async() -> None:
 
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
-    if connection is not None:  # handed in by bot.migrate.upgrade_engine
+    if connection is not None:  # handed in by infra.migrate.upgrade_engine
         _run_sync(connection)
         return
     try:
@@ -69,7 +69,7 @@ def run_migrations_online() -> None:
     except RuntimeError:
         asyncio.run(_run_async())
         return
-    raise RuntimeError("call bot.migrate.upgrade() (async) from inside an event loop")
+    raise RuntimeError("call infra.migrate.upgrade() (async) from inside an event loop")
 
 
 if context.is_offline_mode():

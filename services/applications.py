@@ -45,7 +45,7 @@ LOOKUP_LIMIT = 5
 LOOKUP_WINDOW = timedelta(minutes=10)
 NUMBER_MAX = 40
 _NUMBER_RE = re.compile(r"^[0-9A-Za-zА-Яа-яІіЇїЄєҐґ/\-_.]{1,40}$")
-# Packed like handlers.callbacks.AppCb(action="unsub", application_id=...) (tested to match);
+# Packed like handlers.kit.callbacks.AppCb(action="unsub", application_id=...) (tested to match);
 # services import no aiogram, so the push's button is spelled here.
 UNSUBSCRIBE_CALLBACK = "app:unsub:{id}"
 

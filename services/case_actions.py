@@ -52,6 +52,7 @@ from models.cases import (
 )
 from models.people import ROLE_COORDINATOR
 from services.clock import Clock
+from services.errors import DomainError
 from services.outbox import enqueue
 
 # Allowed status changes. Closed statuses are final: nothing leaves them.
@@ -68,21 +69,18 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 REASON_REQUIRED = frozenset({REJECTED, CANCELLED})
 MAX_TEXT = 2000
 MAX_REASON = 500
-# Callback data of the worker's case card buttons (same format as handlers.callbacks.CaseCb).
+# Callback data of the worker's case card buttons (same format as handlers.kit.callbacks.CaseCb).
 OPEN_CASE_DATA = "case:open:{id}"
 TAKE_CASE_DATA = "case:take:{id}"
 
 Translate = Callable[[str, str], str]
 
 
-class CaseError(Exception):
-    """A refused case action; `code` is the i18n key suffix (`case.error.<code>`)."""
+class CaseError(DomainError):
+    """A refused case action (`case.error.<code>`)."""
 
+    prefix = "case.error"
     code = "error"
-
-    def __init__(self, code: str | None = None) -> None:
-        self.code = code or type(self).code
-        super().__init__(self.code)
 
 
 class NotFound(CaseError):

@@ -100,7 +100,7 @@ _NEXT_NUMBER = text(
 
 
 def case_callback(action: str, case_id: int) -> str:
-    """Same string as `handlers.callbacks.CaseCb(action=..., case_id=...).pack()` (no aiogram here)."""
+    """Same string as `handlers.kit.callbacks.CaseCb(action=..., case_id=...).pack()` (no aiogram here)."""
     return f"case:{action}:{case_id}"
 
 

@@ -17,6 +17,7 @@ from models import Case, CaseEvent, DocumentRequest, DocumentRequirement, Reside
 from models.cases import CLOSED_STATUSES
 from models.outbox import PENDING, OutboxMessage
 from services.clock import Clock
+from services.errors import DomainError
 from services.outbox import cancel_pending, enqueue
 from services.reminders import ReminderRules, fmt_date
 
@@ -26,13 +27,11 @@ RECEIVED = "received"
 CANCELLED = "cancelled"
 
 
-class DocumentError(Exception):
-    """A request that cannot be made or changed; `code` is a message key suffix."""
+class DocumentError(DomainError):
+    """A document request that cannot be made or changed (`docs.error.<code>`): unknown_items,
+    no_items, note_too_long, case_closed, deadline_past, not_open, not_found."""
 
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        # unknown_items | no_items | note_too_long | case_closed | deadline_past | not_open | not_found
-        self.code = code
+    prefix = "docs.error"
 
 
 class DocumentService:

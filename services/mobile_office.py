@@ -27,6 +27,7 @@ from models import (
     Worker,
 )
 from services.clock import Clock
+from services.errors import DomainError
 from services.outbox import enqueue
 from services.reminders import DAY_BEFORE_AT, ReminderRules, fmt_date
 
@@ -37,12 +38,10 @@ PLACE_MAX = 200
 TOPIC_MAX = 200
 
 
-class MobileOfficeError(Exception):
-    """`code` is a message-key suffix (`mo.error.<code>`)."""
+class MobileOfficeError(DomainError):
+    """A refused mobile-office action (`mo.error.<code>`)."""
 
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
+    prefix = "mo.error"
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models import Case, CaseEvent, OutboxMessage, Resident, Settlement, User, Visit, Worker
 from models.cases import CLOSED_STATUSES, VISIT_PLANNED
 from services.clock import Clock
+from services.errors import DomainError
 from services.outbox import cancel_pending, enqueue
 from services.reminders import ReminderRules, fmt_date, fmt_time
 
@@ -45,12 +46,10 @@ Buttons = list[list[list[str]]]
 ButtonsFor = Callable[[int], Buttons]
 
 
-class VisitError(Exception):
-    """`code` names the problem (message key `visit.error.<code>`)."""
+class VisitError(DomainError):
+    """A refused visit action (`visit.error.<code>`)."""
 
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
+    prefix = "visit.error"
 
 
 @dataclass(frozen=True)

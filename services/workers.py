@@ -23,6 +23,7 @@ from models import (
     utcnow,
 )
 from models.people import ROLE_COORDINATOR, ROLES
+from services.errors import DomainError
 
 INVITE_PREFIX = "inv_"
 # Telegram deep-link payloads are at most 64 characters of [A-Za-z0-9_-].
@@ -30,12 +31,10 @@ _PAYLOAD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 MAX_INVITE_TTL = timedelta(days=30)
 
 
-class InviteError(Exception):
-    """An invite link cannot be used; `code` is a message-key suffix (expired, used, unknown)."""
+class InviteError(DomainError):
+    """An invite link cannot be used (`worker.invite.<code>`: expired, used, unknown)."""
 
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
+    prefix = "worker.invite"
 
 
 def hash_token(token: str) -> str:

@@ -18,11 +18,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 import models
-from bot.db import create_engine, create_sessionmaker
 from bot.factory import App, build_app, create_bot
-from bot.migrate import upgrade
 from bot.offline import BotClient, RecordingSession
-from bot.settings import DatabaseSettings, DeliverySettings, Settings, load_settings
+from infra.db import create_engine, create_sessionmaker
+from infra.migrate import upgrade
+from infra.settings import DatabaseSettings, DeliverySettings, Settings, load_settings
 from services.clock import Clock
 from tests.pgtools import PG_ADMIN_DSN, create_database, drop_database, pg_problem
 

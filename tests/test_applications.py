@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from bot.offline import BotClient
-from handlers.callbacks import AppCb, AppStatusCb
+from handlers.kit.callbacks import AppCb, AppStatusCb
 from models import (
     Application,
     ApplicationStatusChange,

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from bot.delivery import OUTCOME_UNKNOWN, OutboxDeliverer
 from bot.offline import RecordingSession
-from bot.ratelimit import RateLimiter, install
+from infra.ratelimit import RateLimiter, install
 from models import OutboxMessage, User
 from models.outbox import FAILED, PENDING, SENDING, SENT
 from services.clock import FrozenClock

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from bot.cli import _parser
-from bot.settings import DatabaseSettings, DeliverySettings, LocaleSettings, RedisSettings, TelegramSettings
+from infra.settings import DatabaseSettings, DeliverySettings, LocaleSettings, RedisSettings, TelegramSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = (ROOT / "Dockerfile").read_text(encoding="utf-8")

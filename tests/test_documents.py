@@ -153,7 +153,7 @@ async def test_reminder_not_sent_when_case_closed(sessionmaker, reference, clock
 
 
 async def test_worker_marks_received_with_button(sessionmaker, reference, clock, make_client):
-    from handlers.callbacks import DocsReceivedCb
+    from handlers.kit.callbacks import DocsReceivedCb
 
     worker, case_id = await _setup(sessionmaker)
     async with sessionmaker.begin() as session:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from babel.messages.pofile import read_po
 
-from bot.i18n import LANGUAGES, SOURCE_DIR, create_i18n, merged_catalog, po_files
+from infra.i18n import LANGUAGES, SOURCE_DIR, create_i18n, merged_catalog, po_files
 from models.cases import STATUSES
 from services.reference_data import SERVICE_GROUPS
 
@@ -100,7 +100,7 @@ def test_ukrainian_plural_forms(n: int, uk: str, en: str) -> None:
 def test_mo_is_rebuilt_when_a_po_changes(tmp_path) -> None:
     import shutil
 
-    from bot.i18n import compile_locales
+    from infra.i18n import compile_locales
 
     src = tmp_path / "locales"
     shutil.copytree(SOURCE_DIR, src, ignore=shutil.ignore_patterns("*.mo", "__pycache__"))

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from bot.factory import build_app
 from bot.offline import BotClient
-from handlers.callbacks import CaseCb
+from handlers.kit.callbacks import CaseCb
 from models import Attachment, Case, CaseEvent, OutboxMessage, Resident, Team
 from tests.factories import add_worker
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiogram.types import CallbackQuery, Chat, Message, User
 
-from handlers.builders import InlineKeyboardBuilder, ReplyKeyboardBuilder
-from handlers.callbacks import CaseCb, IntakeCb, MyCaseCb
-from handlers.filters import CallbackPrefix
+from handlers.kit.builders import InlineKeyboardBuilder, ReplyKeyboardBuilder
+from handlers.kit.callbacks import CaseCb, IntakeCb, MyCaseCb
+from handlers.kit.filters import CallbackPrefix
 
 
 def test_markup_does_not_change_when_the_builder_goes_on() -> None:

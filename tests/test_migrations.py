@@ -8,8 +8,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 import models
-from bot.db import create_engine
-from bot.migrate import downgrade, upgrade
+from infra.db import create_engine
+from infra.migrate import downgrade, upgrade
 from tests.conftest import create_pg_database, drop_pg_database
 
 

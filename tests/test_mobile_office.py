@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time
 import pytest
 from sqlalchemy import select
 
-from handlers.callbacks import MobileOfficeCb
+from handlers.kit.callbacks import MobileOfficeCb
 from models import MobileOfficeBooking, MobileOfficeSchedule, OutboxMessage, Resident, Settlement, User
 from models.people import ROLE_COORDINATOR
 from services.clock import FrozenClock
@@ -112,7 +112,7 @@ async def test_coordinator_enters_resident_subscribes_and_books(
 
 
 def _menu_text() -> str:
-    from bot.i18n import create_i18n
+    from infra.i18n import create_i18n
 
     return create_i18n("uk").gettext("menu.mobile_office", locale="uk")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from bot.offline import BotClient
-from handlers.callbacks import MyCaseCb
+from handlers.kit.callbacks import MyCaseCb
 from models import Attachment, Case, CaseEvent, CaseMessage, Hromada, OutboxMessage, Resident, Service, User
 from services.cases import CaseDraft, IntakeService
 from services.clock import Clock

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, insert, select
 
-from bot.db import create_engine, create_sessionmaker
 from bot.delivery import OUTCOME_UNKNOWN
-from bot.migrate import upgrade
+from infra.db import create_engine, create_sessionmaker
+from infra.migrate import upgrade
 from models import OutboxMessage, utcnow
 from models.outbox import FAILED, PENDING, SENDING, SENT
 from tests.conftest import create_pg_database, drop_pg_database
@@ -36,12 +36,12 @@ WORKER_SCRIPT = textwrap.dedent(
     """
     import asyncio, os, sys
     from aiogram.methods import SendMessage
-    from bot.db import create_engine, create_sessionmaker
+    from infra.db import create_engine, create_sessionmaker
     from bot.delivery import OutboxDeliverer
     from bot.factory import create_bot
-    from bot.i18n import create_i18n
+    from infra.i18n import create_i18n
     from bot.offline import RecordingSession
-    from bot.settings import load_settings
+    from infra.settings import load_settings
     from models import OutboxMessage
     from models.outbox import PENDING, SENDING
     from services.clock import Clock

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select
 
 import bot.scheduler as scheduler_module
-from bot.ratelimit import installed
 from bot.scheduler import setup_scheduler
+from infra.ratelimit import installed
 from models import Case, OutboxMessage, User
 from models.outbox import CANCELLED, SENT
 from services.clock import FrozenClock

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.render import routing_reason
+from handlers.kit.render import routing_reason
 from models import Case, Hromada, RoutingRule, Service, Settlement, Team, TeamMember
 from services.routing import HromadaNotAccepting, RoutingService
 from tests.factories import add_resident, add_worker

@@ -11,8 +11,8 @@ from aiogram.fsm.storage.redis import RedisStorage
 from sqlalchemy import func, select
 
 from bot.factory import build_app
-from bot.settings import RedisSettings, load_settings
-from bot.storage import SqlStorage
+from infra.settings import RedisSettings, load_settings
+from infra.storage import SqlStorage
 from models import FsmRecord
 from tests.conftest import IN_CI
 

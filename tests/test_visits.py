@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from handlers.callbacks import VisitAnswerCb, VisitCalCb, VisitNewCb, VisitWorkerCb
+from handlers.kit.callbacks import VisitAnswerCb, VisitCalCb, VisitNewCb, VisitWorkerCb
 from models import Case, CaseEvent, OutboxMessage, Visit, Worker
 from models.outbox import CANCELLED, PENDING
 from services.clock import FrozenClock

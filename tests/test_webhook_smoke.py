@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select
 
-from bot.db import create_sessionmaker
+from infra.db import create_sessionmaker
 from models import User, utcnow
 from services.outbox import enqueue
 from tests.processes import clean_env, free_port, hromada_bot_command

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.offline import BotClient
-from bot.settings import DatabaseSettings, Settings, TelegramSettings, load_settings
+from infra.settings import DatabaseSettings, Settings, TelegramSettings, load_settings
 from models import (
     Case,
     CaseEvent,

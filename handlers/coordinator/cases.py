@@ -9,8 +9,8 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.callbacks import QueueCb
-from handlers.filters import prune_callbacks
+from handlers.kit.callbacks import QueueCb
+from handlers.kit.filters import prune_callbacks
 from handlers.worker.queues import STALE_DAYS, current_worker, filter_name, render_page, show_text
 from models import User
 from services.clock import Clock

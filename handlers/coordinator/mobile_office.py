@@ -18,10 +18,10 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.settings import Settings
-from handlers.builders import InlineKeyboardBuilder
-from handlers.callbacks import MobileOfficeCb
-from handlers.filters import prune_callbacks
+from handlers.kit.builders import InlineKeyboardBuilder
+from handlers.kit.callbacks import MobileOfficeCb
+from handlers.kit.filters import prune_callbacks
+from infra.settings import Settings
 from models import User
 from services.clock import Clock
 from services.mobile_office import MobileOfficeError, MobileOfficeService

@@ -11,9 +11,9 @@ from aiogram.utils.i18n import gettext as _
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.builders import InlineKeyboardBuilder
-from handlers.callbacks import RuleCb
-from handlers.filters import prune_callbacks
+from handlers.kit.builders import InlineKeyboardBuilder
+from handlers.kit.callbacks import RuleCb
+from handlers.kit.filters import prune_callbacks
 from handlers.worker.queues import current_worker
 from models import RoutingRule, Service, Team, User, Worker
 from services.workers import RoutingAdmin, RoutingAdminError

@@ -24,12 +24,12 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.i18n import LANGUAGES
-from handlers.builders import InlineKeyboardBuilder
-from handlers.callbacks import AppCb
 from handlers.common import show_main_menu
-from handlers.filters import MenuButton, prune_callbacks
-from handlers.keyboards import MAIN_MENU_KEYS, consent_keyboard, main_menu
+from handlers.kit.builders import InlineKeyboardBuilder
+from handlers.kit.callbacks import AppCb
+from handlers.kit.filters import MenuButton, prune_callbacks
+from handlers.kit.keyboards import MAIN_MENU_KEYS, consent_keyboard, main_menu
+from infra.i18n import LANGUAGES
 from models import Application, User
 from services.applications import (
     ApplicationService,

@@ -31,12 +31,12 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.i18n import LANGUAGES
-from handlers.builders import InlineKeyboardBuilder
-from handlers.callbacks import IntakeCb
-from handlers.filters import MenuButton, prune_callbacks
-from handlers.keyboards import MAIN_MENU_KEYS, consent_keyboard, main_menu
-from handlers.render import routing_reason
+from handlers.kit.builders import InlineKeyboardBuilder
+from handlers.kit.callbacks import IntakeCb
+from handlers.kit.filters import MenuButton, prune_callbacks
+from handlers.kit.keyboards import MAIN_MENU_KEYS, consent_keyboard, main_menu
+from handlers.kit.render import routing_reason
+from infra.i18n import LANGUAGES
 from models import Hromada, Resident, Service, Settlement, Team, User
 from services.cases import (
     DESCRIPTION_MAX,

@@ -21,13 +21,13 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.settings import Settings
-from handlers.builders import InlineKeyboardBuilder
-from handlers.callbacks import MyCaseCb
-from handlers.filters import MenuButton, prune_callbacks
-from handlers.keyboards import consent_keyboard
-from handlers.render import routing_reason
+from handlers.kit.builders import InlineKeyboardBuilder
+from handlers.kit.callbacks import MyCaseCb
+from handlers.kit.filters import MenuButton, prune_callbacks
+from handlers.kit.keyboards import consent_keyboard
+from handlers.kit.render import routing_reason
 from handlers.resident.intake import NotMenuText
+from infra.settings import Settings
 from models import Case, CaseEvent, Hromada, Service, Settlement, Team, User
 from models.cases import CLOSED_STATUSES
 from services.case_actions import CaseActions, CaseError, NotFound

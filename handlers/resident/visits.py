@@ -15,12 +15,12 @@ from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.scheduler import DeliveryRuntime, kick
-from bot.settings import Settings
-from handlers.builders import InlineKeyboardBuilder
-from handlers.callbacks import VisitAnswerCb
-from handlers.filters import prune_callbacks
-from handlers.steps import typed_text
+from handlers.kit.builders import InlineKeyboardBuilder
+from handlers.kit.callbacks import VisitAnswerCb
+from handlers.kit.filters import prune_callbacks
+from handlers.kit.steps import typed_text
 from handlers.worker.visits import worker_buttons
+from infra.settings import Settings
 from models import User
 from services.clock import Clock
 from services.reminders import ReminderRules

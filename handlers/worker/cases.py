@@ -21,9 +21,8 @@ from aiogram.utils.i18n import gettext as _
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.settings import Settings
-from handlers.builders import InlineKeyboardBuilder
-from handlers.callbacks import (
+from handlers.kit.builders import InlineKeyboardBuilder
+from handlers.kit.callbacks import (
     AssignCb,
     CaseCb,
     DocPickCb,
@@ -33,9 +32,10 @@ from handlers.callbacks import (
     TransferCb,
     VisitNewCb,
 )
-from handlers.filters import prune_callbacks
-from handlers.render import routing_reason as shared_routing_reason
+from handlers.kit.filters import prune_callbacks
+from handlers.kit.render import routing_reason as shared_routing_reason
 from handlers.worker.queues import current_worker, priority_mark
+from infra.settings import Settings
 from models import Case, DocumentRequest, Team, TeamMember, User, Worker
 from models.cases import CLOSED_STATUSES, WAITING_DOCUMENTS
 from services.case_actions import REASON_REQUIRED, TRANSITIONS, Access, CaseActions, CaseError, clean_text

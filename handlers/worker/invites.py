@@ -16,12 +16,12 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.i18n import LANGUAGES
-from bot.settings import Settings
-from handlers.builders import InlineKeyboardBuilder
-from handlers.callbacks import InviteCb
-from handlers.filters import prune_callbacks
-from handlers.keyboards import main_menu
+from handlers.kit.builders import InlineKeyboardBuilder
+from handlers.kit.callbacks import InviteCb
+from handlers.kit.filters import prune_callbacks
+from handlers.kit.keyboards import main_menu
+from infra.i18n import LANGUAGES
+from infra.settings import Settings
 from models import Team, User
 from models.people import ROLES
 from services.clock import Clock

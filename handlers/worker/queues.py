@@ -13,9 +13,9 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.builders import InlineKeyboardBuilder
-from handlers.callbacks import CaseCb, QueueCb, RuleCb
-from handlers.filters import MenuButton, prune_callbacks
+from handlers.kit.builders import InlineKeyboardBuilder
+from handlers.kit.callbacks import CaseCb, QueueCb, RuleCb
+from handlers.kit.filters import MenuButton, prune_callbacks
 from models import Team, User, Worker
 from services.clock import Clock
 from services.queues import FILTERS, Page, QueueService

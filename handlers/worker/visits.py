@@ -21,11 +21,11 @@ from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.scheduler import DeliveryRuntime, kick
-from bot.settings import Settings
-from handlers.builders import InlineKeyboardBuilder
-from handlers.callbacks import DocsReceivedCb, VisitAnswerCb, VisitCalCb, VisitNewCb, VisitWorkerCb
-from handlers.filters import prune_callbacks
-from handlers.steps import typed_text
+from handlers.kit.builders import InlineKeyboardBuilder
+from handlers.kit.callbacks import DocsReceivedCb, VisitAnswerCb, VisitCalCb, VisitNewCb, VisitWorkerCb
+from handlers.kit.filters import prune_callbacks
+from handlers.kit.steps import typed_text
+from infra.settings import Settings
 from models import DocumentRequest, User, Worker
 from services.clock import Clock
 from services.documents import DocumentError, DocumentService

@@ -44,3 +44,12 @@ async def upgrade_engine(engine: AsyncEngine, revision: str = "head") -> None:
 
     async with engine.begin() as conn:
         await conn.run_sync(_run)
+
+
+async def prepare_embedded_database(url: str) -> None:
+    """The embedded SQLite default migrates itself; PostgreSQL is migrated by `migrate` (a
+    one-shot job in production), so two instances never race on DDL."""
+    from infra.db import is_sqlite
+
+    if is_sqlite(url):
+        await upgrade(url)

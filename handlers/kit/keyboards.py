@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiogram.types import InlineKeyboardMarkup, ReplyKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 
-from bot.i18n import LANGUAGES
-from handlers.builders import InlineKeyboardBuilder, ReplyKeyboardBuilder
-from handlers.callbacks import ConsentCb, ForgetCb, LanguageCb
+from handlers.kit.builders import InlineKeyboardBuilder, ReplyKeyboardBuilder
+from handlers.kit.callbacks import ConsentCb, ForgetCb, LanguageCb
+from infra.i18n import LANGUAGES
 
 MAIN_MENU_KEYS = (
     "menu.new_request",

@@ -1,0 +1,3 @@
+"""What every audience's router shares: callback data, filters, keyboards, renderers.
+
+Audience packages (resident, worker, coordinator, idp) import from here, never from each other."""
