@@ -29,6 +29,7 @@ from handlers.kit.builders import InlineKeyboardBuilder
 from handlers.kit.callbacks import AppCb
 from handlers.kit.filters import MenuButton, prune_callbacks
 from handlers.kit.keyboards import MAIN_MENU_KEYS, consent_keyboard, main_menu
+from handlers.kit.render import kind_label
 from infra.i18n import LANGUAGES
 from models import Application, User
 from services.applications import (
@@ -63,13 +64,6 @@ class AppStates(StatesGroup):
 
 
 # -- rendering ---------------------------------------------------------------------------------
-
-
-def kind_label(kind: str) -> str:
-    """Known kinds have a translated name; others are shown as the registry wrote them."""
-    key = f"app.kind.{kind}"
-    text = _(key)
-    return html.escape(kind) if text == key else text
 
 
 def render_card(

@@ -6,6 +6,7 @@ import html
 from typing import Any
 
 from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
 
 
 def _name(part: Any, locale: str) -> str:
@@ -35,3 +36,10 @@ def routing_reason(case_or_detail: Any, locale: str, i18n: I18n) -> str:
         "settlement": _name(settlement, locale),
     }
     return i18n.gettext(key, locale=locale) % values
+
+
+def kind_label(kind: str) -> str:
+    """Known kinds have a translated name; others are shown as the registry wrote them."""
+    key = f"app.kind.{kind}"
+    text = _(key)
+    return html.escape(kind) if text == key else text

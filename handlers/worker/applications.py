@@ -33,10 +33,10 @@ from aiogram.utils.i18n import gettext as _
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from handlers.idp.status import kind_label
 from handlers.kit.builders import InlineKeyboardBuilder
 from handlers.kit.callbacks import AppStatusCb
 from handlers.kit.filters import prune_callbacks
+from handlers.kit.render import kind_label
 from models import Application, ApplicationStatusChange, Hromada, User, Worker
 from services.applications import KYIV, ApplicationService, StatusVocabulary, local_date, mask_phone
 from services.clock import Clock
