@@ -143,9 +143,8 @@ class Console:
         if command in actions:
             replies = await actions[command]()
         elif line.strip().isdigit():
-            replies = await self.press(int(line.strip()))
-            if replies is None:
-                replies = await self.client.send(line.strip())
+            pressed = await self.press(int(line.strip()))
+            replies = pressed if pressed is not None else await self.client.send(line.strip())
         else:
             replies = await self.client.send(line[1:] if line.startswith("'") else line)
         self.inline = []

@@ -103,7 +103,10 @@ class UserMiddleware(BaseMiddleware):
     into the storage's per-update cache, so the FSM middleware after this one costs no query."""
 
     def __init__(self, fsm: FSMContextMiddleware | None = None) -> None:
-        self.fsm = fsm if fsm is not None and isinstance(fsm.storage, SqlStorage) else None
+        self.fsm: FSMContextMiddleware | None = None
+        self.storage: SqlStorage | None = None
+        if fsm is not None and isinstance(fsm.storage, SqlStorage):
+            self.fsm, self.storage = fsm, fsm.storage
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         tg_user: TgUser | None = data.get("event_from_user")
@@ -118,13 +121,12 @@ class UserMiddleware(BaseMiddleware):
         return await handler(event, data)
 
     async def _read(self, session: AsyncSession, telegram_id: int, data: dict[str, Any]) -> User | None:
-        if self.fsm is None:
+        if self.fsm is None or self.storage is None:
             return None
         context = self.fsm.resolve_event_context(data["bot"], data)
         if context is None:
             return None
-        storage: SqlStorage = self.fsm.storage  # type: ignore[assignment]
-        fsm_key = storage.key(context.key)
+        fsm_key = self.storage.key(context.key)
         params = {"fsm_key": fsm_key, "telegram_id": telegram_id}
         row = (await session.execute(_USER_WITH_STATE, params)).first()
         if row is None:

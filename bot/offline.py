@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.base import BaseSession
@@ -152,7 +152,8 @@ class RecordingSession(KeepResponseTypesMixin, BaseSession):
             raise
         if isinstance(response.result, Message):
             call.message_id = response.result.message_id
-        return response.result  # type: ignore[return-value]
+        # check_response raised unless the call succeeded, so there is a result (aiogram casts it too).
+        return cast(TelegramType, response.result)
 
     async def stream_content(
         self,

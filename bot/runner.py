@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from bot.factory import build_app, create_bot, settle_for_serving
+from aiogram import Bot
+
+from bot.factory import App, build_app, create_bot, settle_for_serving
 from infra.migrate import prepare_embedded_database
 from infra.settings import Settings, SettingsError
 
@@ -36,7 +38,7 @@ async def run_polling(settings: Settings) -> int:
     return 0
 
 
-def install_background_jobs(app, bot) -> None:  # type: ignore[no-untyped-def]
+def install_background_jobs(app: App, bot: Bot) -> None:
     """Outbox delivery and reminders (APScheduler), started and stopped with the dispatcher."""
     from bot.scheduler import setup_scheduler
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import zoneinfo
 from datetime import time
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -154,25 +154,32 @@ class Settings:
         self.delivery = delivery
 
 
-def load_settings(**overrides: BaseSettings) -> Settings:
-    """Read every section; raise `SettingsError` with one line naming the bad variable."""
-    sections = {
-        "telegram": TelegramSettings,
-        "database": DatabaseSettings,
-        "redis": RedisSettings,
-        "locale": LocaleSettings,
-        "delivery": DeliverySettings,
-    }
-    built: dict[str, BaseSettings] = {}
-    for name, cls in sections.items():
-        if name in overrides:
-            built[name] = overrides[name]
-            continue
-        try:
-            built[name] = cls()
-        except ValidationError as exc:
-            error = exc.errors()[0]
-            variable = str(error["loc"][0]) if error.get("loc") else cls.__name__
-            reason = error["msg"].removeprefix("Value error, ")
-            raise SettingsError(f"setting {variable} is invalid: {reason}") from None
-    return Settings(**built)  # type: ignore[arg-type]
+_Section = TypeVar("_Section", bound=BaseSettings)
+
+
+def _read(cls: type[_Section]) -> _Section:
+    try:
+        return cls()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        variable = str(error["loc"][0]) if error.get("loc") else cls.__name__
+        reason = error["msg"].removeprefix("Value error, ")
+        raise SettingsError(f"setting {variable} is invalid: {reason}") from None
+
+
+def load_settings(
+    *,
+    telegram: TelegramSettings | None = None,
+    database: DatabaseSettings | None = None,
+    redis: RedisSettings | None = None,
+    locale: LocaleSettings | None = None,
+    delivery: DeliverySettings | None = None,
+) -> Settings:
+    """Read every section not given; raise `SettingsError` with one line naming the bad variable."""
+    return Settings(
+        telegram=telegram if telegram is not None else _read(TelegramSettings),
+        database=database if database is not None else _read(DatabaseSettings),
+        redis=redis if redis is not None else _read(RedisSettings),
+        locale=locale if locale is not None else _read(LocaleSettings),
+        delivery=delivery if delivery is not None else _read(DeliverySettings),
+    )

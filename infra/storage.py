@@ -37,8 +37,6 @@ current_session: ContextVar[AsyncSession | None] = ContextVar("hromada_current_s
 
 _CACHE = "fsm_cache"  # key -> (state, data) as this update sees it
 _PENDING = "fsm_pending"  # keys this update changed, written by flush_pending
-_MISSING = object()
-
 Record = tuple[str | None, dict[str, Any]]
 
 
@@ -127,9 +125,9 @@ class SqlStorage(BaseStorage):
 
     async def _load(self, session: AsyncSession, key: str) -> Record:
         cache = _cache(session)
-        cached = cache.get(key, _MISSING)
-        if cached is not _MISSING:
-            return cached  # type: ignore[return-value]
+        cached = cache.get(key)
+        if cached is not None:
+            return cached
         row = (await session.execute(_SELECT, {"fsm_key": key})).first()
         value = (row.state, dict(row.data or {})) if row else (None, {})
         cache[key] = value

@@ -13,22 +13,24 @@ from typing import Any
 
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.session.base import BaseSession
 from aiogram.methods import Response, TelegramMethod
+from aiogram.methods.base import TelegramType
 
 _RESPONSE_TYPES: dict[Any, Any] = {}
 
 
 def keep_response_type(returning: Any) -> None:
     if returning not in _RESPONSE_TYPES:
-        _RESPONSE_TYPES[returning] = Response[returning]  # type: ignore[valid-type]
+        _RESPONSE_TYPES[returning] = Response[returning]
 
 
-class KeepResponseTypesMixin:
+class KeepResponseTypesMixin(BaseSession):
     def check_response(
-        self, bot: Bot, method: TelegramMethod[Any], status_code: int, content: str
-    ) -> Response[Any]:
+        self, bot: Bot, method: TelegramMethod[TelegramType], status_code: int, content: str
+    ) -> Response[TelegramType]:
         keep_response_type(method.__returning__)
-        return super().check_response(bot, method, status_code, content)  # type: ignore[misc]
+        return super().check_response(bot, method, status_code, content)
 
 
 class HromadaAiohttpSession(KeepResponseTypesMixin, AiohttpSession):

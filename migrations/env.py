@@ -27,7 +27,12 @@ def _url() -> str:
 
 
 def _configure(connection: Connection | None = None, url: str | None = None) -> None:
-    sqlite = is_sqlite(url) if url else connection.dialect.name == "sqlite"  # type: ignore[union-attr]
+    if url:
+        sqlite = is_sqlite(url)
+    elif connection is not None:
+        sqlite = connection.dialect.name == "sqlite"
+    else:
+        raise ValueError("migrations need a connection or a database URL")
     context.configure(
         connection=connection,
         url=url,

@@ -45,12 +45,14 @@ class CatalogueService:
         return int(await self.session.scalar(select(func.count()).select_from(Hromada)) or 0)
 
     async def service_by_code(self, code: str) -> Service | None:
-        return await self.session.scalar(select(Service).where(Service.code == code))
+        service = await self.session.scalar(select(Service).where(Service.code == code))
+        return service
 
     async def hromada_by_code_or_name(self, text: str) -> Hromada | None:
         needle = text.strip()
-        return await self.session.scalar(
+        hromada = await self.session.scalar(
             select(Hromada).where(
                 or_(Hromada.code == needle.upper(), Hromada.name_uk == needle, Hromada.name_en == needle)
             )
         )
+        return hromada

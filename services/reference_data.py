@@ -11,16 +11,17 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import (
     ApplicationStatus,
     ApplicationStatusAlias,
+    Base,
     DocumentRequirement,
     Hromada,
     RoutingRule,
@@ -29,7 +30,8 @@ from models import (
     Team,
 )
 
-SERVICE_GROUPS = ("social_assistance", "care", "children", "idp", "employment", "humanitarian")
+ServiceGroup = Literal["social_assistance", "care", "children", "idp", "employment", "humanitarian"]
+SERVICE_GROUPS: tuple[str, ...] = get_args(ServiceGroup)
 CODE_PATTERN = r"^[a-z0-9_\-]+$"
 
 
@@ -53,7 +55,7 @@ class DocumentSpec(_Strict):
 
 class ServiceSpec(_Strict):
     code: str = Field(pattern=CODE_PATTERN, max_length=40)
-    group: Literal[SERVICE_GROUPS]  # type: ignore[valid-type]
+    group: ServiceGroup
     name: Names
     description: Names | None = None
     sensitive: bool = False
@@ -261,14 +263,17 @@ def _assign(row: Any, values: dict[str, Any], report: LoadReport, what: str) -> 
         report.count(report.updated, what)
 
 
+_Row = TypeVar("_Row", bound=Base)
+
+
 async def _upsert(
     session: AsyncSession,
-    model: type,
+    model: type[_Row],
     where: dict[str, Any],
     values: dict[str, Any],
     report: LoadReport,
     what: str,
-) -> Any:
+) -> _Row:
     row = await session.scalar(select(model).filter_by(**where))
     if row is None:
         row = model(**where, **values)
@@ -314,10 +319,15 @@ async def apply_reference(session: AsyncSession, spec: ReferenceFile) -> LoadRep
                 report,
                 "documents",
             )
-        stale = await session.execute(
-            delete(DocumentRequirement).where(
-                DocumentRequirement.service_id == service.id, DocumentRequirement.code.not_in(wanted or {""})
-            )
+        # A DELETE's result is a CursorResult (it has rowcount); Session.execute is typed for SELECTs.
+        stale = cast(
+            "CursorResult[Any]",
+            await session.execute(
+                delete(DocumentRequirement).where(
+                    DocumentRequirement.service_id == service.id,
+                    DocumentRequirement.code.not_in(wanted or {""}),
+                )
+            ),
         )
         if stale.rowcount:
             report.count(report.removed, "documents", stale.rowcount)
@@ -412,28 +422,28 @@ async def apply_reference(session: AsyncSession, spec: ReferenceFile) -> LoadRep
             rule.active = True
             report.count(report.updated, "routing_rules")
 
-    for st in spec.application_statuses:
-        next_step = st.next_step
+    for status in spec.application_statuses:
+        next_step = status.next_step
         await _upsert(
             session,
             ApplicationStatus,
-            {"code": st.code},
+            {"code": status.code},
             {
-                "label_uk": st.label.uk,
-                "label_en": st.label.en,
+                "label_uk": status.label.uk,
+                "label_en": status.label.en,
                 "next_step_uk": next_step.uk if next_step else "",
                 "next_step_en": next_step.en if next_step else "",
-                "final": st.final,
+                "final": status.final,
             },
             report,
             "application_statuses",
         )
-        for alias in {st.code, *st.aliases}:
+        for alias in {status.code, *status.aliases}:
             await _upsert(
                 session,
                 ApplicationStatusAlias,
                 {"alias": alias.strip().casefold()},
-                {"status_code": st.code},
+                {"status_code": status.code},
                 report,
                 "status_aliases",
             )

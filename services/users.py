@@ -74,7 +74,8 @@ class UserService:
             user.unreachable_since = None
 
     async def resident(self, user: User) -> Resident | None:
-        return await self.session.scalar(select(Resident).where(Resident.user_id == user.id))
+        resident = await self.session.scalar(select(Resident).where(Resident.user_id == user.id))
+        return resident
 
     async def ensure_resident(self, user: User) -> Resident:
         resident = await self.resident(user)
