@@ -13,7 +13,7 @@ from services.clock import FrozenClock
 from services.documents import DocumentError, DocumentService
 from services.reminders import ReminderRules
 from tests.factories import add_resident, add_worker
-from tests.issue4_helpers import make_case
+from tests.seeded_cases import make_case
 
 # 09:00 Kyiv (UTC+2 in winter) on Monday 2 Nov 2026... in UTC.
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)

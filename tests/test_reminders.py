@@ -17,7 +17,7 @@ from services.clock import FrozenClock
 from services.outbox import enqueue
 from services.reminders import ReminderRules, plan_due_renewals
 from tests.factories import add_resident
-from tests.issue4_helpers import make_case
+from tests.seeded_cases import make_case
 
 KYIV = ReminderRules().tz
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=KYIV).astimezone(UTC)

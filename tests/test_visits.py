@@ -16,7 +16,7 @@ from services.clock import FrozenClock
 from services.reminders import ReminderRules
 from services.visits import VisitError, VisitService, parse_proposed_time, plan_due_agendas
 from tests.factories import add_resident, add_worker
-from tests.issue4_helpers import make_case
+from tests.seeded_cases import make_case
 
 KYIV = ReminderRules().tz
 # Monday 23.11.2026, 10:00 in Kyiv.

@@ -1,4 +1,5 @@
-"""Helpers for issue-4 tests (visits, documents, reminders): a case put straight into the DB."""
+"""Cases put straight into the database, for tests of what happens to a case after it is filed
+(visits, documents, reminders)."""
 
 from __future__ import annotations
 
