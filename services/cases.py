@@ -30,7 +30,8 @@ from models import (
 from models.cases import NEW
 from services import outbox
 from services.clock import Clock
-from services.routing import RoutingDecision, RoutingService
+from services.errors import DomainError, StaleAction
+from services.routing import RoutingDecision, RoutingError, RoutingService
 
 # Each marker raises priority; sensitive services (child protection) too.
 VULNERABILITY_WEIGHTS: dict[str, int] = {
@@ -54,6 +55,21 @@ class IntakeError(Exception):
 
 class InvalidDraft(IntakeError):
     code = "invalid_draft"
+
+
+class IntakeRefused(DomainError):
+    """A request the form cannot file: need_consent, hromada_occupied (hromada), no_route,
+    already_filed (number)."""
+
+    prefix = "intake"
+    code = "no_route"
+
+
+def verified_phone(resident: Resident | None) -> str | None:
+    """The resident's phone if its owner shared it through Telegram's contact button."""
+    if resident is not None and resident.phone and resident.phone_verified_at is not None:
+        return resident.phone
+    return None
 
 
 @dataclass
@@ -123,6 +139,37 @@ class IntakeService:
 
     async def by_idempotency_key(self, key: str) -> Case | None:
         return await self.session.scalar(select(Case).where(Case.idempotency_key == key))
+
+    async def suggested_hromadas(self, resident: Resident | None, current_id: int | None) -> list[Hromada]:
+        """One-tap choices at the form's first step: the hromada already chosen in this draft,
+        then the one of the resident's last request (each once)."""
+        found: list[Hromada] = []
+        for hromada_id in (current_id, resident.last_hromada_id if resident else None):
+            if hromada_id and all(h.id != hromada_id for h in found):
+                hromada = await self.session.get(Hromada, hromada_id)
+                if hromada is not None:
+                    found.append(hromada)
+        return found
+
+    async def refuse_if_filed(self, idempotency_key: str) -> None:
+        """For a press on a form that is no longer open: say so if it was filed (its number),
+        that the button is stale otherwise. Always raises."""
+        existing = await self.by_idempotency_key(idempotency_key)
+        if existing is not None:
+            raise IntakeRefused("already_filed", number=existing.number)
+        raise StaleAction()
+
+    async def submit(self, resident: Resident, draft: CaseDraft, idempotency_key: str) -> FiledCase:
+        """`file`, with its refusals as answers for the person: a draft that no longer fits the
+        reference data is a stale form; a place the routing rules cannot serve is `no_route`.
+        (Whether the hromada accepts requests is checked before, where its name can be given
+        in the person's language.)"""
+        try:
+            return await self.file(resident, draft, idempotency_key)
+        except RoutingError:
+            raise IntakeRefused("no_route") from None
+        except InvalidDraft:
+            raise StaleAction() from None
 
     async def file(self, resident: Resident, draft: CaseDraft, idempotency_key: str) -> FiledCase:
         existing = await self.by_idempotency_key(idempotency_key)

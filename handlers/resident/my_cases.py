@@ -26,7 +26,7 @@ from handlers.kit.callbacks import MyCaseCb
 from handlers.kit.filters import MenuButton, prune_callbacks
 from handlers.kit.keyboards import consent_keyboard
 from handlers.kit.render import routing_reason
-from handlers.resident.intake import NotMenuText
+from handlers.kit.filters import NotMenuText
 from infra.settings import Settings
 from models import Case, CaseEvent, Hromada, Service, Settlement, Team, User
 from models.cases import CLOSED_STATUSES
