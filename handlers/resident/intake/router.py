@@ -13,12 +13,10 @@ import uuid
 from typing import Any
 
 from aiogram import Router
-from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, ReplyKeyboardMarkup
+from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
-from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from handlers.kit.callbacks import IntakeCb
@@ -33,8 +31,9 @@ from handlers.kit.filters import (
     NotMenuText,
     prune_callbacks,
 )
-from handlers.kit.keyboards import consent_keyboard, main_menu
+from handlers.kit.keyboards import consent_keyboard
 from handlers.resident.intake import screens
+from handlers.resident.intake.flow import FormFlow, inject_flow
 from handlers.resident.intake.steps import (
     ACTIVE,
     BUTTON_STEPS,
@@ -43,7 +42,6 @@ from handlers.resident.intake.steps import (
     Step,
     StepIn,
     current,
-    next_step,
     previous,
 )
 from models import Hromada, User
@@ -57,7 +55,6 @@ from services.cases import (
     verified_phone,
 )
 from services.errors import StaleAction
-from services.hub import Services
 
 log = logging.getLogger(__name__)
 
@@ -92,252 +89,101 @@ def _refuse_if_closed(hromada: Hromada, locale: str) -> None:
         raise IntakeRefused("hromada_occupied", hromada=hromada.name(locale))
 
 
-async def _menu(services: Services, user: User) -> ReplyKeyboardMarkup:
-    return main_menu(with_personal=True, is_worker=await services.workers.is_active_worker(user))
-
-
-async def _screen(
-    step: Step, data: dict[str, Any], services: Services, user: User, locale: str
-) -> screens.Screen:
-    """Fetch what the step's screen shows, then render it."""
-    if step == Step.hromada:
-        resident = await services.users.consented_resident(user)
-        suggested = await services.intake.suggested_hromadas(resident, data.get("hromada_id"))
-        return screens.hromada_step(suggested, locale)
-    if step == Step.settlement:
-        hromada = await services.catalogue.hromada(data["hromada_id"])
-        settlements = await services.catalogue.settlements(data["hromada_id"])
-        return screens.settlement_step(hromada, settlements, locale)
-    if step == Step.service:
-        return screens.service_step(await services.catalogue.services_by_group(), locale)
-    if step == Step.vulnerability:
-        return screens.vulnerability_step(data.get("vulnerability") or [])
-    if step == Step.description:
-        return screens.description_step()
-    if step == Step.attachments:
-        return screens.attachments_step(len(data.get("attachments") or []))
-    if step == Step.on_behalf:
-        return screens.on_behalf_step()
-    if step == Step.on_behalf_name:
-        return screens.on_behalf_name_step()
-    if step == Step.on_behalf_relation:
-        return screens.on_behalf_relation_step()
-    if step == Step.contact:
-        return screens.contact_step(verified_phone(await services.users.consented_resident(user)))
-    settlement_id = data.get("settlement_id")
-    text = screens.summary(
-        data,
-        await services.catalogue.hromada(data["hromada_id"]),
-        await services.catalogue.settlement(settlement_id) if settlement_id else None,
-        await services.catalogue.service(data["service_id"]),
-        locale,
-    )
-    return screens.confirm_step(text, data["draft_id"])
-
-
-async def _show(
-    event: Message | CallbackQuery,
-    step: Step,
-    state: FSMContext,
-    services: Services,
-    user: User,
-    i18n: I18n,
-    *,
-    updates: dict[str, Any] | None = None,
-    fresh: bool = False,
-    prefix: str | None = None,
-) -> None:
-    """Go to `step` (saving `updates` into the draft in the same write) and show its screen:
-    edit the pressed message when possible."""
-    data = {} if fresh else await state.get_data()
-    data.update(updates or {})
-    data["step"] = step.value
-    await state.set_data(data)
-    if fresh or await state.get_state() != ACTIVE:
-        await state.set_state(IntakeForm.active)
-    text, markup = await _screen(step, data, services, user, i18n.current_locale)
-    if prefix:
-        text = f"{prefix}\n\n{text}"
-    if isinstance(event, Message):
-        await event.answer(text, reply_markup=markup)
-        return
-    message = event.message
-    if not isinstance(message, Message):
-        return
-    if isinstance(markup, InlineKeyboardMarkup):
-        try:
-            await message.edit_text(text, reply_markup=markup)
-            return
-        except TelegramBadRequest as exc:
-            # Local recovery: a repeated tap finds the screen already right ("not modified");
-            # a message too old (or gone) to edit gets the screen as a new message below.
-            if "not modified" in str(exc):
-                return
-    else:
-        await message.edit_reply_markup(reply_markup=None)
-    await message.answer(text, reply_markup=markup)
-
-
-async def _advance(
-    event: Message | CallbackQuery,
-    step: Step,
-    state: FSMContext,
-    services: Services,
-    user: User,
-    i18n: I18n,
-    updates: dict[str, Any] | None = None,
-) -> None:
-    """Save `updates` and go to the step after `step` (by the steps table)."""
-    data = {**(await state.get_data()), **(updates or {})}
-    following = next_step(step, data)
-    assert following is not None, f"{step} is the last step"
-    await _show(event, following, state, services, user, i18n, updates=updates)
-
-
 # -- entry, cancel, back -------------------------------------------------------------------------
-async def new_request(
-    message: Message, state: FSMContext, services: Services, user: User, i18n: I18n
-) -> None:
-    if await services.users.consented_resident(user) is None:
+async def new_request(message: Message, state: FSMContext, flow: FormFlow) -> None:
+    if await flow.services.users.consented_resident(flow.user) is None:
         await message.answer(screens.need_consent_text(), reply_markup=consent_keyboard())
         return
     data = await state.get_data()
     if await state.get_state() == ACTIVE and data.get("draft_id"):
-        await _show(message, current(data), state, services, user, i18n, prefix=_("intake.resume"))
+        await flow.show(current(data), prefix=_("intake.resume"))
         return
     draft = {"draft_id": uuid.uuid4().hex[:16], "vulnerability": [], "attachments": []}
-    await _show(
-        message,
-        Step.hromada,
-        state,
-        services,
-        user,
-        i18n,
-        updates=draft,
-        fresh=True,
-        prefix=_("intake.intro"),
-    )
+    await flow.show(Step.hromada, updates=draft, fresh=True, prefix=_("intake.intro"))
 
 
-async def _cancel(event: Message | CallbackQuery, state: FSMContext, services: Services, user: User) -> None:
-    await state.clear()
-    menu = await _menu(services, user)
-    if isinstance(event, Message):
-        await event.answer(_("intake.cancelled"), reply_markup=menu)
-    elif isinstance(event.message, Message):
-        await event.message.edit_reply_markup(reply_markup=None)
-        await event.message.answer(_("intake.cancelled"), reply_markup=menu)
+async def on_cancel(query: CallbackQuery, flow: FormFlow) -> None:
+    await flow.cancel()
 
 
-async def on_cancel(query: CallbackQuery, state: FSMContext, services: Services, user: User) -> None:
-    await _cancel(query, state, services, user)
-
-
-async def on_back(
-    query: CallbackQuery, state: FSMContext, services: Services, user: User, i18n: I18n
-) -> None:
+async def on_back(query: CallbackQuery, state: FSMContext, flow: FormFlow) -> None:
     data = await state.get_data()
     back_to = previous(data.get("step") or "", data)
     if back_to is None:
-        await _cancel(query, state, services, user)
+        await flow.cancel()
         return
-    await _show(query, back_to, state, services, user, i18n)
+    await flow.show(back_to)
 
 
 # -- hromada, settlement, service, markers ---------------------------------------------------------
-async def hromada_search(message: Message, services: Services, i18n: I18n) -> None:
+async def hromada_search(message: Message, flow: FormFlow) -> None:
     query = (message.text or "").strip()
     if not screens.SEARCH_MIN <= len(query) <= screens.SEARCH_MAX:
         text, markup = screens.hromada_query_bad()
     else:
-        hits = await services.catalogue.search_hromadas(query, limit=HROMADA_MATCHES)
-        text, markup = screens.hromada_hits(query, hits, i18n.current_locale)
+        hits = await flow.services.catalogue.search_hromadas(query, limit=HROMADA_MATCHES)
+        text, markup = screens.hromada_hits(query, hits, flow.locale)
     await message.answer(text, reply_markup=markup)
 
 
 async def pick_hromada(
-    query: CallbackQuery,
-    callback_data: IntakeCb,
-    state: FSMContext,
-    services: Services,
-    user: User,
-    i18n: I18n,
+    query: CallbackQuery, callback_data: IntakeCb, state: FSMContext, flow: FormFlow
 ) -> None:
     value = callback_data.value
-    hromada = await services.catalogue.hromada(int(value)) if value.isdigit() else None
+    hromada = await flow.services.catalogue.hromada(int(value)) if value.isdigit() else None
     if hromada is None:
         raise StaleAction()
-    _refuse_if_closed(hromada, i18n.current_locale)
+    _refuse_if_closed(hromada, flow.locale)
     updates: dict[str, Any] = {"hromada_id": hromada.id}
     if (await state.get_data()).get("hromada_id") != hromada.id:
         updates["settlement_id"] = None
-    await _advance(query, Step.hromada, state, services, user, i18n, updates)
+    await flow.advance(Step.hromada, updates)
 
 
 async def pick_settlement(
-    query: CallbackQuery,
-    callback_data: IntakeCb,
-    state: FSMContext,
-    services: Services,
-    user: User,
-    i18n: I18n,
+    query: CallbackQuery, callback_data: IntakeCb, state: FSMContext, flow: FormFlow
 ) -> None:
     value = callback_data.value
     hromada_id = (await state.get_data()).get("hromada_id")
-    settlement = await services.catalogue.settlement_of(hromada_id, int(value)) if value.isdigit() else None
+    catalogue = flow.services.catalogue
+    settlement = await catalogue.settlement_of(hromada_id, int(value)) if value.isdigit() else None
     if settlement is None:
         raise StaleAction()
-    await _advance(query, Step.settlement, state, services, user, i18n, {"settlement_id": settlement.id})
+    await flow.advance(Step.settlement, {"settlement_id": settlement.id})
 
 
-async def pick_service(
-    query: CallbackQuery,
-    callback_data: IntakeCb,
-    state: FSMContext,
-    services: Services,
-    user: User,
-    i18n: I18n,
-) -> None:
+async def pick_service(query: CallbackQuery, callback_data: IntakeCb, flow: FormFlow) -> None:
     value = callback_data.value
-    service = await services.catalogue.service(int(value)) if value.isdigit() else None
+    service = await flow.services.catalogue.service(int(value)) if value.isdigit() else None
     if service is None:
         raise StaleAction()
-    await _advance(query, Step.service, state, services, user, i18n, {"service_id": service.id})
+    await flow.advance(Step.service, {"service_id": service.id})
 
 
 async def toggle_marker(
-    query: CallbackQuery,
-    callback_data: IntakeCb,
-    state: FSMContext,
-    services: Services,
-    user: User,
-    i18n: I18n,
+    query: CallbackQuery, callback_data: IntakeCb, state: FSMContext, flow: FormFlow
 ) -> None:
     code = callback_data.value
     if code not in VULNERABILITY_MARKERS:
         raise StaleAction()
-    chosen = set((await state.get_data()).get("vulnerability") or [])
-    chosen ^= {code}
-    markers = [c for c in VULNERABILITY_MARKERS if c in chosen]
-    await _show(query, Step.vulnerability, state, services, user, i18n, updates={"vulnerability": markers})
+    chosen = set((await state.get_data()).get("vulnerability") or []) ^ {code}
+    await flow.show(
+        Step.vulnerability, updates={"vulnerability": [c for c in VULNERABILITY_MARKERS if c in chosen]}
+    )
 
 
-async def markers_done(
-    query: CallbackQuery, state: FSMContext, services: Services, user: User, i18n: I18n
-) -> None:
-    await _advance(query, Step.vulnerability, state, services, user, i18n)
+async def markers_done(query: CallbackQuery, flow: FormFlow) -> None:
+    await flow.advance(Step.vulnerability)
 
 
 # -- description, files ------------------------------------------------------------------------------
-async def description_text(
-    message: Message, state: FSMContext, services: Services, user: User, i18n: I18n
-) -> None:
+async def description_text(message: Message, flow: FormFlow) -> None:
     text = (message.text or "").strip()
     problem = screens.description_problem(text)
     if problem is not None:
         await message.answer(problem)
         return
-    await _advance(message, Step.description, state, services, user, i18n, {"description": text})
+    await flow.advance(Step.description, {"description": text})
 
 
 async def text_expected(message: Message) -> None:
@@ -370,99 +216,78 @@ async def attachments_other(message: Message) -> None:
     await message.answer(_("intake.attachments_expected"))
 
 
-async def attachments_done(
-    query: CallbackQuery, state: FSMContext, services: Services, user: User, i18n: I18n
-) -> None:
-    await _advance(query, Step.attachments, state, services, user, i18n)
+async def attachments_done(query: CallbackQuery, flow: FormFlow) -> None:
+    await flow.advance(Step.attachments)
 
 
 # -- on whose behalf ---------------------------------------------------------------------------------
-async def pick_on_behalf(
-    query: CallbackQuery,
-    callback_data: IntakeCb,
-    state: FSMContext,
-    services: Services,
-    user: User,
-    i18n: I18n,
-) -> None:
+async def pick_on_behalf(query: CallbackQuery, callback_data: IntakeCb, flow: FormFlow) -> None:
     if callback_data.value == "self":
         updates = {"on_behalf": False, "on_behalf_name": None, "on_behalf_relation": None}
     elif callback_data.value == "other":
         updates = {"on_behalf": True}
     else:
         raise StaleAction()
-    await _advance(query, Step.on_behalf, state, services, user, i18n, updates)
+    await flow.advance(Step.on_behalf, updates)
 
 
-async def other_name(message: Message, state: FSMContext, services: Services, user: User, i18n: I18n) -> None:
+async def other_name(message: Message, flow: FormFlow) -> None:
     text = " ".join((message.text or "").split())
     problem = screens.name_problem(text)
     if problem is not None:
         await message.answer(problem)
         return
-    await _advance(message, Step.on_behalf_name, state, services, user, i18n, {"on_behalf_name": text})
+    await flow.advance(Step.on_behalf_name, {"on_behalf_name": text})
 
 
-async def other_relation(
-    message: Message, state: FSMContext, services: Services, user: User, i18n: I18n
-) -> None:
+async def other_relation(message: Message, flow: FormFlow) -> None:
     text = " ".join((message.text or "").split())
     problem = screens.relation_problem(text)
     if problem is not None:
         await message.answer(problem)
         return
-    await _advance(
-        message, Step.on_behalf_relation, state, services, user, i18n, {"on_behalf_relation": text}
-    )
+    await flow.advance(Step.on_behalf_relation, {"on_behalf_relation": text})
 
 
 # -- phone ---------------------------------------------------------------------------------------------
-async def contact_shared(
-    message: Message, state: FSMContext, services: Services, user: User, i18n: I18n
-) -> None:
+async def contact_shared(message: Message, flow: FormFlow) -> None:
     contact = message.contact
     assert contact is not None
     if message.from_user is None or contact.user_id != message.from_user.id:
         await message.answer(_("intake.contact_not_own"))
         return
-    resident = await services.users.consented_resident(user)
+    resident = await flow.services.users.consented_resident(flow.user)
     if resident is None:
-        await _cancel(message, state, services, user)
+        await flow.cancel()
         return
     phone = normalise_phone(contact.phone_number)
-    await _phone_done(message, phone, state, services, user, i18n)
-    await services.intake.remember_phone(resident, phone)
+    await _phone_done(message, phone, flow)
+    await flow.services.intake.remember_phone(resident, phone)
 
 
-async def use_saved_phone(
-    message: Message, state: FSMContext, services: Services, user: User, i18n: I18n
-) -> None:
-    phone = verified_phone(await services.users.consented_resident(user))
+async def use_saved_phone(message: Message, flow: FormFlow) -> None:
+    phone = verified_phone(await flow.services.users.consented_resident(flow.user))
     if phone is None:
         await message.answer(_("intake.contact_use_button"))
         return
-    await _phone_done(message, phone, state, services, user, i18n)
+    await _phone_done(message, phone, flow)
 
 
-async def _phone_done(
-    message: Message, phone: str, state: FSMContext, services: Services, user: User, i18n: I18n
-) -> None:
+async def _phone_done(message: Message, phone: str, flow: FormFlow) -> None:
     # The reply keyboard goes back to the menu; the summary comes with its inline buttons.
-    await message.answer(screens.phone_saved_text(phone), reply_markup=await _menu(services, user))
-    await _advance(message, Step.contact, state, services, user, i18n, {"contact_phone": phone})
+    await message.answer(screens.phone_saved_text(phone), reply_markup=await flow.menu())
+    await flow.advance(Step.contact, {"contact_phone": phone})
 
 
-async def contact_back(
-    message: Message, state: FSMContext, services: Services, user: User, i18n: I18n
-) -> None:
+async def contact_back(message: Message, state: FSMContext, flow: FormFlow) -> None:
     back_to = previous(Step.contact, await state.get_data())
     assert back_to is not None
-    await message.answer(_("intake.going_back"), reply_markup=await _menu(services, user))
-    await _show(message, back_to, state, services, user, i18n)
+    await message.answer(_("intake.going_back"), reply_markup=await flow.menu())
+    await flow.show(back_to)
 
 
-async def contact_cancel(message: Message, state: FSMContext, services: Services, user: User) -> None:
-    await _cancel(message, state, services, user)
+async def contact_cancel(message: Message, flow: FormFlow) -> None:
+    await flow.cancel()
 
 
 async def contact_other(message: Message) -> None:
@@ -474,11 +299,10 @@ async def confirm(
     query: CallbackQuery,
     callback_data: IntakeCb,
     state: FSMContext,
-    services: Services,
-    user: User,
-    i18n: I18n,
+    flow: FormFlow,
     callback_answer: CallbackAnswer,
 ) -> None:
+    services, user = flow.services, flow.user
     key = idempotency_key(user, callback_data.value)
     data = await state.get_data()
     ready = (
@@ -492,10 +316,9 @@ async def confirm(
     if resident is None:
         raise IntakeRefused("need_consent")
     draft = draft_from(data)
-    locale = i18n.current_locale
     hromada = await services.catalogue.hromada(draft.hromada_id)
     if hromada is not None:
-        _refuse_if_closed(hromada, locale)
+        _refuse_if_closed(hromada, flow.locale)
     # A refusal raises before the draft is cleared (and the update is rolled back): the draft
     # stays for another try. Clearing it and filing the case commit together.
     filed = await services.intake.submit(resident, draft, key)
@@ -509,9 +332,8 @@ async def confirm(
     team = filed.decision.team if filed.decision else None
     if isinstance(query.message, Message):
         await query.message.edit_reply_markup(reply_markup=None)
-        await query.message.answer(
-            screens.filed_text(case, team, locale, i18n), reply_markup=await _menu(services, user)
-        )
+        text = screens.filed_text(case, team, flow.locale, flow.i18n)
+        await query.message.answer(text, reply_markup=await flow.menu())
 
 
 # -- wrong input at a step -------------------------------------------------------------------------------
@@ -526,6 +348,7 @@ async def stale_intake_button(query: CallbackQuery) -> None:
 def create_router() -> Router:
     router = Router(name=__name__)
     prune_callbacks(router, IntakeCb)
+    inject_flow(router)
     m, cb = router.message, router.callback_query
     m.register(new_request, Command("new"))
     m.register(new_request, MenuButton("menu.new_request"))
