@@ -21,10 +21,11 @@ from aiogram.utils.i18n import gettext as _
 from handlers.kit.callbacks import MyCaseCb
 from handlers.kit.filters import Action, HasFile, MenuButton, NonText, NotMenuText, prune_callbacks
 from handlers.kit.keyboards import consent_keyboard
+from handlers.kit.render import refusal_text
 from handlers.resident import my_cases_screens as screens
 from infra.settings import Settings
 from models import Case, User
-from services.errors import StaleAction
+from services.errors import DomainError, StaleAction
 from services.hub import Services
 
 PAGE_SIZE = 5
@@ -146,8 +147,14 @@ async def message_text(message: Message, state: FSMContext, services: Services, 
         return
     data = await state.get_data()
     await state.clear()
-    # A refusal (case gone or closed meanwhile) raises: answered by the error router.
-    await services.resident_cases.write(user, int(data.get("case_id") or 0), text)
+    try:
+        await services.resident_cases.write(user, int(data.get("case_id") or 0), text)
+    except DomainError as refusal:
+        # Local recovery: the typed step ends even when the message is refused (the case was
+        # closed or is gone meanwhile), so the next text is not taken for that case again.
+        # Raising would roll that state change back with the update.
+        await message.answer(refusal_text(refusal))
+        return
     await message.answer(_("mycases.message_sent"))
 
 
