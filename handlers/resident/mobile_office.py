@@ -128,6 +128,7 @@ async def open_menu(message: Message, services: Services, user: User) -> None:
     office = services.mobile_office
     lang = user.language or "uk"
     settlement = await office.home_settlement(user)
+    markup: InlineKeyboardMarkup | None
     if settlement is not None:
         trips = await office.upcoming(settlement.id)
         subscribed = await office.is_subscribed(user, settlement.id)
@@ -156,8 +157,8 @@ async def on_button(
     office = services.mobile_office
     lang = user.language or "uk"
     if action == "list":
-        text, markup = places_screen(await office.settlements_with_trips(), lang)
-        await message.edit_text(text, reply_markup=markup)
+        text, places_markup = places_screen(await office.settlements_with_trips(), lang)
+        await message.edit_text(text, reply_markup=places_markup)
     elif action in ("settlement", "sub"):
         settlement = await office.settlement(callback_data.id)
         if action == "sub":
