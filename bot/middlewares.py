@@ -1,4 +1,5 @@
-"""Outer middlewares on `dp.update`: one DB unit of work per update, then the user row."""
+"""Outer middlewares on `dp.update`: one DB unit of work per update, then the user row; and the
+inner middleware that answers each button press once."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
+from aiogram.dispatcher.flags import get_flag
 from aiogram.dispatcher.middlewares.user_context import EventContext
 from aiogram.fsm.middleware import FSMContextMiddleware
 from aiogram.fsm.storage.base import BaseEventIsolation, StorageKey
-from aiogram.types import TelegramObject
+from aiogram.types import CallbackQuery, TelegramObject
 from aiogram.types import User as TgUser
+from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -133,3 +136,24 @@ class UserMiddleware(BaseMiddleware):
             return None  # a new person: created by get_or_create, their (empty) state read lazily
         prime(session, fsm_key, row.state, row.data)
         return row[0]
+
+
+class AnswerPressOnce(CallbackAnswerMiddleware):
+    """Answers a button press after its handler returned, with what the handler set on
+    `callback_answer` (nothing: an empty answer that stops the spinner).
+
+    aiogram's own middleware answers in a `finally`, also when the handler raised: the error
+    router then could not show its alert (Telegram refuses a second answer to one press), and a
+    handler that passed the press on (SkipHandler) would have it answered twice. Here a raising
+    handler leaves the answer to the error router, and a skipping one to the next handler."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        if not isinstance(event, CallbackQuery):
+            return await handler(event, data)
+        answer = data["callback_answer"] = self.construct_callback_answer(
+            properties=get_flag(data, "callback_answer")
+        )
+        result = await handler(event, data)
+        if not answer.disabled and not answer.answered:
+            await self.answer(event, answer)
+        return result

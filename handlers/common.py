@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.filters import Command, CommandStart
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
+from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.kit.callbacks import ConsentCb, ForgetCb, LanguageCb
 from handlers.kit.filters import MenuButton
 from handlers.kit.keyboards import consent_keyboard, forget_keyboard, language_keyboard, main_menu
 from infra.settings import Settings
 from models import User
-from services.catalogue import CatalogueService
-from services.users import UserService
-from services.workers import WorkerService
+from services.errors import StaleAction
+from services.hub import Services
 
 
-async def show_main_menu(message: Message, session: AsyncSession, user: User) -> None:
-    users = UserService(session)
-    consented = await users.has_consent(user)
-    is_worker = await WorkerService(session).is_active_worker(user)
+async def show_main_menu(message: Message, services: Services, user: User) -> None:
+    consented = await services.users.has_consent(user)
+    is_worker = await services.workers.is_active_worker(user)
     if consented:
         prompt = _("menu.prompt")
     else:
@@ -34,19 +32,19 @@ async def show_main_menu(message: Message, session: AsyncSession, user: User) ->
     )
 
 
-async def start(message: Message, state: FSMContext, session: AsyncSession, user: User) -> None:
+async def start(message: Message, state: FSMContext, services: Services, user: User) -> None:
     await state.clear()
     if user.language is None:
         # First contact: greet in Ukrainian (or the app's language guess) and ask for a language.
         await message.answer(_("start.greeting_new"), reply_markup=language_keyboard())
         return
     # Workers act for their institution: their menu does not wait for a resident's consent.
-    is_worker = await WorkerService(session).is_active_worker(user)
-    if not is_worker and not await UserService(session).has_consent(user):
+    is_worker = await services.workers.is_active_worker(user)
+    if not is_worker and not await services.users.has_consent(user):
         await message.answer(_("consent.text"), reply_markup=consent_keyboard())
         return
     await message.answer(_("start.greeting_back"))
-    await show_main_menu(message, session, user)
+    await show_main_menu(message, services, user)
 
 
 async def ask_language(message: Message) -> None:
@@ -54,43 +52,46 @@ async def ask_language(message: Message) -> None:
 
 
 async def set_language(
-    query: CallbackQuery, callback_data: LanguageCb, session: AsyncSession, user: User, i18n: I18n
+    query: CallbackQuery,
+    callback_data: LanguageCb,
+    services: Services,
+    user: User,
+    i18n: I18n,
+    callback_answer: CallbackAnswer,
 ) -> None:
-    users = UserService(session)
     if callback_data.code not in i18n.available_locales:
-        await query.answer(_("errors.stale_button"), show_alert=True)
-        return
+        raise StaleAction()
     first_time = user.language is None
-    await users.set_language(user, callback_data.code)
+    await services.users.set_language(user, callback_data.code)
     i18n.current_locale = callback_data.code  # the rest of this reply in the new language
-    await query.answer(_("language.changed"))
-    if query.message is None:
+    callback_answer.text = _("language.changed")
+    if not isinstance(query.message, Message):
         return
     await query.message.edit_reply_markup(reply_markup=None)
-    if first_time or not await users.has_consent(user):
+    if first_time or not await services.users.has_consent(user):
         await query.message.answer(_("consent.text"), reply_markup=consent_keyboard())
         return
-    await show_main_menu(query.message, session, user)  # type: ignore[arg-type]
+    await show_main_menu(query.message, services, user)
 
 
 async def consent_answer(
-    query: CallbackQuery, callback_data: ConsentCb, session: AsyncSession, user: User
+    query: CallbackQuery,
+    callback_data: ConsentCb,
+    services: Services,
+    user: User,
+    callback_answer: CallbackAnswer,
 ) -> None:
-    users = UserService(session)
     if callback_data.answer == "yes":
-        await users.give_consent(user)
-        await query.answer(_("consent.thanks"))
-    elif callback_data.answer == "no":
-        await query.answer()
-    else:
-        await query.answer(_("errors.stale_button"), show_alert=True)
-        return
-    if query.message is None:
+        await services.users.give_consent(user)
+        callback_answer.text = _("consent.thanks")
+    elif callback_data.answer != "no":
+        raise StaleAction()
+    if not isinstance(query.message, Message):
         return
     await query.message.edit_reply_markup(reply_markup=None)
     if callback_data.answer == "no":
         await query.message.answer(_("consent.declined"))
-    await show_main_menu(query.message, session, user)  # type: ignore[arg-type]
+    await show_main_menu(query.message, services, user)
 
 
 async def ask_consent(message: Message) -> None:
@@ -101,36 +102,40 @@ async def help_(message: Message) -> None:
     await message.answer(_("help.text"))
 
 
-async def public_services(message: Message, session: AsyncSession, i18n: I18n) -> None:
-    catalogue = await CatalogueService(session).services_by_group()
+async def public_services(message: Message, services: Services, i18n: I18n) -> None:
+    catalogue = await services.catalogue.services_by_group()
     locale = i18n.current_locale
     lines = [_("services.title")]
-    for group, services in catalogue:
+    for group, items in catalogue:
         lines.append("")
         lines.append(f"<b>{_('service_group.' + group)}</b>")
-        lines.extend(f"• {s.name(locale)} — {s.description(locale)}" for s in services)
+        lines.extend(f"• {s.name(locale)} — {s.description(locale)}" for s in items)
     lines.append("")
     lines.append(_("services.hotlines"))
     await message.answer("\n".join(lines))
 
 
-async def cancel(message: Message, state: FSMContext, session: AsyncSession, user: User) -> None:
+async def cancel(message: Message, state: FSMContext, services: Services, user: User) -> None:
     had_state = await state.get_state() is not None
     await state.clear()
     await message.answer(_("cancel.done") if had_state else _("cancel.nothing"))
-    await show_main_menu(message, session, user)
+    await show_main_menu(message, services, user)
 
 
-async def menu(message: Message, session: AsyncSession, user: User) -> None:
-    await show_main_menu(message, session, user)
+async def menu(message: Message, services: Services, user: User) -> None:
+    await show_main_menu(message, services, user)
 
 
 async def noop(query: CallbackQuery) -> None:
-    await query.answer()
+    """A button that only shows something: the press is answered empty by the middleware."""
 
 
-async def my_data(message: Message, session: AsyncSession, user: User, settings: Settings) -> None:
-    summary = await UserService(session).personal_data(user)
+async def _is_noop(query: CallbackQuery) -> bool:
+    return query.data == "noop"
+
+
+async def my_data(message: Message, services: Services, user: User, settings: Settings) -> None:
+    summary = await services.users.personal_data(user)
     tz = settings.locale.tz
     lines = [
         _("privacy.my_data.title"),
@@ -154,17 +159,21 @@ async def forget_me(message: Message) -> None:
 
 
 async def forget_answer(
-    query: CallbackQuery, callback_data: ForgetCb, session: AsyncSession, user: User, state: FSMContext
+    query: CallbackQuery,
+    callback_data: ForgetCb,
+    services: Services,
+    user: User,
+    state: FSMContext,
+    callback_answer: CallbackAnswer,
 ) -> None:
     if callback_data.answer != "yes":
-        await query.answer(_("privacy.forget.kept"))
-        if query.message is not None:
+        callback_answer.text = _("privacy.forget.kept")
+        if isinstance(query.message, Message):
             await query.message.edit_reply_markup(reply_markup=None)
         return
     await state.clear()
-    cases = await UserService(session).erase_personal_data(user)
-    await query.answer()
-    if query.message is None:
+    cases = await services.users.erase_personal_data(user)
+    if not isinstance(query.message, Message):
         return
     await query.message.edit_reply_markup(reply_markup=None)
     await query.message.answer(
@@ -187,7 +196,7 @@ def create_router() -> Router:
     router.message.register(public_services, MenuButton("menu.services"))
     router.message.register(cancel, Command("cancel"))
     router.message.register(menu, Command("menu"))
-    router.callback_query.register(noop, F.data == "noop")
+    router.callback_query.register(noop, _is_noop)
     router.message.register(my_data, Command("my_data"))
     router.message.register(forget_me, Command("forget_me"))
     router.callback_query.register(forget_answer, ForgetCb.filter())

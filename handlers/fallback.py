@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
+
+from handlers.kit.filters import NotCommand, PlainText
+from services.errors import StaleAction
 
 
 async def unknown_command(message: Message) -> None:
@@ -20,13 +23,13 @@ async def unsupported_type(message: Message) -> None:
 
 
 async def stale_button(query: CallbackQuery) -> None:
-    await query.answer(_("errors.stale_button"), show_alert=True)
+    raise StaleAction()
 
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.message.register(unknown_command, F.text.startswith("/"))
-    router.message.register(unknown_text, F.text)
+    router.message.register(unknown_command, ~NotCommand())
+    router.message.register(unknown_text, PlainText())
     router.message.register(unsupported_type)
     router.callback_query.register(stale_button)
     return router

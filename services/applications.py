@@ -265,6 +265,9 @@ class ApplicationService:
         )
         return [HistoryItem(code, at) for code, at in rows.all()]
 
+    async def status_vocabulary(self) -> StatusVocabulary:
+        return await StatusVocabulary.load(self.session)
+
     async def by_number(self, number: str) -> Application | None:
         normalized = normalize_number(number)
         if normalized is None:

@@ -20,17 +20,21 @@ from models import (
     Attachment,
     Case,
     CaseEvent,
+    CaseMessage,
     Hromada,
     Resident,
     Service,
     Settlement,
+    Team,
     User,
     Worker,
 )
-from models.cases import NEW
+from models.cases import CLOSED_STATUSES, NEW
 from services import outbox
+from services.case_actions import CaseActions, InvalidTransition, NotFound
 from services.clock import Clock
-from services.routing import RoutingDecision, RoutingService
+from services.errors import DomainError, StaleAction
+from services.routing import RoutingDecision, RoutingError, RoutingService
 
 # Each marker raises priority; sensitive services (child protection) too.
 VULNERABILITY_WEIGHTS: dict[str, int] = {
@@ -54,6 +58,21 @@ class IntakeError(Exception):
 
 class InvalidDraft(IntakeError):
     code = "invalid_draft"
+
+
+class IntakeRefused(DomainError):
+    """A request the form cannot file: need_consent, hromada_occupied (hromada), no_route,
+    already_filed (number)."""
+
+    prefix = "intake"
+    code = "no_route"
+
+
+def verified_phone(resident: Resident | None) -> str | None:
+    """The resident's phone if its owner shared it through Telegram's contact button."""
+    if resident is not None and resident.phone and resident.phone_verified_at is not None:
+        return resident.phone
+    return None
 
 
 @dataclass
@@ -123,6 +142,37 @@ class IntakeService:
 
     async def by_idempotency_key(self, key: str) -> Case | None:
         return await self.session.scalar(select(Case).where(Case.idempotency_key == key))
+
+    async def suggested_hromadas(self, resident: Resident | None, current_id: int | None) -> list[Hromada]:
+        """One-tap choices at the form's first step: the hromada already chosen in this draft,
+        then the one of the resident's last request (each once)."""
+        found: list[Hromada] = []
+        for hromada_id in (current_id, resident.last_hromada_id if resident else None):
+            if hromada_id and all(h.id != hromada_id for h in found):
+                hromada = await self.session.get(Hromada, hromada_id)
+                if hromada is not None:
+                    found.append(hromada)
+        return found
+
+    async def refuse_if_filed(self, idempotency_key: str) -> None:
+        """For a press on a form that is no longer open: say so if it was filed (its number),
+        that the button is stale otherwise. Always raises."""
+        existing = await self.by_idempotency_key(idempotency_key)
+        if existing is not None:
+            raise IntakeRefused("already_filed", number=existing.number)
+        raise StaleAction()
+
+    async def submit(self, resident: Resident, draft: CaseDraft, idempotency_key: str) -> FiledCase:
+        """`file`, with its refusals as answers for the person: a draft that no longer fits the
+        reference data is a stale form; a place the routing rules cannot serve is `no_route`.
+        (Whether the hromada accepts requests is checked before, where its name can be given
+        in the person's language.)"""
+        try:
+            return await self.file(resident, draft, idempotency_key)
+        except RoutingError:
+            raise IntakeRefused("no_route") from None
+        except InvalidDraft:
+            raise StaleAction() from None
 
     async def file(self, resident: Resident, draft: CaseDraft, idempotency_key: str) -> FiledCase:
         existing = await self.by_idempotency_key(idempotency_key)
@@ -298,11 +348,108 @@ def _ids_only(detail: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class ResidentCases:
-    """Read side of "My requests": a resident's own cases, newest first, a page at a time."""
+class NotYourCase(DomainError):
+    """A case that does not exist or is someone else's: the resident is told both alike."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    prefix = "mycases"
+    code = "not_found"
+
+
+@dataclass
+class CasePage:
+    total: int
+    page: int  # within 0 .. pages - 1
+    pages: int
+    cases: list[Case]
+
+
+@dataclass
+class CaseCard:
+    """What the resident's card of one case shows."""
+
+    case: Case
+    service: Service | None
+    team: Team | None
+    hromada: Hromada | None
+    settlement: Settlement | None
+    events: list[CaseEvent]  # the latest, oldest first
+    messages: list[CaseMessage]  # the latest, oldest first
+    teams: dict[int, Team]  # the teams transfer events name
+
+    @property
+    def open(self) -> bool:
+        return self.case.status not in CLOSED_STATUSES
+
+
+class ResidentCases:
+    """ "My requests": a resident's own cases, newest first, a page at a time; one case's card;
+    what the resident may do with their case. Someone else's case is treated exactly like a
+    missing one (`NotYourCase`)."""
+
+    def __init__(self, session: AsyncSession, clock: Clock | None = None) -> None:
         self.session = session
+        self.actions = CaseActions(session, clock or Clock())
+
+    async def list_page(self, user: User, page: int, size: int) -> CasePage:
+        """The resident's page `page` (a page past the end shows the last one)."""
+        resident = await self.session.scalar(select(Resident).where(Resident.user_id == user.id))
+        if resident is None:
+            return CasePage(0, 0, 0, [])
+        total, cases = await self.page(resident.id, page, size)
+        if total == 0:
+            return CasePage(0, 0, 0, [])
+        pages = (total + size - 1) // size
+        page = min(max(page, 0), pages - 1)
+        if not cases:
+            total, cases = await self.page(resident.id, page, size)
+        return CasePage(total, page, pages, cases)
+
+    async def own(self, user: User, case_id: int) -> Case:
+        try:
+            return await self.actions.resident_case(user, case_id)
+        except NotFound:
+            raise NotYourCase() from None
+
+    async def own_open(self, user: User, case_id: int) -> Case:
+        """The resident's case, still open (to write, add a document or cancel)."""
+        case = await self.own(user, case_id)
+        if case.status in CLOSED_STATUSES:
+            raise InvalidTransition("closed")
+        return case
+
+    async def card(self, case: Case, *, events: int, messages: int) -> CaseCard:
+        get = self.session.get
+        history = (await self.actions.history(case.id))[-events:]
+        team_ids = {(e.data or {}).get("to_team") for e in history if e.kind == "transferred"}
+        teams = {t.id: t for t in [await get(Team, i) for i in team_ids if i] if t is not None}
+        return CaseCard(
+            case=case,
+            service=await get(Service, case.service_id),
+            team=await get(Team, case.team_id),
+            hromada=await get(Hromada, case.hromada_id),
+            settlement=await get(Settlement, case.settlement_id) if case.settlement_id else None,
+            events=history,
+            messages=await self.actions.messages(case.id, limit=messages),
+            teams=teams,
+        )
+
+    async def write(self, user: User, case_id: int, text: str) -> CaseMessage:
+        try:
+            return await self.actions.resident_message(user, case_id, text)
+        except NotFound:
+            raise NotYourCase() from None
+
+    async def attach(self, user: User, case_id: int, **fields: Any) -> Attachment:
+        try:
+            return await self.actions.resident_attachment(user, case_id, **fields)
+        except NotFound:
+            raise NotYourCase() from None
+
+    async def cancel(self, user: User, case_id: int, reason: str) -> Case:
+        try:
+            return await self.actions.cancel_by_resident(user, case_id, reason)
+        except NotFound:
+            raise NotYourCase() from None
 
     async def page(self, resident_id: int, page: int, size: int) -> tuple[int, list[Case]]:
         """One statement: the page with each case's service, and the total as a window count

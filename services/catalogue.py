@@ -41,6 +41,22 @@ class CatalogueService:
         )
         return list(rows.all())
 
+    async def hromada(self, hromada_id: int) -> Hromada | None:
+        return await self.session.get(Hromada, hromada_id)
+
+    async def service(self, service_id: int) -> Service | None:
+        return await self.session.get(Service, service_id)
+
+    async def settlement(self, settlement_id: int) -> Settlement | None:
+        return await self.session.get(Settlement, settlement_id)
+
+    async def settlement_of(self, hromada_id: int | None, settlement_id: int) -> Settlement | None:
+        """The settlement, if it lies in that hromada."""
+        settlement = await self.session.get(Settlement, settlement_id)
+        if settlement is None or hromada_id is None or settlement.hromada_id != hromada_id:
+            return None
+        return settlement
+
     async def count_hromadas(self) -> int:
         return int(await self.session.scalar(select(func.count()).select_from(Hromada)) or 0)
 

@@ -47,7 +47,7 @@ class Services:
 
     @cached_property
     def resident_cases(self) -> ResidentCases:
-        return ResidentCases(self.session)
+        return ResidentCases(self.session, self.clock)
 
     @cached_property
     def case_actions(self) -> CaseActions:

@@ -22,6 +22,7 @@ from models import (
     MobileOfficeBooking,
     MobileOfficeSchedule,
     MobileOfficeSubscription,
+    Resident,
     Settlement,
     User,
     Worker,
@@ -185,6 +186,20 @@ class MobileOfficeService:
         )
 
     # -- residents ------------------------------------------------------------------------------
+    async def home_settlement(self, user: User) -> Settlement | None:
+        """The settlement of the resident's last request, when the mobile office goes there."""
+        resident = await self.session.scalar(select(Resident).where(Resident.user_id == user.id))
+        settlement_id = resident.last_settlement_id if resident else None
+        if not settlement_id or not await self.schedules_for([settlement_id]):
+            return None
+        return await self.session.get(Settlement, settlement_id)
+
+    async def settlement(self, settlement_id: int) -> Settlement:
+        settlement = await self.session.get(Settlement, settlement_id)
+        if settlement is None:
+            raise MobileOfficeError("not_found")
+        return settlement
+
     async def settlements_with_trips(self) -> list[tuple[Hromada, Settlement]]:
         today = self.today()
         rows = (

@@ -85,9 +85,16 @@ class UserService:
             await self.session.flush()
         return resident
 
-    async def has_consent(self, user: User) -> bool:
+    async def consented_resident(self, user: User) -> Resident | None:
+        """The person's resident row if they may use the personal features: it exists, consent
+        is given and their data was not erased since."""
         resident = await self.resident(user)
-        return bool(resident and resident.consent_at and not resident.erased_at)
+        if resident is None or resident.consent_at is None or resident.erased_at is not None:
+            return None
+        return resident
+
+    async def has_consent(self, user: User) -> bool:
+        return await self.consented_resident(user) is not None
 
     async def give_consent(self, user: User, at: datetime | None = None) -> Resident:
         resident = await self.ensure_resident(user)

@@ -1,4 +1,4 @@
-"""Check my application, subscriptions (issue 5).
+"""Check my application, subscriptions.
 
 The applicant proves their phone with Telegram's own contact button (a forwarded or someone
 else's contact is refused), then sees every application registered to it, or looks one up by
@@ -9,8 +9,8 @@ from __future__ import annotations
 import html
 import math
 
-from aiogram import F, Router
-from aiogram.filters import Command, Filter, StateFilter
+from aiogram import Router
+from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import (
@@ -20,17 +20,16 @@ from aiogram.types import (
     Message,
     ReplyKeyboardMarkup,
 )
+from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.common import show_main_menu
 from handlers.kit.builders import InlineKeyboardBuilder
 from handlers.kit.callbacks import AppCb
-from handlers.kit.filters import MenuButton, prune_callbacks
-from handlers.kit.keyboards import MAIN_MENU_KEYS, consent_keyboard, main_menu
+from handlers.kit.filters import HasContact, MenuButton, NonText, NotMenuButton, PlainText, prune_callbacks
+from handlers.kit.keyboards import consent_keyboard, main_menu
 from handlers.kit.render import kind_label
-from infra.i18n import LANGUAGES
 from models import Application, User
 from services.applications import (
     ApplicationService,
@@ -40,22 +39,10 @@ from services.applications import (
     StatusVocabulary,
     local_date,
 )
-from services.clock import Clock
-from services.workers import WorkerService
+from services.errors import StaleAction
+from services.hub import Services
 
 SHOWN_MAX = 10
-MENU_KEYS = (*MAIN_MENU_KEYS, "menu.worker_panel", "menu.give_consent")
-
-
-class NotMenuButton(Filter):
-    """True unless the text is a main-menu button (in any language): pressing another feature's
-    button while we wait for a number or a contact goes to that feature."""
-
-    async def __call__(self, message: Message, i18n: I18n) -> bool:
-        text = message.text
-        if not text:
-            return True
-        return not any(text == i18n.gettext(key, locale=lang) for key in MENU_KEYS for lang in LANGUAGES)
 
 
 class AppStates(StatesGroup):
@@ -123,7 +110,7 @@ def contact_keyboard() -> ReplyKeyboardMarkup:
 async def send_card(
     message: Message, service: ApplicationService, user: User, app: Application, locale: str
 ) -> None:
-    vocabulary = await StatusVocabulary.load(service.session)
+    vocabulary = await service.status_vocabulary()
     history = await service.history(app.id)
     subscribed = await service.is_subscribed(user, app.id)
     text, markup = render_card(app, history, vocabulary, locale, subscribed)
@@ -142,7 +129,7 @@ async def show_applications(
     if len(apps) > SHOWN_MAX:
         header += "\n" + _("app.more_hidden") % {"n": SHOWN_MAX}
     await message.answer(header, reply_markup=number_markup())
-    vocabulary = await StatusVocabulary.load(service.session)
+    vocabulary = await service.status_vocabulary()
     subscribed = await service.subscribed_ids(user, (a.id for a in shown))
     for app in shown:
         history = await service.history(app.id)
@@ -159,12 +146,11 @@ async def ask_contact(message: Message, state: FSMContext) -> None:
 
 
 async def check_application(
-    message: Message, state: FSMContext, session: AsyncSession, user: User, clock: Clock, i18n: I18n
+    message: Message, state: FSMContext, services: Services, user: User, i18n: I18n
 ) -> None:
     await state.clear()
-    service = ApplicationService(session, clock)
-    resident = await service.resident(user)
-    if resident is None or resident.consent_at is None or resident.erased_at is not None:
+    service = services.applications
+    if await services.users.consented_resident(user) is None:
         await message.answer(
             _("app.need_consent") + "\n\n" + _("consent.text"), reply_markup=consent_keyboard()
         )
@@ -176,12 +162,10 @@ async def check_application(
     await show_applications(message, service, user, phone, i18n.current_locale)
 
 
-async def on_contact(
-    message: Message, state: FSMContext, session: AsyncSession, user: User, clock: Clock, i18n: I18n
-) -> None:
+async def on_contact(message: Message, state: FSMContext, services: Services, user: User, i18n: I18n) -> None:
     contact = message.contact
     assert contact is not None and message.from_user is not None
-    service = ApplicationService(session, clock)
+    service = services.applications
     result, phone = await service.check_contact(
         user,
         phone=contact.phone_number,
@@ -201,24 +185,22 @@ async def on_contact(
         )
         return
     await service.store_verified_phone(user, phone)
-    is_worker = await WorkerService(session).is_active_worker(user)
+    is_worker = await services.workers.is_active_worker(user)
     await message.answer(_("app.phone_saved"), reply_markup=main_menu(is_worker=is_worker))
     await show_applications(message, service, user, phone, i18n.current_locale)
 
 
-async def contact_back(message: Message, state: FSMContext, session: AsyncSession, user: User) -> None:
+async def contact_back(message: Message, state: FSMContext, services: Services, user: User) -> None:
     await state.clear()
-    await show_main_menu(message, session, user)
+    await show_main_menu(message, services, user)
 
 
 async def contact_expected(message: Message) -> None:
     await message.answer(_("app.contact_use_button"), reply_markup=contact_keyboard())
 
 
-async def on_number(
-    message: Message, state: FSMContext, session: AsyncSession, user: User, clock: Clock, i18n: I18n
-) -> None:
-    service = ApplicationService(session, clock)
+async def on_number(message: Message, state: FSMContext, services: Services, user: User, i18n: I18n) -> None:
+    service = services.applications
     result = await service.lookup_number(user, message.text or "")
     if result.outcome is LookupOutcome.FOUND:
         # The state stays on purpose: a family often has several applications, so another
@@ -245,34 +227,31 @@ async def on_app_button(
     query: CallbackQuery,
     callback_data: AppCb,
     state: FSMContext,
-    session: AsyncSession,
+    services: Services,
     user: User,
-    clock: Clock,
     i18n: I18n,
+    callback_answer: CallbackAnswer,
 ) -> None:
-    service = ApplicationService(session, clock)
+    service = services.applications
     action = callback_data.action
     message = query.message if isinstance(query.message, Message) else None
     if action == "phone":
-        await query.answer()
         if message is not None:
             await ask_contact(message, state)
         return
     if action == "number":
         if await service.verified_phone(user) is None:
-            await query.answer()
             if message is not None:
                 await ask_contact(message, state)
             return
         await state.set_state(AppStates.waiting_number)
-        await query.answer()
         if message is not None:
             await message.answer(_("app.ask_number"))
         return
     if action == "unsub":
         # Always allowed: it only removes the user's own subscription row.
         await service.unsubscribe(user, callback_data.application_id)
-        await query.answer(_("app.unsubscribed"))
+        callback_answer.text = _("app.unsubscribed")
         if message is not None:
             owned = await service.owned(user, callback_data.application_id)
             await message.edit_reply_markup(
@@ -281,15 +260,13 @@ async def on_app_button(
         return
     app = await service.owned(user, callback_data.application_id)
     if app is None or action not in ("open", "sub"):
-        await query.answer(_("errors.stale_button"), show_alert=True)
-        return
+        raise StaleAction()
     if action == "open":
-        await query.answer()
         if message is not None:
             await send_card(message, service, user, app, i18n.current_locale)
         return
     await service.subscribe(user, app)
-    await query.answer(_("app.subscribed"))
+    callback_answer.text = _("app.subscribed")
     if message is not None:
         await message.edit_reply_markup(reply_markup=card_markup(app.id, True))
 
@@ -299,13 +276,11 @@ def create_router() -> Router:
     prune_callbacks(router, AppCb)
     router.message.register(check_application, Command("status"))
     router.message.register(check_application, MenuButton("menu.check_application"))
-    router.message.register(on_contact, StateFilter(AppStates.waiting_contact, None), F.contact)
+    router.message.register(on_contact, StateFilter(AppStates.waiting_contact, None), HasContact())
     router.message.register(contact_back, StateFilter(AppStates.waiting_contact), MenuButton("app.btn_back"))
     router.message.register(contact_expected, StateFilter(AppStates.waiting_contact), NotMenuButton())
     # Commands (/cancel, /help, ...) pass through to their own handlers.
-    router.message.register(
-        on_number, StateFilter(AppStates.waiting_number), F.text, ~F.text.startswith("/"), NotMenuButton()
-    )
-    router.message.register(number_expected, StateFilter(AppStates.waiting_number), ~F.text)
+    router.message.register(on_number, StateFilter(AppStates.waiting_number), PlainText(), NotMenuButton())
+    router.message.register(number_expected, StateFilter(AppStates.waiting_number), NonText())
     router.callback_query.register(on_app_button, AppCb.filter())
     return router

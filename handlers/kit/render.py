@@ -8,6 +8,8 @@ from typing import Any
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
+from services.errors import DomainError
+
 
 def _name(part: Any, locale: str) -> str:
     if not isinstance(part, dict):
@@ -43,3 +45,10 @@ def kind_label(kind: str) -> str:
     key = f"app.kind.{kind}"
     text = _(key)
     return html.escape(kind) if text == key else text
+
+
+def refusal_text(refusal: DomainError) -> str:
+    """A refusal's text in the current language (as the error router would say it), for the few
+    handlers that answer a refusal themselves because their own state change must stay."""
+    text = _(refusal.message_key)
+    return text % refusal.params if refusal.params else text

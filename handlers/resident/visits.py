@@ -1,8 +1,7 @@
-"""Resident answers to home visits (issue 4): confirm, ask for another time, cancel.
+"""Resident answers to home visits: confirm, ask for another time, cancel.
 
 The buttons arrive on the outbox message about the visit. Each press re-checks that the presser
-is the resident of the visit's case; the worker hears the answer through the outbox.
-"""
+is the resident of the visit's case; the worker hears the answer through the outbox."""
 
 from __future__ import annotations
 
@@ -11,20 +10,19 @@ from aiogram.filters import StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.scheduler import DeliveryRuntime, kick
 from handlers.kit.builders import InlineKeyboardBuilder
 from handlers.kit.callbacks import VisitAnswerCb
 from handlers.kit.filters import prune_callbacks
+from handlers.kit.render import refusal_text
 from handlers.kit.steps import typed_text
 from handlers.worker.visits import worker_buttons
-from infra.settings import Settings
 from models import User
-from services.clock import Clock
-from services.reminders import ReminderRules
-from services.visits import NOTE_MAX, VisitError, VisitService
+from services.errors import StaleAction
+from services.hub import Services
+from services.visits import NOTE_MAX, OPEN_VISIT, VisitError
 
 
 class VisitReply(StatesGroup):
@@ -33,27 +31,20 @@ class VisitReply(StatesGroup):
 
 def _answer_markup(visit_id: int) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
-    builder.button(
-        text=_("visit.btn.confirm"), callback_data=VisitAnswerCb(action="confirm", visit_id=visit_id)
-    )
-    builder.button(
-        text=_("visit.btn.reschedule"), callback_data=VisitAnswerCb(action="reschedule", visit_id=visit_id)
-    )
-    builder.button(
-        text=_("visit.btn.cancel"), callback_data=VisitAnswerCb(action="cancel", visit_id=visit_id)
-    )
+    for key, action in (
+        ("visit.btn.confirm", "confirm"),
+        ("visit.btn.reschedule", "reschedule"),
+        ("visit.btn.cancel", "cancel"),
+    ):
+        builder.button(text=_(key), callback_data=VisitAnswerCb(action=action, visit_id=visit_id))
     builder.adjust(2, 1)
     return builder.as_markup()
 
 
 def _cancel_markup(visit_id: int) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
-    builder.button(
-        text=_("visit.btn.cancel_yes"), callback_data=VisitAnswerCb(action="cancel_yes", visit_id=visit_id)
-    )
-    builder.button(
-        text=_("visit.btn.cancel_no"), callback_data=VisitAnswerCb(action="cancel_no", visit_id=visit_id)
-    )
+    for key, action in (("visit.btn.cancel_yes", "cancel_yes"), ("visit.btn.cancel_no", "cancel_no")):
+        builder.button(text=_(key), callback_data=VisitAnswerCb(action=action, visit_id=visit_id))
     builder.adjust(1)
     return builder.as_markup()
 
@@ -61,76 +52,57 @@ def _cancel_markup(visit_id: int) -> InlineKeyboardMarkup:
 async def on_answer(
     query: CallbackQuery,
     callback_data: VisitAnswerCb,
-    session: AsyncSession,
+    services: Services,
     user: User,
-    clock: Clock,
-    settings: Settings,
     state: FSMContext,
-    delivery: DeliveryRuntime | None = None,
+    callback_answer: CallbackAnswer,
 ) -> None:
-    visits = VisitService(session, clock, ReminderRules.from_settings(settings))
+    visits = services.visits
     action = callback_data.action
-    try:
-        visit, _case = await visits.visit_for_resident(user, callback_data.visit_id)
-        if action == "confirm":
-            await visits.confirm(user, visit.id, worker_buttons=worker_buttons)
-            kick(delivery)
-            await query.answer(_("visit.confirmed"))
-            await query.message.edit_reply_markup(reply_markup=None)
-            await query.message.answer(_("visit.confirmed_line"))
-            return
-        if visit.status not in ("planned", "confirmed", "reschedule_requested"):
-            raise VisitError("not_open")
-        if action == "reschedule":
-            await state.set_state(VisitReply.reschedule)
-            await state.update_data(visit_reply=visit.id)
-            await query.answer()
-            await query.message.answer(_("visit.ask_reschedule"))
-            return
-        if action == "cancel":
-            await query.answer()
-            await query.message.edit_reply_markup(reply_markup=_cancel_markup(visit.id))
-            return
-        if action == "cancel_yes":
-            await visits.cancel_by_resident(user, visit.id, worker_buttons=None)
-            kick(delivery)
-            await query.answer()
-            await query.message.edit_reply_markup(reply_markup=None)
-            await query.message.answer(_("visit.cancelled"))
-            return
-        if action == "cancel_no":
-            await query.answer(_("visit.kept"))
-            await query.message.edit_reply_markup(reply_markup=_answer_markup(visit.id))
-            return
-    except VisitError as exc:
-        await query.answer(_(f"visit.error.{exc.code}"), show_alert=True)
+    visit, _case = await visits.visit_for_resident(user, callback_data.visit_id)
+    message = query.message
+    if not isinstance(message, Message):
+        raise StaleAction()
+    if action == "confirm":
+        await visits.confirm(user, visit.id, worker_buttons=worker_buttons)
+        callback_answer.text = _("visit.confirmed")
+        await message.edit_reply_markup(reply_markup=None)
+        await message.answer(_("visit.confirmed_line"))
         return
-    await query.answer(_("errors.stale_button"), show_alert=True)
+    if visit.status not in OPEN_VISIT:
+        raise VisitError("not_open")
+    if action == "reschedule":
+        await state.set_state(VisitReply.reschedule)
+        await state.update_data(visit_reply=visit.id)
+        await message.answer(_("visit.ask_reschedule"))
+    elif action == "cancel":
+        await message.edit_reply_markup(reply_markup=_cancel_markup(visit.id))
+    elif action == "cancel_yes":
+        await visits.cancel_by_resident(user, visit.id, worker_buttons=None)
+        await message.edit_reply_markup(reply_markup=None)
+        await message.answer(_("visit.cancelled"))
+    elif action == "cancel_no":
+        callback_answer.text = _("visit.kept")
+        await message.edit_reply_markup(reply_markup=_answer_markup(visit.id))
+    else:
+        raise StaleAction()
 
 
-async def on_reschedule_text(
-    message: Message,
-    session: AsyncSession,
-    user: User,
-    clock: Clock,
-    settings: Settings,
-    state: FSMContext,
-    delivery: DeliveryRuntime | None = None,
-) -> None:
+async def on_reschedule_text(message: Message, services: Services, user: User, state: FSMContext) -> None:
     text = await typed_text(message, NOTE_MAX, "visit.error.note_too_long")
     if text is None:
         return
     data = await state.get_data()
     visit_id = int(data.get("visit_reply", 0))
-    visits = VisitService(session, clock, ReminderRules.from_settings(settings))
-    try:
-        await visits.request_reschedule(user, visit_id, text, worker_buttons=worker_buttons)
-        kick(delivery)
-    except VisitError as exc:
-        await state.set_state(None)
-        await message.answer(_(f"visit.error.{exc.code}"))
-        return
     await state.set_state(None)
+    try:
+        await services.visits.request_reschedule(user, visit_id, text, worker_buttons=worker_buttons)
+    except VisitError as refusal:
+        # Local recovery: the typed step ends even when the request is refused (the visit was
+        # cancelled or moved meanwhile), so the next message is not taken as a reason again.
+        # Raising would roll that state change back with the update.
+        await message.answer(refusal_text(refusal))
+        return
     await state.set_data({k: v for k, v in data.items() if k != "visit_reply"})
     await message.answer(_("visit.reschedule_sent"))
 

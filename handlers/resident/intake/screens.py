@@ -1,0 +1,238 @@
+"""The new-request form's screens: pure functions from plain values and domain objects to
+(text, markup). No database, no service calls; names are HTML-escaped here (messages use HTML)."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aiogram.types import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+)
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+
+from handlers.kit.builders import InlineKeyboardBuilder
+from handlers.kit.callbacks import IntakeCb
+from handlers.kit.render import routing_reason
+from models import Case, Hromada, Service, Settlement, Team
+from services.cases import DESCRIPTION_MAX, DESCRIPTION_MIN, MAX_ATTACHMENTS, VULNERABILITY_MARKERS
+
+Screen = tuple[str, InlineKeyboardMarkup | ReplyKeyboardMarkup]
+InlineScreen = tuple[str, InlineKeyboardMarkup]
+
+SEARCH_MIN, SEARCH_MAX = 2, 60
+NAME_MIN, NAME_MAX = 2, 120
+RELATION_MIN, RELATION_MAX = 2, 60
+
+
+# -- pieces ------------------------------------------------------------------------------------
+def _button(key: str, cb: IntakeCb) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text=_(key), callback_data=cb.pack())
+
+
+def _button_text(text: str, cb: IntakeCb) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text=text, callback_data=cb.pack())
+
+
+def _nav(builder: InlineKeyboardBuilder, *, back: bool = True) -> None:
+    """Back (except at the first step) and Cancel, under every step."""
+    row = []
+    if back:
+        row.append(_button("intake.btn.back", IntakeCb(action="back")))
+    row.append(_button("intake.btn.cancel", IntakeCb(action="cancel")))
+    builder.row(*row)
+
+
+def _only_nav(text: str, *, back: bool = True) -> InlineScreen:
+    builder = InlineKeyboardBuilder()
+    _nav(builder, back=back)
+    return text, builder.as_markup()
+
+
+def contact_keyboard(saved_phone: str | None) -> ReplyKeyboardMarkup:
+    rows = [[KeyboardButton(text=_("intake.btn.share_phone"), request_contact=True)]]
+    if saved_phone:
+        rows.append([KeyboardButton(text=_("intake.btn.use_saved_phone"))])
+    rows.append([KeyboardButton(text=_("intake.btn.back")), KeyboardButton(text=_("intake.btn.cancel"))])
+    return ReplyKeyboardMarkup(keyboard=rows, resize_keyboard=True, one_time_keyboard=True)
+
+
+# -- the steps ---------------------------------------------------------------------------------
+def hromada_step(suggested: Sequence[Hromada], locale: str) -> InlineScreen:
+    """Step 1: type a part of the name; the draft's or the last request's hromada is one tap."""
+    builder = InlineKeyboardBuilder()
+    for hromada in suggested:
+        builder.row(_button_text(f"📍 {hromada.name(locale)}", IntakeCb(action="h", value=str(hromada.id))))
+    _nav(builder, back=False)
+    return _("intake.ask_hromada") % {"min": SEARCH_MIN}, builder.as_markup()
+
+
+def hromada_query_bad() -> InlineScreen:
+    return _only_nav(_("intake.hromada_query_bad") % {"min": SEARCH_MIN, "max": SEARCH_MAX}, back=False)
+
+
+def hromada_hits(query: str, hits: Sequence[Hromada], locale: str) -> InlineScreen:
+    builder = InlineKeyboardBuilder()
+    for hromada in hits:
+        builder.row(_button_text(hromada.name(locale), IntakeCb(action="h", value=str(hromada.id))))
+    _nav(builder, back=False)
+    if hits:
+        return _("intake.hromada_found"), builder.as_markup()
+    return _("intake.hromada_not_found") % {"query": html.escape(query)}, builder.as_markup()
+
+
+def settlement_step(hromada: Hromada | None, settlements: Sequence[Settlement], locale: str) -> InlineScreen:
+    builder = InlineKeyboardBuilder()
+    for settlement in settlements:
+        builder.button(
+            text=settlement.name(locale), callback_data=IntakeCb(action="st", value=str(settlement.id))
+        )
+    builder.adjust(2)
+    _nav(builder)
+    name = html.escape(hromada.name(locale)) if hromada else ""
+    return _("intake.ask_settlement") % {"hromada": name}, builder.as_markup()
+
+
+def service_step(groups: Sequence[tuple[str, Sequence[Service]]], locale: str) -> InlineScreen:
+    builder = InlineKeyboardBuilder()
+    lines = [_("intake.ask_service"), ""]
+    for group, services in groups:
+        lines.append(f"<b>{_('service_group.' + group)}</b>")
+        for service in services:
+            lines.append(
+                f"• {html.escape(service.name(locale))} — {html.escape(service.description(locale))}"
+            )
+            builder.row(_button_text(service.name(locale), IntakeCb(action="sv", value=str(service.id))))
+    _nav(builder)
+    return "\n".join(lines), builder.as_markup()
+
+
+def vulnerability_step(chosen: Sequence[str]) -> InlineScreen:
+    builder = InlineKeyboardBuilder()
+    for code in VULNERABILITY_MARKERS:
+        mark = "✅" if code in chosen else "▫️"
+        builder.row(_button_text(f"{mark} {_('intake.marker.' + code)}", IntakeCb(action="vul", value=code)))
+    builder.row(_button("intake.btn.done", IntakeCb(action="vdone")))
+    _nav(builder)
+    return _("intake.ask_vulnerability"), builder.as_markup()
+
+
+def description_step() -> InlineScreen:
+    return _only_nav(_("intake.ask_description") % {"min": DESCRIPTION_MIN, "max": DESCRIPTION_MAX})
+
+
+def attachments_step(count: int) -> InlineScreen:
+    builder = InlineKeyboardBuilder()
+    builder.row(
+        _button("intake.btn.files_done" if count else "intake.btn.no_files", IntakeCb(action="adone"))
+    )
+    _nav(builder)
+    return _("intake.ask_attachments") % {"max": MAX_ATTACHMENTS, "n": count}, builder.as_markup()
+
+
+def attachment_added(count: int) -> InlineScreen:
+    builder = InlineKeyboardBuilder()
+    builder.row(_button("intake.btn.files_done", IntakeCb(action="adone")))
+    _nav(builder)
+    return _("intake.attachment_added") % {"n": count, "max": MAX_ATTACHMENTS}, builder.as_markup()
+
+
+def on_behalf_step() -> InlineScreen:
+    builder = InlineKeyboardBuilder()
+    builder.row(_button("intake.btn.for_me", IntakeCb(action="beh", value="self")))
+    builder.row(_button("intake.btn.for_other", IntakeCb(action="beh", value="other")))
+    _nav(builder)
+    return _("intake.ask_on_behalf"), builder.as_markup()
+
+
+def on_behalf_name_step() -> InlineScreen:
+    return _only_nav(_("intake.ask_other_name"))
+
+
+def on_behalf_relation_step() -> InlineScreen:
+    return _only_nav(_("intake.ask_other_relation"))
+
+
+def contact_step(saved_phone: str | None) -> Screen:
+    text = _("intake.ask_phone")
+    if saved_phone:
+        text += "\n" + _("intake.ask_phone_saved") % {"phone": html.escape(saved_phone)}
+    return text, contact_keyboard(saved_phone)
+
+
+def summary(
+    data: Mapping[str, Any],
+    hromada: Hromada | None,
+    settlement: Settlement | None,
+    service: Service | None,
+    locale: str,
+) -> str:
+    markers = ", ".join(_("intake.marker." + c) for c in data.get("vulnerability") or []) or "—"
+    if data.get("on_behalf"):
+        who = _("intake.summary.for_other") % {
+            "name": html.escape(data.get("on_behalf_name") or ""),
+            "relation": html.escape(data.get("on_behalf_relation") or ""),
+        }
+    else:
+        who = _("intake.summary.for_me")
+    return _("intake.summary") % {
+        "hromada": html.escape(hromada.name(locale)) if hromada else "—",
+        "settlement": html.escape(settlement.name(locale)) if settlement else "—",
+        "service": html.escape(service.name(locale)) if service else "—",
+        "markers": markers,
+        "description": html.escape(data.get("description") or ""),
+        "files": len(data.get("attachments") or []),
+        "who": who,
+        "phone": html.escape(data.get("contact_phone") or "—"),
+    }
+
+
+def confirm_step(summary_text: str, draft_id: str) -> InlineScreen:
+    """The summary with Send: the button carries the draft id (the case's idempotency key)."""
+    builder = InlineKeyboardBuilder()
+    builder.row(_button("intake.btn.confirm", IntakeCb(action="confirm", value=draft_id)))
+    _nav(builder)
+    return summary_text, builder.as_markup()
+
+
+# -- answers ----------------------------------------------------------------------------------
+def need_consent_text() -> str:
+    return _("intake.need_consent") + "\n\n" + _("consent.text")
+
+
+def phone_saved_text(phone: str) -> str:
+    return _("intake.phone_saved") % {"phone": html.escape(phone)}
+
+
+def description_problem(text: str) -> str | None:
+    """Why a typed description cannot be taken, or None."""
+    if len(text) < DESCRIPTION_MIN:
+        return _("intake.description_too_short") % {"n": len(text), "min": DESCRIPTION_MIN}
+    if len(text) > DESCRIPTION_MAX:
+        return _("intake.description_too_long") % {"n": len(text), "max": DESCRIPTION_MAX}
+    return None
+
+
+def name_problem(text: str) -> str | None:
+    if NAME_MIN <= len(text) <= NAME_MAX:
+        return None
+    return _("intake.name_bad") % {"min": NAME_MIN, "max": NAME_MAX, "n": len(text)}
+
+
+def relation_problem(text: str) -> str | None:
+    if RELATION_MIN <= len(text) <= RELATION_MAX:
+        return None
+    return _("intake.relation_bad") % {"min": RELATION_MIN, "max": RELATION_MAX, "n": len(text)}
+
+
+def filed_text(case: Case, team: Team | None, locale: str, i18n: I18n) -> str:
+    return _("intake.filed") % {
+        "number": case.number,
+        "team": html.escape(team.name(locale)) if team else "",
+        "reason": routing_reason(case, locale, i18n),
+    }
