@@ -13,11 +13,10 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 from aiogram.fsm.storage.memory import SimpleEventIsolation
-from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.middlewares import DbSessionMiddleware, UserLockMiddleware, UserMiddleware
+from bot.middlewares import AnswerPressOnce, DbSessionMiddleware, UserLockMiddleware, UserMiddleware
 from handlers import build_root_router
 from infra.db import create_engine, create_sessionmaker
 from infra.i18n import UserLanguageMiddleware, create_i18n
@@ -130,7 +129,7 @@ def create_dispatcher(
     UserLanguageMiddleware(i18n).setup(dp)
     # Every button press is answered once: after its handler (handlers set the text through
     # `callback_answer`), or by the error router when the handler raised.
-    dp.callback_query.middleware(CallbackAnswerMiddleware())
+    dp.callback_query.middleware(AnswerPressOnce())
     dp.include_router(build_root_router())
     return dp
 

@@ -7,11 +7,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
+from aiogram.dispatcher.flags import get_flag
 from aiogram.dispatcher.middlewares.user_context import EventContext
 from aiogram.fsm.middleware import FSMContextMiddleware
 from aiogram.fsm.storage.base import BaseEventIsolation, StorageKey
-from aiogram.types import TelegramObject
+from aiogram.types import CallbackQuery, TelegramObject
 from aiogram.types import User as TgUser
+from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -131,3 +133,22 @@ class UserMiddleware(BaseMiddleware):
             return None  # a new person: created by get_or_create, their (empty) state read lazily
         prime(session, fsm_key, row.state, row.data)
         return row[0]
+
+
+class AnswerPressOnce(CallbackAnswerMiddleware):
+    """aiogram's callback-answer middleware, except when the handler raises: then the error
+    router answers the press (with the refusal's text), so it must not be answered here first —
+    Telegram takes one answer per press."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        if not isinstance(event, CallbackQuery):
+            return await handler(event, data)
+        answer = data["callback_answer"] = self.construct_callback_answer(
+            properties=get_flag(data, "callback_answer")
+        )
+        if not answer.disabled and answer.answered:
+            await self.answer(event, answer)
+        result = await handler(event, data)
+        if not answer.disabled and not answer.answered:
+            await self.answer(event, answer)
+        return result

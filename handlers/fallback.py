@@ -6,6 +6,8 @@ from aiogram import F, Router
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
+from services.errors import StaleAction
+
 
 async def unknown_command(message: Message) -> None:
     await message.answer(_("fallback.unknown_command"))
@@ -20,7 +22,7 @@ async def unsupported_type(message: Message) -> None:
 
 
 async def stale_button(query: CallbackQuery) -> None:
-    await query.answer(_("errors.stale_button"), show_alert=True)
+    raise StaleAction()
 
 
 def create_router() -> Router:
