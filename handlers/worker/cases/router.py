@@ -15,7 +15,7 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from handlers.kit.callbacks import AssignCb, CaseCb, DocPickCb, StatusCb, TransferCb
+from handlers.kit.callbacks import AssignCb, CaseCb, DocPickCb, DocsReceivedCb, StatusCb, TransferCb
 from handlers.kit.filters import Action, ActiveWorker, NotCommand, PlainText, prune_callbacks
 from handlers.worker.cases import screens
 from handlers.worker.cases.card import build_card, send_card, show_card
@@ -268,9 +268,22 @@ async def pick_document(
         )
 
 
+async def documents_received(
+    query: CallbackQuery,
+    callback_data: DocsReceivedCb,
+    services: Services,
+    worker: Worker,
+    callback_answer: CallbackAnswer,
+) -> None:
+    """A document request's "received" button on the card: its reminders stop."""
+    await services.documents.receive_from_card(worker, callback_data.request_id)
+    callback_answer.text = _("docs.received_done")
+    callback_answer.show_alert = True
+
+
 def create_router() -> Router:
     router = Router(name=__name__)
-    prune_callbacks(router, CaseCb, StatusCb, TransferCb, AssignCb, DocPickCb)
+    prune_callbacks(router, CaseCb, StatusCb, TransferCb, AssignCb, DocPickCb, DocsReceivedCb)
     router.callback_query.filter(ActiveWorker())
     presses = router.callback_query
     presses.register(open_card, Action(CaseCb, "open"))
@@ -285,6 +298,7 @@ def create_router() -> Router:
     presses.register(choose_transfer_team, TransferCb.filter())
     presses.register(choose_assignee, AssignCb.filter())
     presses.register(pick_document, DocPickCb.filter())
+    presses.register(documents_received, DocsReceivedCb.filter())
     steps = StateFilter(CaseForm.reason, CaseForm.write, CaseForm.transfer_note)
     router.message.register(reason_step, StateFilter(CaseForm.reason), PlainText(), ActiveWorker())
     router.message.register(write_step, StateFilter(CaseForm.write), PlainText(), ActiveWorker())
