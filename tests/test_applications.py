@@ -338,7 +338,9 @@ async def test_worker_imports_a_file_through_telegram_with_progress_and_report(
     assert await deliverer.deliver_due() == 0
 
 
-async def test_import_command_and_the_real_download_path(make_client, app, sessionmaker, reference, tg) -> None:
+async def test_import_command_and_the_real_download_path(
+    make_client, app, sessionmaker, reference, tg
+) -> None:
     await add_worker(sessionmaker, 7008, "pyr-cnap")
     worker = make_client(user_id=7008)
     assert "CSV або XLSX" in (await worker.send("/import"))[0].text
