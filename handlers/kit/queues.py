@@ -62,10 +62,10 @@ def page_screen(
         paging += 1
     if paging:
         sizes.append(paging)
-    for row in [*(extra_rows or []), [(_("worker.btn.panel"), QueueCb(scope="panel").pack())]]:
-        for text, data in row:
+    for extra in [*(extra_rows or []), [(_("worker.btn.panel"), QueueCb(scope="panel").pack())]]:
+        for text, data in extra:
             builder.button(text=text, callback_data=data)
-        sizes.append(len(row))
+        sizes.append(len(extra))
     if sizes:
         builder.adjust(*sizes)
     return "\n".join(lines), builder.as_markup()

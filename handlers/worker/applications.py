@@ -8,7 +8,8 @@ Status-table imports are in imports.py."""
 from __future__ import annotations
 
 import html
-from datetime import timedelta, tzinfo
+from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from aiogram import Router
 from aiogram.filters import Command, CommandObject
@@ -28,7 +29,7 @@ from services.applications import local_date, mask_phone
 from services.hub import Services
 
 
-def worker_card(desk: DeskCard, locale: str, tz: tzinfo) -> tuple[str, InlineKeyboardMarkup]:
+def worker_card(desk: DeskCard, locale: str, tz: ZoneInfo) -> tuple[str, InlineKeyboardMarkup]:
     app, vocabulary = desk.application, desk.vocabulary
     history = [
         _("app.worker.history_line")

@@ -157,7 +157,7 @@ async def docs_start(
     if not checklist:
         _refuse_softly(callback_answer, "worker.docs.no_checklist")
         return
-    await state.update_data(**{f"docs_{case.id}": []})
+    await state.update_data({f"docs_{case.id}": []})
     if (message := _message(query)) is not None:
         text, markup = screens.docs_menu(case, checklist, i18n.current_locale)
         await message.answer(text, reply_markup=markup)
@@ -247,7 +247,7 @@ async def pick_document(
             return
         # Forget the selection first: a double tap then finds nothing to send (and the FSM
         # storage must write before this update's transaction does, for SQLite).
-        await state.update_data(**{key: []})
+        await state.update_data({key: []})
         await services.documents.request_from_card(worker, case.id, chosen, callback_data.days)
         callback_answer.text = _("worker.docs.sent")
         if message is not None:
@@ -261,7 +261,7 @@ async def pick_document(
         chosen.remove(callback_data.item)
     else:
         chosen.append(callback_data.item)
-    await state.update_data(**{key: chosen})
+    await state.update_data({key: chosen})
     if message is not None:
         await message.edit_reply_markup(
             reply_markup=screens.docs_markup(case.id, checklist, chosen, i18n.current_locale)
