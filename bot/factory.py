@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.middlewares import AnswerPressOnce, DbSessionMiddleware, UserLockMiddleware, UserMiddleware
 from handlers import build_root_router
+from handlers.kit.jobs import Jobs
 from infra.db import create_engine, create_sessionmaker
 from infra.i18n import UserLanguageMiddleware, create_i18n
 from infra.settings import Settings
@@ -109,6 +110,8 @@ def create_dispatcher(
 ) -> Dispatcher:
     # aiogram's FSM middleware is put in by hand below, inside our session, so the state is
     # read through the update's own connection instead of a second one.
+    # Background jobs (status imports) outlive their update: one runner per dispatcher.
+    workflow_data.setdefault("jobs", Jobs())
     dp = Dispatcher(
         storage=storage,
         disable_fsm=True,
@@ -131,6 +134,7 @@ def create_dispatcher(
     # `callback_answer`), or by the error router when the handler raised.
     dp.callback_query.middleware(AnswerPressOnce())
     dp.include_router(build_root_router())
+    dp.shutdown.register(dp["jobs"].close)
     return dp
 
 

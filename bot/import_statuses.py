@@ -50,7 +50,7 @@ class ProgressBar:
 
 
 async def run(settings: Settings, path: Path, *, show_progress: bool = True) -> int:
-    from handlers.worker.applications import render_refusal, render_report
+    from handlers.kit.import_report import render_refusal, render_report
     from infra.db import create_engine, create_sessionmaker, is_sqlite
     from infra.i18n import create_i18n
     from infra.migrate import upgrade

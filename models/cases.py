@@ -1,8 +1,10 @@
-"""Cases (personal case files), their audit trail, messages, attachments, document requests."""
+"""Cases (personal case files), their statuses and the one table of allowed status changes,
+their audit trail, messages, attachments, document requests."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
@@ -12,17 +14,51 @@ from models.base import Base, BigIntPK, UtcDateTime, utcnow
 from models.people import Resident, Worker
 from models.reference import Hromada, Service, Settlement, Team
 
-# Status vocabulary; the allowed transitions live in services/, not here.
-NEW = "new"
-IN_PROGRESS = "in_progress"
-WAITING_DOCUMENTS = "waiting_documents"
-VISIT_PLANNED = "visit_planned"
-RESOLVED = "resolved"
-REJECTED = "rejected"
-CANCELLED = "cancelled"
-OPEN_STATUSES = (NEW, IN_PROGRESS, WAITING_DOCUMENTS, VISIT_PLANNED)
-CLOSED_STATUSES = (RESOLVED, REJECTED, CANCELLED)
-STATUSES = OPEN_STATUSES + CLOSED_STATUSES
+
+class CaseStatus(StrEnum):
+    """A case's status; the values are what the database stores."""
+
+    NEW = "new"
+    IN_PROGRESS = "in_progress"
+    WAITING_DOCUMENTS = "waiting_documents"
+    VISIT_PLANNED = "visit_planned"
+    RESOLVED = "resolved"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+
+
+NEW = CaseStatus.NEW
+IN_PROGRESS = CaseStatus.IN_PROGRESS
+WAITING_DOCUMENTS = CaseStatus.WAITING_DOCUMENTS
+VISIT_PLANNED = CaseStatus.VISIT_PLANNED
+RESOLVED = CaseStatus.RESOLVED
+REJECTED = CaseStatus.REJECTED
+CANCELLED = CaseStatus.CANCELLED
+OPEN_STATUSES: tuple[CaseStatus, ...] = (NEW, IN_PROGRESS, WAITING_DOCUMENTS, VISIT_PLANNED)
+CLOSED_STATUSES: tuple[CaseStatus, ...] = (RESOLVED, REJECTED, CANCELLED)
+STATUSES: tuple[CaseStatus, ...] = OPEN_STATUSES + CLOSED_STATUSES
+
+# The one table of allowed status changes. Closed statuses are final: nothing leaves them.
+TRANSITIONS: dict[str, frozenset[CaseStatus]] = {
+    NEW: frozenset({IN_PROGRESS, WAITING_DOCUMENTS, VISIT_PLANNED, REJECTED, CANCELLED}),
+    IN_PROGRESS: frozenset({WAITING_DOCUMENTS, VISIT_PLANNED, RESOLVED, REJECTED, CANCELLED}),
+    WAITING_DOCUMENTS: frozenset({IN_PROGRESS, VISIT_PLANNED, RESOLVED, REJECTED, CANCELLED}),
+    VISIT_PLANNED: frozenset({IN_PROGRESS, WAITING_DOCUMENTS, RESOLVED, REJECTED, CANCELLED}),
+    RESOLVED: frozenset(),
+    REJECTED: frozenset(),
+    CANCELLED: frozenset(),
+}
+# A reason is required for these (it is shown to the resident).
+REASON_REQUIRED: frozenset[CaseStatus] = frozenset({REJECTED, CANCELLED})
+
+
+def is_closed(status: str) -> bool:
+    return status in CLOSED_STATUSES
+
+
+def next_statuses(status: str) -> list[CaseStatus]:
+    """The statuses a case in `status` may move to, in a stable order (for menus)."""
+    return sorted(TRANSITIONS.get(status, frozenset()))
 
 
 class CaseCounter(Base):

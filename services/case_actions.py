@@ -33,6 +33,7 @@ from models import (
     Case,
     CaseEvent,
     CaseMessage,
+    Hromada,
     Resident,
     Team,
     TeamMember,
@@ -44,29 +45,17 @@ from models.cases import (
     CLOSED_STATUSES,
     IN_PROGRESS,
     NEW,
-    REJECTED,
-    RESOLVED,
+    REASON_REQUIRED,
     STATUSES,
-    VISIT_PLANNED,
-    WAITING_DOCUMENTS,
+    TRANSITIONS,
+    CaseStatus,
+    next_statuses,
 )
 from models.people import ROLE_COORDINATOR
 from services.clock import Clock
-from services.errors import DomainError
+from services.errors import DomainError, StaleAction
 from services.outbox import enqueue
 
-# Allowed status changes. Closed statuses are final: nothing leaves them.
-TRANSITIONS: dict[str, frozenset[str]] = {
-    NEW: frozenset({IN_PROGRESS, WAITING_DOCUMENTS, VISIT_PLANNED, REJECTED, CANCELLED}),
-    IN_PROGRESS: frozenset({WAITING_DOCUMENTS, VISIT_PLANNED, RESOLVED, REJECTED, CANCELLED}),
-    WAITING_DOCUMENTS: frozenset({IN_PROGRESS, VISIT_PLANNED, RESOLVED, REJECTED, CANCELLED}),
-    VISIT_PLANNED: frozenset({IN_PROGRESS, WAITING_DOCUMENTS, RESOLVED, REJECTED, CANCELLED}),
-    RESOLVED: frozenset(),
-    REJECTED: frozenset(),
-    CANCELLED: frozenset(),
-}
-# A reason is required for these (it is shown to the resident).
-REASON_REQUIRED = frozenset({REJECTED, CANCELLED})
 MAX_TEXT = 2000
 MAX_REASON = 500
 # Callback data of the worker's case card buttons (same format as handlers.kit.callbacks.CaseCb).
@@ -183,6 +172,86 @@ class CaseActions:
 
     async def can_see_contact(self, worker: Worker, case: Case) -> bool:
         return (await self.access(worker, case)).member
+
+    async def member_open_case(self, worker: Worker, case_id: int) -> Case:
+        """The case if this worker is a member of its team and it is not closed: the guard of
+        every action that speaks to the resident (write, request documents)."""
+        case, access = await self.worker_case_access(worker, case_id)
+        if not access.member:
+            raise AccessDenied("not_team_member")
+        if case.status in CLOSED_STATUSES:
+            raise InvalidTransition("closed")
+        return case
+
+    async def open_case(self, worker: Worker, case_id: int) -> Case:
+        """The case if this worker may see it and it is not closed."""
+        case = await self.worker_case(worker, case_id)
+        if case.status in CLOSED_STATUSES:
+            raise InvalidTransition("closed")
+        return case
+
+    # -- choices offered to a worker ---------------------------------------------------------
+    async def status_choices(self, worker: Worker, case_id: int) -> tuple[Case, list[CaseStatus]]:
+        """The statuses the case may move to now; a closed case has none (refused)."""
+        case = await self.worker_case(worker, case_id, refs=False)
+        options = next_statuses(case.status)
+        if not options:
+            raise InvalidTransition("closed")
+        return case, options
+
+    async def status_target(self, worker: Worker, case_id: int, to_status: str) -> Case:
+        """The case, if moving it to `to_status` is allowed (or it is there already: a double
+        tap), checked before the worker is asked for a reason."""
+        case = await self.worker_case(worker, case_id, refs=False)
+        if to_status != case.status:
+            check_transition(case.status, to_status)
+        return case
+
+    async def apply_status(self, case_id: int, worker: Worker, to_status: str, text: str) -> Case:
+        """A status change with the worker's text: the outcome of a closing, else the reason."""
+        if to_status in CLOSED_STATUSES:
+            return await self.close(case_id, worker, to_status, text)
+        return await self.change_status(case_id, worker, to_status, text)
+
+    async def transfer_targets(self, case: Case) -> list[Team]:
+        """Teams a case may be transferred to: those of its oblast (hromada teams and the
+        oblast department), except its own."""
+        hromada = await self.session.get(Hromada, case.hromada_id)
+        if hromada is None:
+            return []
+        rows = await self.session.scalars(
+            select(Team)
+            .where(Team.oblast == hromada.oblast, Team.id != case.team_id)
+            .order_by(Team.is_oblast_fallback, Team.name_uk)
+        )
+        return list(rows.all())
+
+    async def transfer_choices(self, worker: Worker, case_id: int) -> tuple[Case, list[Team]]:
+        case = await self.open_case(worker, case_id)
+        return case, await self.transfer_targets(case)
+
+    async def transfer_target(self, worker: Worker, case_id: int, team_id: int) -> Case:
+        """The case, if `team_id` is one of its transfer targets (else a stale button)."""
+        case = await self.worker_case(worker, case_id)
+        if team_id not in {t.id for t in await self.transfer_targets(case)}:
+            raise StaleAction()
+        return case
+
+    async def assignable_members(self, case: Case) -> list[Worker]:
+        """Active members of the case's team: whom a coordinator may give it to."""
+        rows = await self.session.scalars(
+            select(Worker)
+            .join(TeamMember, TeamMember.worker_id == Worker.id)
+            .where(TeamMember.team_id == case.team_id, Worker.active.is_(True))
+            .order_by(Worker.display_name, Worker.id)
+        )
+        return list(rows.all())
+
+    async def assign_choices(self, worker: Worker, case_id: int) -> tuple[Case, list[Worker]]:
+        case, access = await self.worker_case_access(worker, case_id)
+        if not access.coordinator:
+            raise AccessDenied("not_coordinator")
+        return case, await self.assignable_members(case)
 
     # -- resident side -----------------------------------------------------------------------
     async def resident_case(self, user: User, case_id: int) -> Case:
@@ -486,8 +555,7 @@ class CaseActions:
             raise InvalidTransition("unknown_status")
         if case.status == to_status:
             return False
-        if to_status not in TRANSITIONS[case.status]:
-            raise InvalidTransition("closed" if case.status in CLOSED_STATUSES else "invalid_transition")
+        check_transition(case.status, to_status)
         reason = clean_text(reason) or None
         if to_status in REASON_REQUIRED and not reason:
             raise InvalidTransition("reason_required")
@@ -618,6 +686,22 @@ def _worker_case_statement(lock: bool, refs: bool) -> Any:
             joinedload(Case.resident).joinedload(Resident.user),
         )
     return query.execution_options(populate_existing=True)
+
+
+def check_transition(from_status: str, to_status: str) -> None:
+    """Refuse a status change the transition table does not allow."""
+    if to_status not in TRANSITIONS.get(from_status, frozenset()):
+        raise InvalidTransition("closed" if from_status in CLOSED_STATUSES else "invalid_transition")
+
+
+def required_text(to_status: str) -> str | None:
+    """What the worker must type for this change: a reason (told to the resident), an outcome
+    (closing), or nothing."""
+    if to_status in REASON_REQUIRED:
+        return "reason"
+    if to_status in CLOSED_STATUSES:
+        return "outcome"
+    return None
 
 
 def clean_text(text: str | None) -> str:

@@ -8,16 +8,17 @@ team's ЦНАП address — or to send them through the bot, and the deadline), 
 from __future__ import annotations
 
 import html
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Case, CaseEvent, DocumentRequest, DocumentRequirement, Resident, Team, User, Worker
-from models.cases import CLOSED_STATUSES
+from models.cases import CLOSED_STATUSES, TRANSITIONS, WAITING_DOCUMENTS
 from models.outbox import PENDING, OutboxMessage
+from services.case_actions import CaseActions, NotFound
 from services.clock import Clock
-from services.errors import DomainError
+from services.errors import DomainError, StaleAction
 from services.outbox import cancel_pending, enqueue
 from services.reminders import ReminderRules, fmt_date
 
@@ -25,6 +26,10 @@ NOTE_MAX = 500
 OPEN = "open"
 RECEIVED = "received"
 CANCELLED = "cancelled"
+# Deadlines a worker picks from the case card: this many days from today, at the end of the
+# office day (DEADLINE_HOUR, local time).
+DEADLINE_DAYS = (3, 7, 14)
+DEADLINE_HOUR = 18
 
 
 class DocumentError(DomainError):
@@ -50,6 +55,27 @@ class DocumentService:
                 )
             ).all()
         )
+
+    def deadline_after(self, days: int) -> datetime:
+        """`days` days from now at DEADLINE_HOUR:00 local time."""
+        local_now = self.rules.local(self.clock.now())
+        return (local_now + timedelta(days=days)).replace(
+            hour=DEADLINE_HOUR, minute=0, second=0, microsecond=0
+        )
+
+    async def request_from_card(
+        self, worker: Worker, case_id: int, item_codes: list[str], days: int
+    ) -> DocumentRequest:
+        """A request made on the case card (a member of the case's team, the case open, one of
+        DEADLINE_DAYS); then the case waits for documents, where the transition table allows."""
+        if days not in DEADLINE_DAYS:
+            raise StaleAction()
+        actions = CaseActions(self.session, self.clock)
+        case = await actions.member_open_case(worker, case_id)
+        request = await self.request(case, worker, item_codes, self.deadline_after(days), None)
+        if case.status != WAITING_DOCUMENTS and WAITING_DOCUMENTS in TRANSITIONS[case.status]:
+            await actions.change_status(case.id, worker, WAITING_DOCUMENTS)
+        return request
 
     async def request(
         self,
@@ -137,6 +163,18 @@ class DocumentService:
         )
         await self.session.flush()
         return request
+
+    async def receive_from_card(self, worker: Worker, request_id: int) -> DocumentRequest:
+        """`mark_received` pressed on the case card by a worker who may act on the case (anyone
+        else, or a missing request, is a stale button)."""
+        request = await self.session.get(DocumentRequest, request_id)
+        if request is None:
+            raise StaleAction()
+        try:
+            await CaseActions(self.session, self.clock).worker_case_access(worker, request.case_id)
+        except NotFound:
+            raise StaleAction() from None
+        return await self.mark_received(request.id, worker)
 
     async def mark_received(self, request_id: int, worker: Worker) -> DocumentRequest:
         """Close the request, cancel its pending reminders, audit it on the case."""

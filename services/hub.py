@@ -9,6 +9,7 @@ from functools import cached_property
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.application_desk import ApplicationDesk
 from services.applications import ApplicationService
 from services.case_actions import CaseActions
 from services.cases import IntakeService, ResidentCases
@@ -76,3 +77,7 @@ class Services:
     @cached_property
     def routing_admin(self) -> RoutingAdmin:
         return RoutingAdmin(self.session)
+
+    @cached_property
+    def application_desk(self) -> ApplicationDesk:
+        return ApplicationDesk(self.session, self.clock)

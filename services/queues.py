@@ -33,8 +33,11 @@ from models import (
 from models.cases import OPEN_STATUSES, STATUSES
 from models.people import ROLE_COORDINATOR
 from services.clock import Clock
+from services.errors import StaleAction
 
 PAGE_SIZE = 10
+# An open case with no event and no message for this many days is "stale" (coordinators' list).
+STALE_DAYS = 7
 MAX_PAGE = 1000
 # Status filters offered in the worker's menu: "open" = every open status, or one status.
 FILTERS = ("open", *STATUSES)
@@ -134,6 +137,19 @@ class QueueService:
         )
         return list(rows.all())
 
+    async def queue_team(self, worker: Worker, team_id: int = 0) -> tuple[Team | None, list[Team]]:
+        """The team whose queue to show (`team_id`, or the worker's first team) and all the
+        worker's teams; (None, []) for a worker without a team. A team not theirs: stale."""
+        teams = await self.worker_teams(worker)
+        if not teams:
+            return None, []
+        if not team_id:
+            return teams[0], teams
+        team = next((t for t in teams if t.id == team_id), None)
+        if team is None:
+            raise StaleAction()
+        return team, teams
+
     async def is_member(self, worker: Worker, team_id: int) -> bool:
         found = await self.session.scalar(
             select(TeamMember.id).where(TeamMember.worker_id == worker.id, TeamMember.team_id == team_id)
@@ -198,7 +214,9 @@ class QueueService:
             worker, and_(Case.status.in_(OPEN_STATUSES), Case.assignee_worker_id.is_(None)), page, size
         )
 
-    async def stale(self, worker: Worker, days: int, page: int = 0, size: int = PAGE_SIZE) -> Page:
+    async def stale(
+        self, worker: Worker, days: int = STALE_DAYS, page: int = 0, size: int = PAGE_SIZE
+    ) -> Page:
         """Open cases with no event (status change, message, ...) for `days` days."""
         since = self.clock.now() - timedelta(days=days)
         recent = select(literal(1)).where(CaseEvent.case_id == Case.id, CaseEvent.at >= since)

@@ -151,6 +151,8 @@ class ImportReport:
 
 
 ProgressCallback = Callable[[ImportProgress], Awaitable[None]]
+# What the importer opens its own transactions from (callers need not import SQLAlchemy).
+SessionFactory = async_sessionmaker[AsyncSession]
 
 
 # -- reading ---------------------------------------------------------------------------------

@@ -89,6 +89,25 @@ class VisitService:
             raise VisitError("not_found")
         return visit, await self.case_for_worker(worker, visit.case_id)
 
+    async def calendar_case(
+        self, worker: Worker, case_id: int, visit_id: int = 0
+    ) -> tuple[Visit | None, Case]:
+        """The case a calendar press is about, and the visit being moved (visit_id > 0): the
+        worker may act on the case, and the visit is of that case; else VisitError."""
+        if not visit_id:
+            return None, await self.case_for_worker(worker, case_id)
+        visit, case = await self.visit_for_worker(worker, visit_id)
+        if visit.case_id != case_id:
+            raise VisitError("not_found")
+        return visit, case
+
+    async def movable_visit(self, worker: Worker, visit_id: int) -> tuple[Visit, Case]:
+        """A visit this worker may move: not cancelled, not done."""
+        visit, case = await self.visit_for_worker(worker, visit_id)
+        if visit.status in ("cancelled", "done"):
+            raise VisitError("not_open")
+        return visit, case
+
     async def visit_for_resident(self, user: User, visit_id: int) -> tuple[Visit, Case]:
         """The visit if `user` is the resident of its case; else VisitError (same for missing)."""
         row = (

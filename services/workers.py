@@ -23,7 +23,7 @@ from models import (
     utcnow,
 )
 from models.people import ROLE_COORDINATOR, ROLES
-from services.errors import DomainError
+from services.errors import DomainError, StaleAction
 
 INVITE_PREFIX = "inv_"
 # Telegram deep-link payloads are at most 64 characters of [A-Za-z0-9_-].
@@ -35,6 +35,20 @@ class InviteError(DomainError):
     """An invite link cannot be used (`worker.invite.<code>`: expired, used, unknown)."""
 
     prefix = "worker.invite"
+
+
+class NotWorker(DomainError):
+    """The person is not an active worker (`worker.not_worker`)."""
+
+    prefix = "worker"
+    code = "not_worker"
+
+
+class NotCoordinator(DomainError):
+    """The worker coordinates no hromada (`coord.not_coordinator`)."""
+
+    prefix = "coord"
+    code = "not_coordinator"
 
 
 def hash_token(token: str) -> str:
@@ -49,6 +63,15 @@ class WorkerService:
         return await self.session.scalar(
             select(Worker).where(Worker.user_id == user.id, Worker.active.is_(True))
         )
+
+    async def get(self, worker_id: int) -> Worker | None:
+        return await self.session.get(Worker, worker_id)
+
+    async def team(self, team_id: int) -> Team | None:
+        return await self.session.get(Team, team_id)
+
+    async def user_of(self, worker: Worker) -> User | None:
+        return await self.session.get(User, worker.user_id)
 
     async def is_active_worker(self, user: User) -> bool:
         return await self.worker_for(user) is not None
@@ -198,12 +221,9 @@ class WorkerService:
         return bool(await self.manageable_teams(worker))
 
 
-class RoutingAdminError(Exception):
-    """A refused routing change; `code` is a message-key suffix."""
-
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
+class RoutingAdminError(StaleAction):
+    """A refused routing change: the rule, hromada, service or team is not (any more) this
+    coordinator's to change — answered as a stale button."""
 
 
 class RoutingAdmin:
@@ -225,6 +245,19 @@ class RoutingAdmin:
                 .distinct()
             )
         return list((await self.session.scalars(query)).all())
+
+    async def coordinated(self, worker: Worker) -> list[Hromada]:
+        """The hromadas whose routing this worker changes; NotCoordinator when none."""
+        hromadas = await self.hromadas(worker)
+        if not hromadas:
+            raise NotCoordinator()
+        return hromadas
+
+    async def delegation_services(self, worker: Worker, hromada_id: int) -> list[Service]:
+        """The services a delegation of this (checked) hromada may be for: all of them."""
+        await self.delegation_teams(worker, hromada_id)
+        rows = await self.session.scalars(select(Service).order_by(Service.position, Service.id))
+        return list(rows.all())
 
     async def _hromada_ids(self, worker: Worker) -> set[int]:
         return {h.id for h in await self.hromadas(worker)}
@@ -249,7 +282,7 @@ class RoutingAdmin:
     async def toggle(self, worker: Worker, rule_id: int) -> RoutingRule:
         rule = await self.session.get(RoutingRule, rule_id, with_for_update=True)
         if rule is None or rule.hromada_id not in await self._hromada_ids(worker):
-            raise RoutingAdminError("not_found")
+            raise RoutingAdminError()
         rule.active = not rule.active
         self._audit(worker, "routing_rule_toggled", rule, {"active": rule.active})
         await self.session.flush()
@@ -259,7 +292,7 @@ class RoutingAdmin:
         """Teams of other hromadas of the same oblast (inter-municipal cooperation)."""
         hromada = await self.session.get(Hromada, hromada_id)
         if hromada is None or hromada.id not in await self._hromada_ids(worker):
-            raise RoutingAdminError("not_found")
+            raise RoutingAdminError()
         rows = await self.session.scalars(
             select(Team)
             .where(
@@ -276,10 +309,10 @@ class RoutingAdmin:
     ) -> tuple[RoutingRule, bool]:
         """A delegation rule (hromada, service) → another hromada's team; (rule, created)."""
         if team_id not in {t.id for t in await self.delegation_teams(worker, hromada_id)}:
-            raise RoutingAdminError("not_found")
+            raise RoutingAdminError()
         hromada = await self.session.get(Hromada, hromada_id)
         if await self.session.get(Service, service_id) is None or hromada is None:
-            raise RoutingAdminError("not_found")
+            raise RoutingAdminError()
         rule = await self.session.scalar(
             select(RoutingRule).where(
                 RoutingRule.kind == "delegation",
@@ -307,6 +340,11 @@ class RoutingAdmin:
         self._audit(worker, "routing_delegation_added", rule, {"created": created})
         await self.session.flush()
         return rule, created
+
+    async def rule_names(self, rule: RoutingRule) -> tuple[Service | None, Team | None]:
+        """The service (None: all services) and the team of a rule, for showing it."""
+        service = await self.session.get(Service, rule.service_id) if rule.service_id else None
+        return service, await self.session.get(Team, rule.team_id)
 
     def _audit(self, worker: Worker, action: str, rule: RoutingRule, extra: dict[str, object]) -> None:
         self.session.add(

@@ -294,6 +294,13 @@ def _table(path: Path, rows: list[list[str]]) -> None:
         csv.writer(fh, delimiter=";").writerows(rows)
 
 
+async def send_table(app, client, file_name: str, mime_type: str) -> list:
+    """Send a table file and wait for the import job it starts; everything the worker saw."""
+    replies = await client.send_document(file_name, mime_type)
+    await app.dispatcher["jobs"].wait()
+    return replies + client.read()
+
+
 async def test_worker_imports_a_file_through_telegram_with_progress_and_report(
     make_client, app, sessionmaker, reference, tmp_path, resident, deliverer
 ) -> None:
@@ -314,7 +321,7 @@ async def test_worker_imports_a_file_through_telegram_with_progress_and_report(
     app.dispatcher["status_file_reader"] = reader
     app.dispatcher["import_progress_interval"] = 0.0
     worker = make_client(user_id=7007)
-    replies = await worker.send_document("export.csv", "text/csv")
+    replies = await send_table(app, worker, "export.csv", "text/csv")
     assert replies[0].text.startswith("⏳")
     edits = [r for r in replies if r.kind == "edit"]
     assert any("оброблено рядків — 1000" in r.text for r in edits)
@@ -328,13 +335,15 @@ async def test_worker_imports_a_file_through_telegram_with_progress_and_report(
         assert (await session.get(Application, app_id)).status_code == "approved"
 
     # The same file again: nothing changes, nobody is pushed twice.
-    replies = await worker.send_document("export.csv", "text/csv")
+    replies = await send_table(app, worker, "export.csv", "text/csv")
     final = [r for r in replies if r.kind == "edit"][-1].text
     assert "Додано: 0" in final and "Оновлено: 0" in final and "Без змін: 2501" in final
     assert await deliverer.deliver_due() == 0
 
 
-async def test_import_command_and_the_real_download_path(make_client, sessionmaker, reference, tg) -> None:
+async def test_import_command_and_the_real_download_path(
+    make_client, app, sessionmaker, reference, tg
+) -> None:
     await add_worker(sessionmaker, 7008, "pyr-cnap")
     worker = make_client(user_id=7008)
     assert "CSV або XLSX" in (await worker.send("/import"))[0].text
@@ -345,7 +354,7 @@ async def test_import_command_and_the_real_download_path(make_client, sessionmak
         {"file_id": "f", "file_unique_id": "uf", "file_size": 10, "file_path": "documents/t.csv"},
         method=GetFile,
     )
-    replies = await worker.send_document("statuses.csv", "text/csv")
+    replies = await send_table(app, worker, "statuses.csv", "text/csv")
     assert "Файл не імпортовано, нічого не змінено: файл порожній" in replies[-1].text
     assert any(isinstance(c.method, GetFile) for c in tg.calls)
 
@@ -361,7 +370,7 @@ async def test_missing_column_file_is_refused_with_a_clear_reason(
         await asyncio.to_thread(shutil.copyfile, source, destination)
 
     app.dispatcher["status_file_reader"] = reader
-    replies = await make_client(user_id=7009).send_document("bad.csv", "text/csv")
+    replies = await send_table(app, make_client(user_id=7009), "bad.csv", "text/csv")
     text = replies[-1].text
     assert "нічого не змінено" in text and "немає стовпців: вид допомоги, дата зміни статусу" in text
 

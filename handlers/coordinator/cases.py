@@ -1,5 +1,5 @@
-"""Coordinators: all cases of their hromadas, unassigned and stale ones (issue 3). Reassigning
-is the case card's "Assign" button (handlers/worker/cases.py), shown to coordinators."""
+"""Coordinators: all cases of their hromadas, unassigned and stale ones. Reassigning is the
+case card's "Assign" button (the worker's case router), shown to coordinators."""
 
 from __future__ import annotations
 
@@ -7,33 +7,25 @@ from aiogram import F, Router
 from aiogram.types import CallbackQuery
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.kit.callbacks import QueueCb
-from handlers.kit.filters import prune_callbacks
-from handlers.worker.queues import STALE_DAYS, current_worker, filter_name, render_page, show_text
-from models import User
-from services.clock import Clock
-from services.queues import FILTERS, QueueService
+from handlers.kit.filters import ActiveWorker, prune_callbacks
+from handlers.kit.queues import edit_list, filter_name, page_screen
+from models import Worker
+from services.errors import StaleAction
+from services.hub import Services
+from services.queues import FILTERS, STALE_DAYS
+from services.workers import NotCoordinator
 
 
 async def coordinator_queue(
-    query: CallbackQuery,
-    callback_data: QueueCb,
-    session: AsyncSession,
-    user: User,
-    clock: Clock,
-    i18n: I18n,
+    query: CallbackQuery, callback_data: QueueCb, services: Services, worker: Worker, i18n: I18n
 ) -> None:
-    worker = await current_worker(session, user)
-    if worker is None or callback_data.status not in FILTERS:
-        await query.answer(_("errors.stale_button"), show_alert=True)
-        return
-    queues = QueueService(session, clock)
+    if callback_data.status not in FILTERS:
+        raise StaleAction()
+    queues = services.queues
     if not await queues.coordinated_hromadas(worker):
-        await query.answer(_("coord.not_coordinator"), show_alert=True)
-        return
-    locale = i18n.current_locale
+        raise NotCoordinator()
     scope = callback_data.scope
     if scope == "hromada":
         page = await queues.hromada_cases(worker, callback_data.status, callback_data.page)
@@ -50,19 +42,20 @@ async def coordinator_queue(
         page = await queues.stale(worker, STALE_DAYS, callback_data.page)
         title = _("coord.queue.stale") % {"days": STALE_DAYS, "page": page.page + 1}
         current = None
-    text, markup = render_page(
+    text, markup = page_screen(
         page,
         title,
-        locale,
+        i18n.current_locale,
         lambda p, f: QueueCb(scope=scope, status=f, page=p),
         current_filter=current,
     )
-    await show_text(query, text, markup)
+    await edit_list(query, text, markup)
 
 
 def create_router() -> Router:
     router = Router(name=__name__)
     prune_callbacks(router, QueueCb)
+    router.callback_query.filter(ActiveWorker())
     router.callback_query.register(
         coordinator_queue, QueueCb.filter(F.scope.in_({"hromada", "unassigned", "stale"}))
     )

@@ -1,4 +1,4 @@
-"""Mobile office schedules for coordinators (issue 4).
+"""Mobile office schedules for coordinators.
 
 /mobile_office — the schedules of the settlements this coordinator manages, each with an "end"
 button, and how to add one:
@@ -15,18 +15,15 @@ from datetime import time
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
+from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.kit.builders import InlineKeyboardBuilder
 from handlers.kit.callbacks import MobileOfficeCb
-from handlers.kit.filters import prune_callbacks
-from infra.settings import Settings
-from models import User
-from services.clock import Clock
-from services.mobile_office import MobileOfficeError, MobileOfficeService
-from services.reminders import ReminderRules
-from services.workers import WorkerService
+from handlers.kit.filters import ActiveWorker, prune_callbacks
+from models import User, Worker
+from services.hub import Services
+from services.mobile_office import MobileOfficeError
 
 _ADD = re.compile(
     r"^(?P<code>[a-z0-9_\-]{1,40})\s+(?P<weekday>[1-7])\s+(?P<h1>\d{1,2}):(?P<m1>\d{2})\s*-\s*(?P<h2>\d{1,2}):(?P<m2>\d{2})"
@@ -35,19 +32,13 @@ _ADD = re.compile(
 )
 
 
-async def _coordinator(session: AsyncSession, user: User | None):
-    if user is None:
-        return None
-    worker = await WorkerService(session).worker_for(user)
-    if worker is None or not worker.active:
-        return None
-    return worker
+async def not_allowed(message: Message) -> None:
+    await message.answer(_("mo.coord.not_allowed"))
 
 
-async def show(message: Message, session: AsyncSession, user: User, clock: Clock, settings: Settings) -> None:
-    worker = await _coordinator(session, user)
-    service = MobileOfficeService(session, clock, ReminderRules.from_settings(settings))
-    settlements = await service.managed_settlements(worker) if worker else []
+async def show(message: Message, services: Services, user: User, worker: Worker) -> None:
+    service = services.mobile_office
+    settlements = await service.managed_settlements(worker)
     if not settlements:
         await message.answer(_("mo.coord.not_allowed"))
         return
@@ -88,14 +79,11 @@ async def show(message: Message, session: AsyncSession, user: User, clock: Clock
 async def add(
     message: Message,
     command: CommandObject,
-    session: AsyncSession,
-    user: User,
-    clock: Clock,
-    settings: Settings,
+    services: Services,
+    worker: Worker,
 ) -> None:
-    worker = await _coordinator(session, user)
-    service = MobileOfficeService(session, clock, ReminderRules.from_settings(settings))
-    settlements = await service.managed_settlements(worker) if worker else []
+    service = services.mobile_office
+    settlements = await service.managed_settlements(worker)
     if not settlements:
         await message.answer(_("mo.coord.not_allowed"))
         return
@@ -106,28 +94,22 @@ async def add(
     by_code = {s.code: s for s in settlements}
     settlement = by_code.get(match["code"])
     if settlement is None:
-        await message.answer(_("mo.error.not_allowed"))
-        return
+        raise MobileOfficeError("not_allowed")
     try:
         start = time(int(match["h1"]), int(match["m1"]))
         end = time(int(match["h2"]), int(match["m2"]))
     except ValueError:
-        await message.answer(_("mo.error.bad_hours"))
-        return
-    try:
-        schedule = await service.add_schedule(
-            worker,
-            settlement.id,
-            weekday=int(match["weekday"]) - 1,
-            start_time=start,
-            end_time=end,
-            every_weeks=int(match["every"] or 1),
-            slot_minutes=int(match["slot"] or 20),
-            place=match["place"] or "",
-        )
-    except MobileOfficeError as exc:
-        await message.answer(_(f"mo.error.{exc.code}"))
-        return
+        raise MobileOfficeError("bad_hours") from None
+    schedule = await service.add_schedule(
+        worker,
+        settlement.id,
+        weekday=int(match["weekday"]) - 1,
+        start_time=start,
+        end_time=end,
+        every_weeks=int(match["every"] or 1),
+        slot_minutes=int(match["slot"] or 20),
+        place=match["place"] or "",
+    )
     trips = await service.upcoming(settlement.id)
     next_trip = next((t for t in trips if t.schedule.id == schedule.id), None)
     await message.answer(
@@ -138,28 +120,20 @@ async def add(
 async def end(
     query: CallbackQuery,
     callback_data: MobileOfficeCb,
-    session: AsyncSession,
-    user: User,
-    clock: Clock,
-    settings: Settings,
+    services: Services,
+    worker: Worker,
+    callback_answer: CallbackAnswer,
 ) -> None:
-    worker = await _coordinator(session, user)
-    if worker is None:
-        await query.answer(_("errors.stale_button"), show_alert=True)
-        return
-    service = MobileOfficeService(session, clock, ReminderRules.from_settings(settings))
-    try:
-        await service.end_schedule(worker, callback_data.id)
-    except MobileOfficeError as exc:
-        await query.answer(_(f"mo.error.{exc.code}"), show_alert=True)
-        return
-    await query.answer(_("mo.coord.ended") % {"id": callback_data.id}, show_alert=True)
+    await services.mobile_office.end_schedule(worker, callback_data.id)
+    callback_answer.text = _("mo.coord.ended") % {"id": callback_data.id}
+    callback_answer.show_alert = True
 
 
 def create_router() -> Router:
     router = Router(name=__name__)
     prune_callbacks(router, MobileOfficeCb)
-    router.message.register(show, Command("mobile_office"))
-    router.message.register(add, Command("mobile_office_add"))
-    router.callback_query.register(end, MobileOfficeCb.filter(F.action == "end"))
+    router.message.register(show, Command("mobile_office"), ActiveWorker())
+    router.message.register(add, Command("mobile_office_add"), ActiveWorker())
+    router.message.register(not_allowed, Command("mobile_office", "mobile_office_add"))
+    router.callback_query.register(end, MobileOfficeCb.filter(F.action == "end"), ActiveWorker())
     return router

@@ -8,7 +8,7 @@ from aiogram import Router
 
 
 def create_router() -> Router:
-    from handlers.worker import applications, cases, invites, queues, visits
+    from handlers.worker import applications, cases, imports, invites, queues, visits
 
     router = Router(name=__name__)
     router.include_routers(
@@ -17,5 +17,6 @@ def create_router() -> Router:
         cases.create_router(),
         visits.create_router(),
         applications.create_router(),
+        imports.create_router(),
     )
     return router

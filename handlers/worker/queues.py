@@ -1,96 +1,31 @@
-"""Worker panel, "My queue" and "Team queue" with status filters and pages (issue 3).
-
-Shared with the coordinator's lists: `current_worker`, `render_page`."""
+"""Worker panel, "My queue" and "Team queue" with status filters and pages."""
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.kit.builders import InlineKeyboardBuilder
-from handlers.kit.callbacks import CaseCb, QueueCb, RuleCb
-from handlers.kit.filters import MenuButton, prune_callbacks
-from models import Team, User, Worker
-from services.clock import Clock
-from services.queues import FILTERS, Page, QueueService
-from services.workers import WorkerService
-
-STALE_DAYS = 7
-PRIORITY_MARK = {0: "⚪", 1: "🟡", 2: "🟠"}
-
-
-async def current_worker(session: AsyncSession, user: User) -> Worker | None:
-    return await WorkerService(session).worker_for(user)
+from handlers.kit.callbacks import QueueCb, RuleCb
+from handlers.kit.filters import ActiveWorker, MenuButton, prune_callbacks
+from handlers.kit.queues import edit_list, filter_name, page_screen
+from models import Worker
+from services.errors import StaleAction
+from services.hub import Services
+from services.queues import FILTERS, STALE_DAYS
+from services.workers import NotWorker
 
 
-def priority_mark(priority: int) -> str:
-    return PRIORITY_MARK.get(priority, "🔴")
-
-
-def filter_name(code: str) -> str:
-    return _("worker.filter.open") if code == "open" else _(f"case.status.{code}")
-
-
-def render_page(
-    page: Page,
-    title: str,
-    locale: str,
-    make_cb: Callable[[int, str], QueueCb],
-    *,
-    current_filter: str | None,
-    extra_rows: list[list[tuple[str, str]]] | None = None,
-) -> tuple[str, InlineKeyboardMarkup]:
-    """A list message: one button per case, then filters, then paging (prev/next)."""
-    builder = InlineKeyboardBuilder()
-    lines = [title]
-    if not page.rows:
-        lines.append(_("worker.queue.empty"))
-    for row in page.rows:
-        builder.button(
-            text=f"{priority_mark(row.priority)} {row.number} · {row.service_name(locale)} · "
-            f"{_('case.status.' + row.status)}",
-            callback_data=CaseCb(action="open", case_id=row.id),
-        )
-    sizes = [1] * len(page.rows)
-    if current_filter is not None:
-        for code in FILTERS:
-            mark = "• " if code == current_filter else ""
-            builder.button(text=mark + filter_name(code), callback_data=make_cb(0, code))
-        sizes += [4, 4]
-    paging = 0
-    if page.page > 0:
-        builder.button(
-            text=_("worker.btn.prev"), callback_data=make_cb(page.page - 1, current_filter or "open")
-        )
-        paging += 1
-    if page.has_next:
-        builder.button(
-            text=_("worker.btn.next"), callback_data=make_cb(page.page + 1, current_filter or "open")
-        )
-        paging += 1
-    if paging:
-        sizes.append(paging)
-    for row in [*(extra_rows or []), [(_("worker.btn.panel"), QueueCb(scope="panel").pack())]]:
-        for text, data in row:
-            builder.button(text=text, callback_data=data)
-        sizes.append(len(row))
-    if sizes:
-        builder.adjust(*sizes)
-    return "\n".join(lines), builder.as_markup()
-
-
-async def panel_markup(session: AsyncSession, worker: Worker) -> InlineKeyboardMarkup:
+def panel_markup(coordinator: bool) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.button(text=_("worker.btn.my_queue"), callback_data=QueueCb(scope="my"))
     builder.button(text=_("worker.btn.team_queue"), callback_data=QueueCb(scope="team"))
     sizes = [2]
-    if await QueueService(session).coordinated_hromadas(worker):
+    if coordinator:
         builder.button(text=_("coord.btn.hromada"), callback_data=QueueCb(scope="hromada"))
         builder.button(text=_("coord.btn.unassigned"), callback_data=QueueCb(scope="unassigned"))
         builder.button(text=_("coord.btn.stale") % {"days": STALE_DAYS}, callback_data=QueueCb(scope="stale"))
@@ -100,73 +35,57 @@ async def panel_markup(session: AsyncSession, worker: Worker) -> InlineKeyboardM
     return builder.as_markup()
 
 
-async def panel(message: Message, session: AsyncSession, user: User) -> None:
-    worker = await current_worker(session, user)
-    if worker is None:
-        await message.answer(_("worker.not_worker"))
-        return
-    await message.answer(await panel_text(session, worker), reply_markup=await panel_markup(session, worker))
-
-
-async def panel_text(session: AsyncSession, worker: Worker) -> str:
+def panel_text(worker: Worker, coordinator: bool) -> str:
     """The panel's title and the commands this worker can use (they are not all buttons)."""
     lines = [_("worker.panel"), "", _("worker.panel.commands")]
-    if worker.is_admin or await QueueService(session).coordinated_hromadas(worker):
+    if worker.is_admin or coordinator:
         lines.append(_("worker.panel.coordinator_commands"))
     return "\n".join(lines)
 
 
-async def panel_button(query: CallbackQuery, session: AsyncSession, user: User) -> None:
-    worker = await current_worker(session, user)
-    if worker is None:
-        await query.answer(_("worker.not_worker"), show_alert=True)
-        return
-    await query.answer()
-    if query.message is not None:
-        await query.message.answer(
-            await panel_text(session, worker), reply_markup=await panel_markup(session, worker)
-        )
+async def _send_panel(message: Message, services: Services, worker: Worker) -> None:
+    coordinator = bool(await services.queues.coordinated_hromadas(worker))
+    await message.answer(panel_text(worker, coordinator), reply_markup=panel_markup(coordinator))
 
 
-async def show_text(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup) -> None:
-    """Edit the list in place (pages, filters)."""
-    await query.answer()
-    if query.message is not None:
-        await query.message.edit_text(text, reply_markup=markup)  # type: ignore[union-attr]
+async def panel(message: Message, services: Services, worker: Worker) -> None:
+    await _send_panel(message, services, worker)
+
+
+async def panel_button(query: CallbackQuery, services: Services, worker: Worker) -> None:
+    if isinstance(query.message, Message):
+        await _send_panel(query.message, services, worker)
+
+
+async def not_a_worker(event: object) -> None:
+    raise NotWorker()
 
 
 async def worker_queue(
     query: CallbackQuery,
     callback_data: QueueCb,
-    session: AsyncSession,
-    user: User,
-    clock: Clock,
+    services: Services,
+    worker: Worker,
     i18n: I18n,
+    callback_answer: CallbackAnswer,
 ) -> None:
-    worker = await current_worker(session, user)
-    if worker is None or callback_data.status not in FILTERS:
-        await query.answer(_("errors.stale_button"), show_alert=True)
-        return
-    queues = QueueService(session, clock)
+    if callback_data.status not in FILTERS:
+        raise StaleAction()
+    queues = services.queues
     locale = i18n.current_locale
     status = callback_data.status
     if callback_data.scope == "my":
         page = await queues.my_queue(worker, status, callback_data.page)
         title = _("worker.queue.my") % {"filter": filter_name(status), "page": page.page + 1}
-        text, markup = render_page(
+        text, markup = page_screen(
             page, title, locale, lambda p, f: QueueCb(scope="my", status=f, page=p), current_filter=status
         )
-        await show_text(query, text, markup)
+        await edit_list(query, text, markup)
         return
-    teams = await queues.worker_teams(worker)
-    if not teams:
-        await query.answer(_("worker.queue.no_team"), show_alert=True)
-        return
-    team: Team | None = teams[0]
-    if callback_data.team_id:
-        team = next((t for t in teams if t.id == callback_data.team_id), None)
-    if team is None:  # forged or stale: not a team of theirs
-        await query.answer(_("errors.stale_button"), show_alert=True)
+    team, teams = await queues.queue_team(worker, callback_data.team_id)
+    if team is None:
+        callback_answer.text = _("worker.queue.no_team")
+        callback_answer.show_alert = True
         return
     page = await queues.team_queue(team.id, status, callback_data.page)
     title = _("worker.queue.team") % {
@@ -177,22 +96,26 @@ async def worker_queue(
     other_teams = [
         [(t.name(locale), QueueCb(scope="team", team_id=t.id).pack())] for t in teams if t.id != team.id
     ]
-    text, markup = render_page(
+    team_id = team.id
+    text, markup = page_screen(
         page,
         title,
         locale,
-        lambda p, f: QueueCb(scope="team", status=f, page=p, team_id=team.id),
+        lambda p, f: QueueCb(scope="team", status=f, page=p, team_id=team_id),
         current_filter=status,
         extra_rows=other_teams,
     )
-    await show_text(query, text, markup)
+    await edit_list(query, text, markup)
 
 
 def create_router() -> Router:
     router = Router(name=__name__)
     prune_callbacks(router, QueueCb)
-    router.message.register(panel, MenuButton("menu.worker_panel"))
-    router.message.register(panel, Command("worker"))
-    router.callback_query.register(panel_button, QueueCb.filter(F.scope == "panel"))
-    router.callback_query.register(worker_queue, QueueCb.filter(F.scope.in_({"my", "team"})))
+    router.message.register(panel, MenuButton("menu.worker_panel"), ActiveWorker())
+    router.message.register(panel, Command("worker"), ActiveWorker())
+    router.message.register(not_a_worker, MenuButton("menu.worker_panel"))
+    router.message.register(not_a_worker, Command("worker"))
+    router.callback_query.register(panel_button, QueueCb.filter(F.scope == "panel"), ActiveWorker())
+    router.callback_query.register(not_a_worker, QueueCb.filter(F.scope == "panel"))
+    router.callback_query.register(worker_queue, QueueCb.filter(F.scope.in_({"my", "team"})), ActiveWorker())
     return router

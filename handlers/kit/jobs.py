@@ -1,0 +1,51 @@
+"""Background jobs a handler starts and does not wait for (a long file import). A job runs
+with its own transactions, after and apart from the update's unit of work; the runner keeps
+its tasks so that shutdown — and a test — can wait for them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class Jobs:
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start(self, job: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
+        task = asyncio.create_task(self._run(job, name), name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    @staticmethod
+    async def _run(job: Coroutine[Any, Any, None], name: str) -> None:
+        try:
+            await job
+        except asyncio.CancelledError:
+            log.warning("job %s cancelled", name)
+            raise
+        except Exception as exc:  # a job has no caller to raise to: log it, keep the bot running
+            log.error("job %s failed: %s", name, type(exc).__name__, exc_info=exc)
+
+    @property
+    def running(self) -> int:
+        return len(self._tasks)
+
+    async def wait(self) -> None:
+        """Until every job (including ones started meanwhile) is done."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self, timeout: float = 30.0) -> None:
+        """At shutdown: let running jobs finish for `timeout` seconds, then cancel them."""
+        if not self._tasks:
+            return
+        _done, pending = await asyncio.wait(list(self._tasks), timeout=timeout)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
