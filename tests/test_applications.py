@@ -199,7 +199,8 @@ async def test_subscribe_push_on_change_then_unsubscribe(
     replies = await worker.send("/app впо-5")
     assert "+380 ** *** **67" in replies[0].text and MY_PHONE not in replies[0].text
     replies = await worker.click("Бракує документів")
-    assert "Підписників повідомлено: 1" in replies[0].text
+    toasts = [r for r in replies if r.kind == "toast"]
+    assert len(toasts) == 1 and "Підписників повідомлено: 1" in toasts[0].text
     assert await deliverer.deliver_due() == 1
     pushes = resident.read()
     assert len(pushes) == 1
