@@ -19,7 +19,6 @@ from handlers.kit.builders import InlineKeyboardBuilder
 from handlers.kit.callbacks import VisitAnswerCb
 from handlers.kit.filters import prune_callbacks
 from handlers.kit.steps import typed_text
-from handlers.worker.visits import worker_buttons
 from infra.settings import Settings
 from models import User
 from services.clock import Clock
@@ -73,7 +72,7 @@ async def on_answer(
     try:
         visit, _case = await visits.visit_for_resident(user, callback_data.visit_id)
         if action == "confirm":
-            await visits.confirm(user, visit.id, worker_buttons=worker_buttons)
+            await visits.confirm(user, visit.id)
             kick(delivery)
             await query.answer(_("visit.confirmed"))
             await query.message.edit_reply_markup(reply_markup=None)
@@ -92,7 +91,7 @@ async def on_answer(
             await query.message.edit_reply_markup(reply_markup=_cancel_markup(visit.id))
             return
         if action == "cancel_yes":
-            await visits.cancel_by_resident(user, visit.id, worker_buttons=None)
+            await visits.cancel_by_resident(user, visit.id)
             kick(delivery)
             await query.answer()
             await query.message.edit_reply_markup(reply_markup=None)
@@ -124,7 +123,7 @@ async def on_reschedule_text(
     visit_id = int(data.get("visit_reply", 0))
     visits = VisitService(session, clock, ReminderRules.from_settings(settings))
     try:
-        await visits.request_reschedule(user, visit_id, text, worker_buttons=worker_buttons)
+        await visits.request_reschedule(user, visit_id, text)
         kick(delivery)
     except VisitError as exc:
         await state.set_state(None)

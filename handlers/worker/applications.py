@@ -37,8 +37,9 @@ from handlers.kit.builders import InlineKeyboardBuilder
 from handlers.kit.callbacks import AppStatusCb
 from handlers.kit.filters import prune_callbacks
 from handlers.kit.render import kind_label
+from infra.settings import Settings
 from models import Application, ApplicationStatusChange, Hromada, User, Worker
-from services.applications import KYIV, ApplicationService, StatusVocabulary, local_date, mask_phone
+from services.applications import ApplicationService, StatusVocabulary, local_date, mask_phone
 from services.clock import Clock
 from services.status_import import ImportProgress, ImportRefused, ImportReport, StatusImporter
 from services.workers import WorkerService
@@ -214,7 +215,9 @@ async def set_status(
 # -- lookups report --------------------------------------------------------------------------------
 
 
-async def lookups_report(message: Message, session: AsyncSession, worker: Worker, clock: Clock) -> None:
+async def lookups_report(
+    message: Message, session: AsyncSession, worker: Worker, clock: Clock, settings: Settings
+) -> None:
     service = ApplicationService(session, clock)
     if not await service.is_coordinator(worker):
         await message.answer(_("app.lookups.forbidden"))
@@ -231,7 +234,7 @@ async def lookups_report(message: Message, session: AsyncSession, worker: Worker
                 "user_id": row.user_id,
                 "misses": row.misses,
                 "attempts": row.attempts,
-                "last": row.last_at.astimezone(KYIV).strftime("%d.%m.%Y %H:%M"),
+                "last": row.last_at.astimezone(settings.locale.tz).strftime("%d.%m.%Y %H:%M"),
             }
         )
     await message.answer("\n".join(lines))

@@ -69,7 +69,7 @@ class PlainText(Filter):
 
 
 def case_actions(session: AsyncSession, clock: Clock, i18n: I18n) -> CaseActions:
-    return CaseActions(session, clock, translate=lambda key, lang: i18n.gettext(key, locale=lang))
+    return CaseActions(session, clock)
 
 
 # -- rendering -------------------------------------------------------------------------------

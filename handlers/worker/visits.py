@@ -243,9 +243,7 @@ async def on_calendar(
         ends = starts + timedelta(hours=1)
         if callback_data.visit_id:
             try:
-                visit = await visits.reschedule(
-                    visit, case, worker, starts, ends, resident_buttons=resident_buttons
-                )
+                visit = await visits.reschedule(visit, case, worker, starts, ends)
             except VisitError as exc:
                 await query.answer(_(f"visit.error.{exc.code}"), show_alert=True)
                 return
@@ -326,9 +324,7 @@ async def _finish(
         case = await visits.case_for_worker(worker, int(data.get("visit_case", 0)))
         starts = datetime.fromisoformat(data["visit_starts"])
         ends = datetime.fromisoformat(data["visit_ends"])
-        visit = await visits.schedule(
-            case, worker, starts, ends, data.get("visit_who", ""), prepare, resident_buttons=resident_buttons
-        )
+        visit = await visits.schedule(case, worker, starts, ends, data.get("visit_who", ""), prepare)
     except VisitError as exc:
         await state.set_state(None)
         await message.answer(_(f"visit.error.{exc.code}"))
