@@ -58,11 +58,12 @@ from aiogram.exceptions import (
     TelegramServerError,
     TelegramUnauthorizedError,
 )
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import I18n
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from handlers.kit.notices import NoticeRenderer, render_notice
 from infra import ratelimit
 from infra.ratelimit import RateLimiter, slot_taken
 from infra.settings import Settings
@@ -78,28 +79,6 @@ BACKOFF_MAX = 600.0
 RETRY_AFTER_MAX = 3600.0
 UNREACHABLE = "recipient unreachable (blocked the bot or deactivated)"
 OUTCOME_UNKNOWN = "outcome unknown: the sending instance stopped during the API call"
-
-
-def render(i18n: I18n, message: OutboxMessage, locale: str) -> tuple[str, InlineKeyboardMarkup | None]:
-    """Text from `outbox.<kind>` in `locale` with the payload's fields; buttons from
-    payload["buttons"] (rows of [text key, callback_data])."""
-    payload: dict[str, Any] = dict(message.payload or {})
-    buttons = payload.pop("buttons", None)
-    text = i18n.gettext(f"outbox.{message.kind}", locale=locale)
-    if payload:
-        text = text % payload
-    markup = None
-    if buttons:
-        markup = InlineKeyboardMarkup(
-            inline_keyboard=[
-                [
-                    InlineKeyboardButton(text=i18n.gettext(key, locale=locale), callback_data=data)
-                    for key, data in row
-                ]
-                for row in buttons
-            ]
-        )
-    return text, markup
 
 
 @dataclass
@@ -133,6 +112,7 @@ class OutboxDeliverer:
         claim_lease_seconds: float | None = None,
         max_chat_wait: float = 10.0,
         rules: ReminderRules | None = None,
+        renderer: NoticeRenderer = render_notice,
     ) -> None:
         self.bot = bot
         self.sessionmaker = sessionmaker
@@ -157,6 +137,7 @@ class OutboxDeliverer:
         self.max_chat_wait = max_chat_wait
         self.max_attempts = delivery.max_attempts
         self.rules = rules or ReminderRules.from_settings(settings)
+        self.renderer = renderer
         self._sent: list[tuple[int, datetime, int | None]] = []  # sent, mark not yet committed
 
     # -- public ---------------------------------------------------------------------------------
@@ -262,7 +243,9 @@ class OutboxDeliverer:
                     self._release(message, due_at=now + timedelta(seconds=wait))
                     continue
                 try:
-                    text, markup = render(self.i18n, message, language or self.i18n.default_locale)
+                    text, markup = self.renderer(
+                        message.kind, message.payload or {}, language or self.i18n.default_locale, self.i18n
+                    )
                 except (KeyError, TypeError, ValueError) as exc:
                     self._release(message, state=FAILED, error=f"render: {type(exc).__name__}")
                     log.error(

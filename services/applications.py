@@ -9,7 +9,6 @@ language, with a dedupe key per change so nothing is pushed twice.
 
 from __future__ import annotations
 
-import html
 import re
 import zoneinfo
 from collections.abc import Iterable, Sequence
@@ -37,46 +36,15 @@ from models import (
 from models.people import ROLE_COORDINATOR
 from services import outbox
 from services.clock import Clock
+from services.phones import normalize_phone
+from services.reminders import default_zone
 
-KYIV = zoneinfo.ZoneInfo("Europe/Kyiv")
 PUSH_KIND = "app_status_changed"
 # Number lookups allowed per user in a sliding window (against guessing other people's numbers).
 LOOKUP_LIMIT = 5
 LOOKUP_WINDOW = timedelta(minutes=10)
 NUMBER_MAX = 40
 _NUMBER_RE = re.compile(r"^[0-9A-Za-zА-Яа-яІіЇїЄєҐґ/\-_.]{1,40}$")
-# Packed like handlers.kit.callbacks.AppCb(action="unsub", application_id=...) (tested to match);
-# services import no aiogram, so the push's button is spelled here.
-UNSUBSCRIBE_CALLBACK = "app:unsub:{id}"
-
-
-def normalize_phone(raw: str | int | None) -> str | None:
-    """A Ukrainian mobile/landline number as +380XXXXXXXXX, or None if it is not one.
-
-    Accepts +380..., 380..., 80..., 0... with spaces, dashes, dots or brackets."""
-    if raw is None:
-        return None
-    text = str(raw).strip()
-    if not text or len(text) > 32:
-        return None
-    digits = re.sub(r"[\s\-().]", "", text)
-    if digits.startswith("+"):
-        digits = digits[1:]
-        if not digits.startswith("380"):
-            return None
-    if not digits.isdigit() or not digits.isascii():
-        return None
-    if len(digits) == 12 and digits.startswith("380"):
-        pass
-    elif len(digits) == 11 and digits.startswith("80"):
-        digits = "3" + digits
-    elif len(digits) == 10 and digits.startswith("0"):
-        digits = "38" + digits
-    else:
-        return None
-    if digits[3] == "0":  # +3800... is not a number
-        return None
-    return "+" + digits
 
 
 def normalize_number(raw: str) -> str | None:
@@ -95,8 +63,9 @@ def mask_phone(phone: str) -> str:
     return f"{phone[:4]} ** *** **{phone[-2:]}" if len(phone) >= 6 else "***"
 
 
-def local_date(at: datetime, tz: zoneinfo.ZoneInfo = KYIV) -> str:
-    return at.astimezone(tz).strftime("%d.%m.%Y")
+def local_date(at: datetime, tz: zoneinfo.ZoneInfo | None = None) -> str:
+    """dd.mm.yyyy in `tz` (pass the settings' zone; without it, the default zone)."""
+    return at.astimezone(tz or default_zone()).strftime("%d.%m.%Y")
 
 
 class StatusVocabulary:
@@ -188,9 +157,12 @@ class StatusChangeResult:
 
 
 class ApplicationService:
-    def __init__(self, session: AsyncSession, clock: Clock | None = None) -> None:
+    def __init__(
+        self, session: AsyncSession, clock: Clock | None = None, tz: zoneinfo.ZoneInfo | None = None
+    ) -> None:
         self.session = session
         self.clock = clock or Clock()
+        self.tz = tz or default_zone()
 
     # -- phone -------------------------------------------------------------------------------
     async def resident(self, user: User) -> Resident | None:
@@ -438,6 +410,7 @@ class ApplicationService:
             self.session,
             [StatusPush(application.id, application.number, status_code, at)],
             vocabulary,
+            self.tz,
             due_at=self.clock.now(),
         )
         return StatusChangeResult(True, change, pushes)
@@ -457,7 +430,7 @@ async def queue_pushes(
     session: AsyncSession,
     changes: Sequence[StatusPush],
     vocabulary: StatusVocabulary,
-    tz: zoneinfo.ZoneInfo = KYIV,
+    tz: zoneinfo.ZoneInfo | None = None,
     *,
     due_at: datetime,
 ) -> int:
@@ -467,6 +440,7 @@ async def queue_pushes(
     (e.g. the same file imported twice) never pushes twice."""
     if not changes:
         return 0
+    tz = tz or default_zone()
     by_app: dict[int, list[StatusPush]] = {}
     for item in changes:
         by_app.setdefault(item.application_id, []).append(item)
@@ -482,17 +456,18 @@ async def queue_pushes(
     for application_id, user in rows:
         for item in by_app[application_id]:
             locale = user.language or "uk"
-            stamp = item.changed_at.astimezone(KYIV).strftime("%Y%m%d%H%M%S")
+            local = item.changed_at.astimezone(tz)
+            stamp = local.strftime("%Y%m%d%H%M%S")
             message = await outbox.enqueue(
                 session,
                 user=user,
                 kind=PUSH_KIND,
                 payload={
-                    "number": html.escape(item.number),
-                    "status": html.escape(vocabulary.label(item.status_code, locale)),
-                    "date": local_date(item.changed_at, tz),
-                    "next_step": html.escape(vocabulary.next_step(item.status_code, locale)),
-                    "buttons": [[["app.btn_unsubscribe", UNSUBSCRIBE_CALLBACK.format(id=application_id)]]],
+                    "application_id": application_id,
+                    "number": item.number,
+                    "status": vocabulary.label(item.status_code, locale),
+                    "date": local.date().isoformat(),
+                    "next_step": vocabulary.next_step(item.status_code, locale),
                 },
                 application_id=application_id,
                 due_at=due_at,

@@ -13,20 +13,16 @@ Access, in one place:
 
 from __future__ import annotations
 
-import html
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-from babel.messages.pofile import read_po
 from sqlalchemy import bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
-import locales
 from models import (
     Attachment,
     AuditEntry,
@@ -58,11 +54,6 @@ from services.outbox import enqueue
 
 MAX_TEXT = 2000
 MAX_REASON = 500
-# Callback data of the worker's case card buttons (same format as handlers.kit.callbacks.CaseCb).
-OPEN_CASE_DATA = "case:open:{id}"
-TAKE_CASE_DATA = "case:take:{id}"
-
-Translate = Callable[[str, str], str]
 
 
 class CaseError(DomainError):
@@ -84,23 +75,6 @@ class InvalidTransition(CaseError):
     code = "invalid_transition"
 
 
-@lru_cache(maxsize=4)
-def _catalog(language: str) -> dict[str, str]:
-    messages: dict[str, str] = {}
-    folder = Path(locales.__file__).resolve().parent / language / "LC_MESSAGES"
-    for path in sorted(folder.glob("*.po")):
-        with path.open("rb") as fh:
-            for message in read_po(fh, locale=language):
-                if message.id and isinstance(message.id, str) and isinstance(message.string, str):
-                    messages[message.id] = message.string
-    return messages
-
-
-def po_translate(key: str, language: str) -> str:
-    """Default translator for texts put into outbox payloads (handlers pass i18n's instead)."""
-    return _catalog(language).get(key) or _catalog("uk").get(key) or key
-
-
 @dataclass(frozen=True)
 class Access:
     """What one worker may do with one case."""
@@ -114,10 +88,9 @@ class Access:
 
 
 class CaseActions:
-    def __init__(self, session: AsyncSession, clock: Clock, translate: Translate | None = None) -> None:
+    def __init__(self, session: AsyncSession, clock: Clock) -> None:
         self.session = session
         self.clock = clock
-        self.translate = translate or po_translate
 
     # -- loading and access ------------------------------------------------------------------
     async def _case(self, case_id: int, *, lock: bool = False) -> Case:
@@ -276,7 +249,7 @@ class CaseActions:
         await self._notify_workers(
             case,
             "case_message_to_worker",
-            {"text": html.escape(_shorten(text, 1000))},
+            {"text": _shorten(text, 1000)},
             dedupe=f"case_msg:{message.id}",
         )
         return message
@@ -328,9 +301,7 @@ class CaseActions:
             return case
         changed = await self._set_status(case, CANCELLED, actor_user_id=user.id, reason=reason, notify=False)
         if changed:
-            await self._notify_workers(
-                case, "case_cancelled_to_worker", {"reason": html.escape(case.outcome or "")}
-            )
+            await self._notify_workers(case, "case_cancelled_to_worker", {"reason": case.outcome})
         return case
 
     async def history(self, case_id: int) -> list[CaseEvent]:
@@ -398,10 +369,7 @@ class CaseActions:
                 self.session,
                 user=target_user,
                 kind="case_assigned",
-                payload={
-                    "number": case.number,
-                    "buttons": [[["worker.btn.open", OPEN_CASE_DATA.format(id=case.id)]]],
-                },
+                payload={"case_id": case.id, "number": case.number},
                 case_id=case.id,
                 due_at=self.clock.now(),
             )
@@ -456,8 +424,8 @@ class CaseActions:
                 payload={
                     "number": case.number,
                     # The team speaks, never the worker's own account.
-                    "team": html.escape(team.name(language) if team else ""),
-                    "text": html.escape(text),
+                    "team": team.name(language) if team else "",
+                    "text": text,
                 },
                 case_id=case.id,
                 due_at=self.clock.now(),
@@ -489,21 +457,11 @@ class CaseActions:
                 self.session,
                 user=user,
                 kind="case_transferred",
-                payload={"number": case.number, "team": html.escape(team.name(language))},
+                payload={"number": case.number, "team": team.name(language)},
                 case_id=case.id,
                 due_at=self.clock.now(),
             )
-        await self._notify_workers(
-            case,
-            "case_transferred_to_team",
-            {"note": html.escape(note)},
-            buttons=[
-                [
-                    ["worker.btn.take", TAKE_CASE_DATA.format(id=case.id)],
-                    ["worker.btn.open", OPEN_CASE_DATA.format(id=case.id)],
-                ]
-            ],
-        )
+        await self._notify_workers(case, "case_transferred_to_team", {"note": note})
         self.session.add(
             AuditEntry(
                 actor_user_id=worker.user_id,
@@ -593,20 +551,16 @@ class CaseActions:
         user, language = await self._resident_user(case)
         if user is None:
             return
-        t = self.translate
         team = await self.session.get(Team, case.team_id)
-        reason_line = ""
-        if reason:
-            reason_line = "\n" + t("case.notice.reason", language) % {"reason": html.escape(reason)}
         await enqueue(
             self.session,
             user=user,
             kind="case_status_changed",
             payload={
                 "number": case.number,
-                "status": t(f"case.status.{case.status}", language),
-                "team": html.escape(team.name(language) if team else ""),
-                "reason": reason_line,
+                "status": case.status,
+                "team": team.name(language) if team else "",
+                "reason": reason,
             },
             case_id=case.id,
             due_at=self.clock.now(),
@@ -618,7 +572,6 @@ class CaseActions:
         kind: str,
         payload: dict[str, Any],
         *,
-        buttons: list[list[list[str]]] | None = None,
         dedupe: str | None = None,
     ) -> None:
         """To the (active) assignee; else the case team's on-duty members; else all its members —
@@ -636,11 +589,7 @@ class CaseActions:
             ).all()
         if not users:
             users = (await self.session.scalars(members.order_by(User.id))).all()
-        body = {
-            "number": case.number,
-            **payload,
-            "buttons": buttons or [[["worker.btn.open", OPEN_CASE_DATA.format(id=case.id)]]],
-        }
+        body = {"case_id": case.id, "number": case.number, **payload}
         for user in users:
             await enqueue(
                 self.session,

@@ -6,7 +6,6 @@ tap or a redelivered update files one case). It never commits: the caller's unit
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -34,7 +33,11 @@ from services import outbox
 from services.case_actions import CaseActions, InvalidTransition, NotFound
 from services.clock import Clock
 from services.errors import DomainError, StaleAction
+from services.phones import contact_phone
 from services.routing import RoutingDecision, RoutingError, RoutingService
+
+# The intake handlers' name for it.
+normalise_phone = contact_phone
 
 # Each marker raises priority; sensitive services (child protection) too.
 VULNERABILITY_WEIGHTS: dict[str, int] = {
@@ -118,17 +121,6 @@ _NEXT_NUMBER = text(
 )
 
 
-def case_callback(action: str, case_id: int) -> str:
-    """Same string as `handlers.kit.callbacks.CaseCb(action=..., case_id=...).pack()` (no aiogram here)."""
-    return f"case:{action}:{case_id}"
-
-
-def normalise_phone(raw: str) -> str:
-    """Telegram gives `380501234567` or `+380501234567`; we keep `+` and digits only."""
-    digits = "".join(ch for ch in raw if ch.isdigit())
-    return f"+{digits}"[:16]
-
-
 class IntakeService:
     def __init__(self, session: AsyncSession, clock: Clock) -> None:
         self.session = session
@@ -136,7 +128,7 @@ class IntakeService:
 
     async def remember_phone(self, resident: Resident, phone: str) -> str:
         """A phone shared through Telegram's contact button by its owner: verified."""
-        resident.phone = normalise_phone(phone)
+        resident.phone = contact_phone(phone)
         resident.phone_verified_at = self.clock.now()
         return resident.phone
 
@@ -280,24 +272,20 @@ class IntakeService:
         now: datetime,
     ) -> None:
         payload: dict[str, Any] = {
+            "case_id": case.id,
             "number": case.number,
             "service_uk": service.name_uk,
             "service_en": service.name_en,
             "hromada_uk": hromada.name_uk,
             "hromada_en": hromada.name_en,
-            "settlement_uk": settlement.name_uk if settlement else "—",
-            "settlement_en": settlement.name_en if settlement else "—",
+            "settlement_uk": settlement.name_uk if settlement else None,
+            "settlement_en": settlement.name_en if settlement else None,
         }
         personal = {
             **payload,
             "priority": case.priority,
-            "excerpt": _excerpt(case.description) if not service.sensitive else "—",
-            "buttons": [
-                [
-                    ["outbox.btn.take", case_callback("take", case.id)],
-                    ["outbox.btn.open", case_callback("open", case.id)],
-                ]
-            ],
+            # A sensitive service's description never leaves the case card.
+            "excerpt": None if service.sensitive else _excerpt(case.description),
         }
         if case.assignee_worker_id is not None:
             assignee = await self.session.get(Worker, case.assignee_worker_id)
@@ -325,7 +313,7 @@ class IntakeService:
                 user=None,
                 chat_id=decision.team.group_chat_id,
                 kind="case_new_group",
-                payload={**payload, "buttons": [[["outbox.btn.open", case_callback("open", case.id)]]]},
+                payload=payload,
                 due_at=now,
                 dedupe_key=f"case_new_group:{case.id}",
                 case_id=case.id,
@@ -333,8 +321,7 @@ class IntakeService:
 
 
 def _excerpt(text: str) -> str:
-    short = text if len(text) <= NOTICE_EXCERPT else text[: NOTICE_EXCERPT - 1] + "…"
-    return html.escape(short)
+    return text if len(text) <= NOTICE_EXCERPT else text[: NOTICE_EXCERPT - 1] + "…"
 
 
 def _ids_only(detail: dict[str, Any]) -> dict[str, Any]:

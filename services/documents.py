@@ -7,7 +7,6 @@ team's ЦНАП address — or to send them through the bot, and the deadline), 
 
 from __future__ import annotations
 
-import html
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -20,7 +19,7 @@ from services.case_actions import CaseActions, NotFound
 from services.clock import Clock
 from services.errors import DomainError, StaleAction
 from services.outbox import cancel_pending, enqueue
-from services.reminders import ReminderRules, fmt_date
+from services.reminders import ReminderRules
 
 NOTE_MAX = 500
 OPEN = "open"
@@ -119,12 +118,10 @@ class DocumentService:
             lang = user.language or "uk"
             payload = {
                 "number": case.number,
-                "items": "\n".join(f"• {html.escape(checklist[c].name(lang))}" for c in codes),
-                "place": html.escape(
-                    (team.office_address_en if lang == "en" else team.office_address_uk) if team else ""
-                ),
-                "deadline": fmt_date(deadline, self.rules) if deadline else "",
-                "note": f"\n\n{html.escape(note)}" if note else "",
+                "items": [checklist[c].name(lang) for c in codes],
+                "place": (team.office_address_en if lang == "en" else team.office_address_uk) if team else "",
+                "deadline": self.rules.local(deadline).date().isoformat() if deadline else None,
+                "note": note,
             }
             suffix = "" if deadline else "_open"
             await enqueue(
@@ -142,7 +139,7 @@ class DocumentService:
                     self.session,
                     user=user,
                     kind="docs_overdue" if tag.startswith("o+") else f"docs_reminder{suffix}",
-                    payload={**payload, "note": ""},
+                    payload={**payload, "note": None},
                     due_at=at,
                     dedupe_key=f"docs:{request.id}:{tag}",
                     case_id=case.id,

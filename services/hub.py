@@ -72,7 +72,7 @@ class Services:
 
     @cached_property
     def applications(self) -> ApplicationService:
-        return ApplicationService(self.session, self.clock)
+        return ApplicationService(self.session, self.clock, self.rules.tz)
 
     @cached_property
     def routing_admin(self) -> RoutingAdmin:

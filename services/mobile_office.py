@@ -8,7 +8,6 @@ booking per slot, enforced by a unique constraint; a cancelled slot can be booke
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -30,7 +29,7 @@ from models import (
 from services.clock import Clock
 from services.errors import DomainError
 from services.outbox import enqueue
-from services.reminders import DAY_BEFORE_AT, ReminderRules, fmt_date
+from services.reminders import DAY_BEFORE_AT, ReminderRules
 
 BOOKED = "booked"
 CANCELLED = "cancelled"
@@ -377,9 +376,7 @@ class MobileOfficeService:
         at = self.rules.quiet_over(self.rules.at_local(booking.trip_date - timedelta(days=1), DAY_BEFORE_AT))
         if at <= self.clock.now():
             return
-        payload = await _trip_payload(
-            self.session, schedule, booking.trip_date, user.language or "uk", self.rules
-        )
+        payload = await _trip_payload(self.session, schedule, booking.trip_date, user.language or "uk")
         payload["slot"] = f"{booking.slot_start:%H:%M}"
         await enqueue(
             self.session,
@@ -408,15 +405,15 @@ def _booking_key(booking: MobileOfficeBooking) -> str:
 
 
 async def _trip_payload(
-    session: AsyncSession, schedule: MobileOfficeSchedule, day: date, language: str, rules: ReminderRules
-) -> dict[str, str]:
+    session: AsyncSession, schedule: MobileOfficeSchedule, day: date, language: str
+) -> dict[str, str | None]:
     settlement = await session.get(Settlement, schedule.settlement_id)
     return {
-        "settlement": html.escape(settlement.name(language) if settlement else ""),
-        "date": fmt_date(day, rules),
+        "settlement": settlement.name(language) if settlement else "",
+        "date": day.isoformat(),
         "time_from": f"{schedule.start_time:%H:%M}",
         "time_to": f"{schedule.end_time:%H:%M}",
-        "place": html.escape(schedule.place or "—"),
+        "place": schedule.place,
     }
 
 
@@ -452,7 +449,7 @@ async def plan_day_before_reminders(
             )
         ).all()
         for user in subscribers:
-            payload = await _trip_payload(session, schedule, tomorrow, user.language or "uk", rules)
+            payload = await _trip_payload(session, schedule, tomorrow, user.language or "uk")
             row = await enqueue(
                 session,
                 user=user,

@@ -1,9 +1,10 @@
 """Queueing outgoing messages. Every notification, push and reminder is an outbox row written
 in the caller's transaction, so it exists exactly when what caused it was committed.
 
-Rendering: the delivery engine (bot/delivery.py) turns a row into text with the message key
-`outbox.<kind>` in the recipient's language, formatted with `payload` (`%(name)s` fields).
-Optional `payload["buttons"]`: rows of [text_key, callback_data] pairs.
+A row holds its kind and plain values: raw names and texts, ids, local ISO dates — never HTML,
+translated text or callback data. The delivery engine renders it in the recipient's language
+with handlers/kit/notices.py, which knows each kind's text and buttons. Every payload is stamped
+with PAYLOAD_VERSION so rows written in an earlier shape are still recognised and rendered.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from models.outbox import CANCELLED, PENDING
 # Set on the session when a message is queued; the unit-of-work middleware kicks delivery
 # after its commit.
 OUTBOX_DIRTY = "outbox_dirty"
+# Payloads of plain values carry this stamp; rows without it were queued in the earlier,
+# pre-rendered shape.
+VERSION_KEY = "v"
+PAYLOAD_VERSION = 2
 
 
 async def enqueue(
@@ -55,7 +60,7 @@ async def enqueue(
         chat_id=user.telegram_id if user else chat_id,
         due_at=due_at,
         urgent=urgent,
-        payload=payload or {},
+        payload={**(payload or {}), VERSION_KEY: PAYLOAD_VERSION},
         state=PENDING,
         dedupe_key=dedupe_key,
         case_id=case_id,

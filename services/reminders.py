@@ -55,11 +55,16 @@ VISIT_NOTICE_KINDS = frozenset({"visit_new", "visit_changed"})
 FINISHED_VISIT = ("cancelled", "done")
 
 
+def default_zone() -> ZoneInfo:
+    """The zone when no settings are at hand (the settings' TIMEZONE has the same default)."""
+    return ZoneInfo(DEFAULT_TZ)
+
+
 @dataclass(frozen=True)
 class ReminderRules:
     """Local time zone and quiet hours. Build from settings with `from_settings`."""
 
-    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo(DEFAULT_TZ))
+    tz: ZoneInfo = field(default_factory=lambda: default_zone())
     quiet_start: time = time(21, 0)
     quiet_end: time = time(8, 0)
 
@@ -223,7 +228,7 @@ async def plan_renewal(
             session,
             user=user,
             kind="renewal_due",
-            payload={"number": case.number, "service": service.name(lang), "due": fmt_date(due, rules)},
+            payload={"number": case.number, "service": service.name(lang), "due": due.isoformat()},
             due_at=at,
             dedupe_key=f"renewal:{case.id}:{case.closed_at:%Y%m%d}:{days}",
             case_id=case.id,

@@ -46,14 +46,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models import Application, ApplicationStatusChange, ApplicationSubscription, AuditEntry, Hromada
 from services.applications import (
-    KYIV,
     StatusPush,
     StatusVocabulary,
     normalize_number,
-    normalize_phone,
     queue_pushes,
 )
 from services.clock import Clock
+from services.phones import normalize_phone
+from services.reminders import default_zone
 
 BATCH_SIZE = 1_000
 KEPT_REJECTIONS = 500  # rows' details kept for the report; the count is always exact
@@ -377,9 +377,11 @@ _DATE_SHAPE = re.compile(r"^\d{1,2}\.\d{1,2}\.\d{4}( \d{1,2}:\d{2}(:\d{2})?)?$")
 _ISO_SHAPE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
 
 
-def parse_date(value: Any, tz: zoneinfo.ZoneInfo = KYIV) -> datetime | None:
+def parse_date(value: Any, tz: zoneinfo.ZoneInfo | None = None) -> datetime | None:
     """dd.mm.yyyy [HH:MM[:SS]] or ISO (date or date-time), or a spreadsheet date; a date
-    without time is local midnight. Returns an aware datetime or None."""
+    without time is local midnight in `tz` (the settings' zone; the default zone without it).
+    Returns an aware datetime or None."""
+    tz = tz or default_zone()
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, date):
@@ -424,13 +426,13 @@ class RowValidator:
         vocabulary: StatusVocabulary,
         hromadas: dict[str, int],
         now: datetime,
-        tz: zoneinfo.ZoneInfo = KYIV,
+        tz: zoneinfo.ZoneInfo | None = None,
     ) -> None:
         self.columns = columns
         self.vocabulary = vocabulary
         self.hromadas = hromadas
         self.latest = now + timedelta(days=1)
-        self.tz = tz
+        self.tz = tz or default_zone()
 
     def _cell(self, cells: list[Any], column: str) -> Any:
         index = self.columns.get(column)
@@ -522,12 +524,13 @@ class StatusImporter:
         clock: Clock | None = None,
         *,
         batch_size: int = BATCH_SIZE,
-        tz: zoneinfo.ZoneInfo = KYIV,
+        tz: zoneinfo.ZoneInfo | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.clock = clock or Clock()
         self.batch_size = batch_size
-        self.tz = tz
+        # Dates without a zone in the file are local: pass the settings' zone.
+        self.tz = tz or default_zone()
 
     async def _reference(self) -> tuple[StatusVocabulary, dict[str, int]]:
         async with self.sessionmaker() as session:

@@ -1,7 +1,7 @@
 """Home visits: a worker plans one from the case card, the resident answers, reminders follow.
 
-No aiogram. Callback data for buttons in queued messages is passed in by the handler (packed
-strings), so this module never needs the factories. Reminder timing: services/reminders.py.
+No aiogram. Notices are queued with plain values (local ISO times, raw texts); their texts and
+buttons come from the notice renderer. Reminder timing: services/reminders.py.
 
 Visit status: planned → confirmed | reschedule_requested → (worker reschedules) planned …;
 any open state → cancelled (by either side) or done. Every change is a CaseEvent; the other
@@ -10,10 +10,8 @@ side hears about it through the outbox.
 
 from __future__ import annotations
 
-import html
 import re
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -40,10 +38,6 @@ NOTE_MAX = 300
 MAX_DURATION = timedelta(hours=8)
 MAX_AHEAD = timedelta(days=366)
 AGENDA_UNTIL = time(12, 0)  # after noon a missed morning agenda is no longer useful
-
-Buttons = list[list[list[str]]]
-# Buttons for a queued message, given the visit id: [[text key, callback data], ...] rows.
-ButtonsFor = Callable[[int], Buttons]
 
 
 class VisitError(DomainError):
@@ -131,8 +125,6 @@ class VisitService:
         ends_at: datetime,
         who_comes: str,
         prepare: str,
-        *,
-        resident_buttons: ButtonsFor | None = None,
     ) -> Visit:
         """Plan a visit: tell the resident at once, plan reminders, audit, case → visit_planned."""
         if case.status in CLOSED_STATUSES:
@@ -153,7 +145,7 @@ class VisitService:
         )
         self.session.add(visit)
         await self.session.flush()
-        await self._tell_resident(visit, case, "visit_new", resident_buttons)
+        await self._tell_resident(visit, case, "visit_new")
         await self._plan_reminders(visit, case)
         self._event(case, worker.user_id, "visit_planned", visit)
         await self._case_to_visit_planned(case, worker)
@@ -167,8 +159,6 @@ class VisitService:
         worker: Worker,
         starts_at: datetime,
         ends_at: datetime,
-        *,
-        resident_buttons: ButtonsFor | None = None,
     ) -> Visit:
         """New time for an open visit: old reminders cancelled, resident asked again."""
         if visit.status not in OPEN_VISIT:
@@ -182,7 +172,7 @@ class VisitService:
         visit.status = PLANNED
         visit.proposed_starts_at = None
         await self.session.flush()
-        await self._tell_resident(visit, case, "visit_changed", resident_buttons)
+        await self._tell_resident(visit, case, "visit_changed")
         await self._plan_reminders(visit, case)
         self._event(case, worker.user_id, "visit_rescheduled", visit)
         await self.session.flush()
@@ -193,7 +183,7 @@ class VisitService:
             raise VisitError("not_open")
         visit.status = CANCELLED
         await cancel_pending(self.session, OutboxMessage.visit_id == visit.id)
-        await self._tell_resident(visit, case, "visit_cancelled_by_worker", None)
+        await self._tell_resident(visit, case, "visit_cancelled_by_worker")
         self._event(case, worker.user_id, "visit_cancelled", visit, by="worker")
         await self.session.flush()
         return visit
@@ -208,7 +198,7 @@ class VisitService:
         return visit
 
     # -- resident side --------------------------------------------------------------------------
-    async def confirm(self, user: User, visit_id: int, *, worker_buttons: ButtonsFor | None = None) -> Visit:
+    async def confirm(self, user: User, visit_id: int) -> Visit:
         visit, case = await self.visit_for_resident(user, visit_id)
         if visit.status == CONFIRMED:
             return visit  # a double tap
@@ -216,13 +206,11 @@ class VisitService:
             raise VisitError("not_open")
         visit.status = CONFIRMED
         self._event(case, user.id, "visit_confirmed", visit)
-        await self._tell_worker(visit, case, "visit_answer_confirmed", "", worker_buttons)
+        await self._tell_worker(visit, case, "visit_answer_confirmed")
         await self.session.flush()
         return visit
 
-    async def request_reschedule(
-        self, user: User, visit_id: int, text: str, *, worker_buttons: ButtonsFor | None = None
-    ) -> Visit:
+    async def request_reschedule(self, user: User, visit_id: int, text: str) -> Visit:
         """The resident asks for another time; `text` may hold a date and time (dd.mm HH:MM)."""
         visit, case = await self.visit_for_resident(user, visit_id)
         if visit.status not in OPEN_VISIT:
@@ -235,23 +223,17 @@ class VisitService:
         visit.resident_note = note
         visit.proposed_starts_at = proposed
         self._event(case, user.id, "visit_reschedule_asked", visit, note=True)
-        proposed_text = (
-            f"{fmt_date(proposed, self.rules)} {fmt_time(proposed, self.rules)}" if proposed else "—"
-        )
         await self._tell_worker(
             visit,
             case,
             "visit_answer_reschedule",
-            html.escape(note),
-            worker_buttons,
-            proposed=proposed_text,
+            note=note,
+            proposed=self.rules.local(proposed).isoformat() if proposed else None,
         )
         await self.session.flush()
         return visit
 
-    async def cancel_by_resident(
-        self, user: User, visit_id: int, *, worker_buttons: ButtonsFor | None = None
-    ) -> Visit:
+    async def cancel_by_resident(self, user: User, visit_id: int) -> Visit:
         visit, case = await self.visit_for_resident(user, visit_id)
         if visit.status == CANCELLED:
             return visit
@@ -260,7 +242,7 @@ class VisitService:
         visit.status = CANCELLED
         await cancel_pending(self.session, OutboxMessage.visit_id == visit.id)
         self._event(case, user.id, "visit_cancelled", visit, by="resident")
-        await self._tell_worker(visit, case, "visit_answer_cancelled", "", worker_buttons)
+        await self._tell_worker(visit, case, "visit_answer_cancelled")
         await self.session.flush()
         return visit
 
@@ -320,25 +302,23 @@ class VisitService:
             return None
         return row[0]
 
-    def _payload(self, visit: Visit, case: Case) -> dict[str, str]:
+    def _payload(self, visit: Visit, case: Case) -> dict[str, object]:
+        """The visit's number and local start and end (ISO, with the offset)."""
         return {
+            "visit_id": visit.id,
             "number": case.number,
-            "date": fmt_date(visit.starts_at, self.rules),
-            "time_from": fmt_time(visit.starts_at, self.rules),
-            "time_to": fmt_time(visit.ends_at, self.rules),
+            "starts_at": self.rules.local(visit.starts_at).isoformat(),
+            "ends_at": self.rules.local(visit.ends_at).isoformat(),
         }
 
-    async def _tell_resident(self, visit: Visit, case: Case, kind: str, buttons: ButtonsFor | None) -> None:
+    def _resident_payload(self, visit: Visit, case: Case) -> dict[str, object]:
+        return {**self._payload(visit, case), "who": visit.who_comes, "prepare": visit.prepare}
+
+    async def _tell_resident(self, visit: Visit, case: Case, kind: str) -> None:
         user = await self._resident_user(case)
         if user is None:
             return
-        payload: dict[str, object] = {
-            **self._payload(visit, case),
-            "who": html.escape(visit.who_comes) if visit.who_comes else "—",
-            "prepare": html.escape(visit.prepare) if visit.prepare else "—",
-        }
-        if buttons is not None:
-            payload["buttons"] = buttons(visit.id)
+        payload = self._resident_payload(visit, case)
         await enqueue(
             self.session,
             user=user,
@@ -354,10 +334,9 @@ class VisitService:
         visit: Visit,
         case: Case,
         kind: str,
-        note: str,
-        buttons: ButtonsFor | None,
         *,
-        proposed: str = "",
+        note: str | None = None,
+        proposed: str | None = None,
     ) -> None:
         if visit.worker_id is None:
             return
@@ -367,9 +346,7 @@ class VisitService:
         user = await self.session.get(User, worker.user_id)
         if user is None:
             return
-        payload: dict[str, object] = {**self._payload(visit, case), "note": note, "proposed": proposed}
-        if buttons is not None:
-            payload["buttons"] = buttons(visit.id)
+        payload = {**self._payload(visit, case), "note": note, "proposed": proposed}
         await enqueue(
             self.session, user=user, kind=kind, payload=payload, due_at=self.clock.now(), case_id=case.id
         )
@@ -380,11 +357,7 @@ class VisitService:
             return
         now = self.clock.now()
         stamp = f"{visit.starts_at:%Y%m%d%H%M}"
-        payload = {
-            **self._payload(visit, case),
-            "who": html.escape(visit.who_comes) if visit.who_comes else "—",
-            "prepare": html.escape(visit.prepare) if visit.prepare else "—",
-        }
+        payload = self._resident_payload(visit, case)
         day_before = self.rules.visit_day_before(visit.starts_at)
         # Only if it still comes before the visit and is not almost the same as the soon one.
         if now < day_before < visit.starts_at - timedelta(hours=6):
@@ -519,15 +492,20 @@ async def plan_due_agendas(session: AsyncSession, now: datetime, rules: Reminder
             continue
         language = user.language or "uk"
         views = (await agenda_by_worker(session, today, rules, language, worker_id=worker_id))[worker_id]
-        lines = [
-            f"• {v.time_from}–{v.time_to} · {html.escape(v.settlement or '—')} · {v.case_number}"
+        items = [
+            {
+                "time_from": v.time_from,
+                "time_to": v.time_to,
+                "settlement": v.settlement,
+                "number": v.case_number,
+            }
             for v in views
         ]
         row = await enqueue(
             session,
             user=user,
             kind="visit_agenda",
-            payload={"date": fmt_date(today, rules), "count": str(len(views)), "items": "\n".join(lines)},
+            payload={"date": today.isoformat(), "items": items},
             due_at=now,
             dedupe_key=f"agenda:{worker_id}:{today:%Y%m%d}",
         )

@@ -18,6 +18,8 @@ from sqlalchemy import func, select
 
 from bot.offline import BotClient
 from handlers.kit.callbacks import AppCb, AppStatusCb
+from handlers.kit.notices import render_notice
+from infra.i18n import create_i18n
 from models import (
     Application,
     ApplicationStatusChange,
@@ -28,8 +30,8 @@ from models import (
     Resident,
 )
 from models.people import ROLE_COORDINATOR
-from services.applications import UNSUBSCRIBE_CALLBACK
 from services.clock import FrozenClock
+from services.outbox import PAYLOAD_VERSION, VERSION_KEY
 from tests.factories import add_worker
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -84,8 +86,17 @@ def texts(replies) -> str:
     return "\n".join(r.text for r in replies)
 
 
-async def test_callback_spelled_in_service_matches_factory() -> None:
-    assert UNSUBSCRIBE_CALLBACK.format(id=17) == AppCb(action="unsub", application_id=17).pack()
+async def test_push_button_is_the_factorys_unsubscribe() -> None:
+    payload = {
+        VERSION_KEY: PAYLOAD_VERSION,
+        "application_id": 17,
+        "number": "ВПО-5",
+        "status": "Готово",
+        "date": "2026-11-22",
+        "next_step": "",
+    }
+    _, markup = render_notice("app_status_changed", payload, "uk", create_i18n())
+    assert markup.inline_keyboard[0][0].callback_data == AppCb(action="unsub", application_id=17).pack()
 
 
 async def test_without_consent_the_check_explains_and_offers_consent(make_client, reference) -> None:

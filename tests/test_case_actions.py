@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
 
+from handlers.kit.callbacks import CaseCb
+from handlers.kit.notices import render_notice
+from infra.i18n import create_i18n
 from models import Case, CaseEvent, CaseMessage, Hromada, OutboxMessage, Resident, Service, Team, Worker
 from models.cases import CANCELLED, IN_PROGRESS, NEW, REJECTED, RESOLVED, VISIT_PLANNED, WAITING_DOCUMENTS
 from models.people import ROLE_COORDINATOR
@@ -16,6 +20,18 @@ from services.clock import FrozenClock
 from tests.factories import add_resident, add_worker
 
 _numbers = itertools.count(1)
+
+
+@functools.cache
+def _i18n():
+    return create_i18n()
+
+
+def rendered(message: OutboxMessage, language: str):
+    """The notice as the deliverer sends it: (text, markup)."""
+    return render_notice(message.kind, message.payload, language, _i18n())
+
+
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
 
@@ -101,7 +117,9 @@ async def test_status_change_writes_event_and_notifies_resident_in_their_languag
                 .order_by(OutboxMessage.id)
             )
         ).all()
-        assert [n.payload["status"] for n in notices] == ["🔧 In progress", "📄 Waiting for documents"]
+        assert [n.payload["status"] for n in notices] == [IN_PROGRESS, WAITING_DOCUMENTS]
+        texts = [rendered(n, "en")[0] for n in notices]
+        assert "<b>🔧 In progress</b>" in texts[0] and "<b>📄 Waiting for documents</b>" in texts[1]
         assert notices[0].chat_id == 501 and notices[0].case_id == case_id
 
 
@@ -161,8 +179,10 @@ async def test_rejection_with_reason_is_audited_and_told(sessionmaker, reference
         event = await session.scalar(select(CaseEvent))
         assert event.reason == "Не <наша> послуга"
         notice = await session.scalar(select(OutboxMessage))
-        assert "Причина: Не &lt;наша&gt; послуга" in notice.payload["reason"]
-        assert notice.payload["status"] == "⛔ Відхилено"
+        assert notice.payload["reason"] == "Не <наша> послуга" and notice.payload["status"] == REJECTED
+        text, _ = rendered(notice, "uk")
+        assert "\nПричина: Не &lt;наша&gt; послуга" in text
+        assert "<b>⛔ Відхилено</b>" in text
 
 
 async def test_workers_see_only_their_teams_cases_coordinators_their_hromadas(
@@ -209,8 +229,12 @@ async def test_resident_sees_only_own_cases_and_messages_reach_on_duty_workers(
     async with sessionmaker() as session:
         notices = (await session.scalars(select(OutboxMessage))).all()
         assert [(n.kind, n.chat_id) for n in notices] == [("case_message_to_worker", 611)]
-        assert notices[0].payload["text"] == "Коли &lt;прийдете&gt;?"
-        assert notices[0].payload["buttons"] == [[["worker.btn.open", f"case:open:{case_id}"]]]
+        assert notices[0].payload["text"] == "Коли <прийдете>?"
+        text, markup = rendered(notices[0], "uk")
+        assert "\n\nКоли &lt;прийдете&gt;?" in text
+        [[button]] = markup.inline_keyboard
+        assert button.callback_data == f"case:open:{case_id}"
+        assert CaseCb.unpack(button.callback_data) == CaseCb(action="open", case_id=case_id)
         assert await session.scalar(select(func.count()).select_from(CaseMessage)) == 1
 
 
@@ -273,8 +297,6 @@ async def test_transfer_moves_case_and_tells_resident_and_new_team(sessionmaker,
 
 async def test_every_notice_renders_in_both_languages(app, sessionmaker, reference, clock) -> None:
     """Each outbox kind CaseActions writes has its text and buttons in uk and en."""
-    from bot.delivery import render
-
     resident = await add_resident(sessionmaker, 540)
     w = await add_worker(sessionmaker, 640, "ves-csp")
     coord = await add_worker(sessionmaker, 641, "ves-csp", role=ROLE_COORDINATOR)
@@ -307,7 +329,7 @@ async def test_every_notice_renders_in_both_languages(app, sessionmaker, referen
     }
     for message in messages:
         for language in ("uk", "en"):
-            text, markup = render(app.i18n, message, language)
+            text, markup = render_notice(message.kind, message.payload, language, app.i18n)
             assert text and not text.startswith("outbox."), (message.kind, language)
             for row in markup.inline_keyboard if markup else []:
                 assert all(not b.text.startswith("worker.btn") for b in row)

@@ -248,27 +248,66 @@ async def test_server_errors_back_off_then_fail(app, bot, tg, fake_time, session
     assert len(tg.calls) == max_attempts
 
 
+async def _old_row(session, user: User, kind: str, payload: dict) -> OutboxMessage:
+    """A row as queued before payloads were stamped: fields pre-rendered, buttons spelled out."""
+    row = await enqueue(session, user=user, kind=kind, payload={}, due_at=NOON.astimezone(UTC))
+    row.payload = payload
+    return row
+
+
 async def test_buttons_and_language(app, bot, tg, fake_time, sessionmaker, reference):
     await add_resident(sessionmaker, 7100, language="en")
     async with sessionmaker.begin() as session:
         user = await session.scalar(select(User).where(User.telegram_id == 7100))
-        await enqueue(
+        await _old_row(
             session,
-            user=user,
-            kind="renewal_due",
-            payload={
+            user,
+            "renewal_due",
+            {
                 "number": "VES-1",
                 "service": "Subsidy",
                 "due": "01.01.2027",
                 "buttons": [[["menu.help", "x:1"]]],
             },
-            due_at=NOON.astimezone(UTC),
         )
     deliverer = make_deliverer(app, bot, fake_time)
     assert await deliverer.deliver_due() == 1
     method = tg.calls[-1].method
     assert "must be renewed by" in method.text
     assert method.reply_markup.inline_keyboard[0][0].callback_data == "x:1"
+
+
+async def test_rows_queued_in_the_old_shape_still_go_out(app, bot, tg, fake_time, sessionmaker, reference):
+    """A new-case notice queued before the deploy: sent with its text and buttons as they were;
+    one missing its fields fails with a render reason, and the loop goes on."""
+    await _people(sessionmaker, 2, first=7200)
+    old = {
+        "number": "VES-2026-000007",
+        "service_uk": "Субсидія",
+        "service_en": "Subsidy",
+        "hromada_uk": "Веселівська",
+        "hromada_en": "Veselivska",
+        "settlement_uk": "—",
+        "settlement_en": "—",
+        "priority": 2,
+        "excerpt": "Тече &lt;дах&gt;",
+        "buttons": [[["outbox.btn.take", "case:take:7"], ["outbox.btn.open", "case:open:7"]]],
+    }
+    async with sessionmaker.begin() as session:
+        first, second = (await session.scalars(select(User).order_by(User.telegram_id))).all()[-2:]
+        await _old_row(session, first, "case_new", old)
+        await _old_row(session, second, "case_new", {"number": "VES-2026-000008"})
+    assert await make_deliverer(app, bot, fake_time).deliver_due() == 1
+    method = tg.calls[-1].method
+    assert method.chat_id == 7200
+    assert method.text.startswith("🆕 <b>Нове звернення VES-2026-000007</b>\nПослуга: Субсидія\n")
+    assert method.text.endswith("Пріоритет: 2\n\nТече &lt;дах&gt;")
+    [[take, open_]] = method.reply_markup.inline_keyboard
+    assert (take.text, take.callback_data) == ("✋ Взяти в роботу", "case:take:7")
+    assert (open_.text, open_.callback_data) == ("📂 Відкрити", "case:open:7")
+    async with sessionmaker() as session:
+        broken = await session.scalar(select(OutboxMessage).where(OutboxMessage.chat_id == 7201))
+    assert broken.state == FAILED and broken.last_error == "render: KeyError"
 
 
 async def test_render_error_fails_row_not_loop(app, bot, tg, fake_time, sessionmaker, reference):

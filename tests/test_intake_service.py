@@ -6,6 +6,8 @@ import asyncio
 
 from sqlalchemy import func, select
 
+from handlers.kit.notices import render_notice
+from infra.i18n import create_i18n
 from models import Case, CaseCounter, Hromada, OutboxMessage, Resident, Service
 from services.cases import CaseDraft, IntakeService, priority_for
 from services.clock import Clock
@@ -82,4 +84,6 @@ async def test_nobody_on_duty_then_only_the_assignee_is_told(sessionmaker, refer
         rows = (await session.scalars(select(OutboxMessage))).all()
         assert [r.kind for r in rows] == ["case_new"]
         # Sensitive service: no description excerpt even in a personal notice.
-        assert rows[0].payload["excerpt"] == "—"
+        assert rows[0].payload["excerpt"] is None
+        text, _ = render_notice("case_new", rows[0].payload, "uk", create_i18n())
+        assert text.endswith("\n\n—") and draft.description not in text

@@ -126,7 +126,7 @@ async def test_scheduler_starts_kicks_and_stops(app, bot, tg, sessionmaker, refe
                 session,
                 user=user,
                 kind="renewal_due",
-                payload={"number": "X", "service": "S", "due": "01.01.2027"},
+                payload={"number": "X", "service": "S", "due": "2027-01-01"},
                 due_at=app.clock.now(),
             )
         runtime.kick()

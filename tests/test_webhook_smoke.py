@@ -170,7 +170,12 @@ async def test_webhook_process_end_to_end(fake_api, db_url: str, db) -> None:
                     user=user,
                     kind="case_status_changed",
                     urgent=True,
-                    payload={"number": "VES-2026-000042", "status": "🔧", "team": "ЦНАП", "reason": ""},
+                    payload={
+                        "number": "VES-2026-000042",
+                        "status": "in_progress",
+                        "team": "ЦНАП",
+                        "reason": None,
+                    },
                     due_at=utcnow(),  # the webhook process runs on the real clock
                 )
             await wait_for(lambda: len(api.sent("sendMessage")) == 2, timeout=30)

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from handlers.kit.notices import render_notice
 from handlers.worker.cases import CaseForm
 from models import OutboxMessage, Team, Worker
 from models.people import ROLE_COORDINATOR
@@ -52,7 +53,9 @@ async def test_any_text_to_the_resident_is_relayed_exactly_or_refused_politely(
     if stripped and len(stripped) <= 2000:
         assert "в чергу" in replies[0].text
         assert len(rows) == before + 1
-        assert rows[-1].payload["text"] == html.escape(stripped)
+        assert rows[-1].payload["text"] == stripped
+        sent, _ = render_notice(rows[-1].kind, rows[-1].payload, "uk", app.i18n)
+        assert sent.endswith("\n\n" + html.escape(stripped))
         assert await fsm.get_state() is None
     else:
         assert "текст" in replies[0].text.lower()

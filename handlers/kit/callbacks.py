@@ -153,8 +153,8 @@ class MobileOfficeCb(CallbackData, prefix="mo"):
 class AppCb(CallbackData, prefix="app"):
     """An applicant's action on their application: open | sub | unsub | number (ask for a
     number) | phone (share a new number); application_id 0 for the last two. The handler
-    re-checks that the application is registered to the user's verified phone.
-    services.applications.UNSUBSCRIBE_CALLBACK spells `unsub` packed."""
+    re-checks that the application is registered to the user's verified phone. A status push
+    carries `unsub` (handlers/kit/notices.py)."""
 
     action: str
     application_id: int

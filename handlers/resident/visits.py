@@ -18,7 +18,6 @@ from handlers.kit.callbacks import VisitAnswerCb
 from handlers.kit.filters import prune_callbacks
 from handlers.kit.render import refusal_text
 from handlers.kit.steps import typed_text
-from handlers.worker.visits import worker_buttons
 from models import User
 from services.errors import StaleAction
 from services.hub import Services
@@ -64,7 +63,7 @@ async def on_answer(
     if not isinstance(message, Message):
         raise StaleAction()
     if action == "confirm":
-        await visits.confirm(user, visit.id, worker_buttons=worker_buttons)
+        await visits.confirm(user, visit.id)
         callback_answer.text = _("visit.confirmed")
         await message.edit_reply_markup(reply_markup=None)
         await message.answer(_("visit.confirmed_line"))
@@ -78,7 +77,7 @@ async def on_answer(
     elif action == "cancel":
         await message.edit_reply_markup(reply_markup=_cancel_markup(visit.id))
     elif action == "cancel_yes":
-        await visits.cancel_by_resident(user, visit.id, worker_buttons=None)
+        await visits.cancel_by_resident(user, visit.id)
         await message.edit_reply_markup(reply_markup=None)
         await message.answer(_("visit.cancelled"))
     elif action == "cancel_no":
@@ -96,7 +95,7 @@ async def on_reschedule_text(message: Message, services: Services, user: User, s
     visit_id = int(data.get("visit_reply", 0))
     await state.set_state(None)
     try:
-        await services.visits.request_reschedule(user, visit_id, text, worker_buttons=worker_buttons)
+        await services.visits.request_reschedule(user, visit_id, text)
     except VisitError as refusal:
         # Local recovery: the typed step ends even when the request is refused (the visit was
         # cancelled or moved meanwhile), so the next message is not taken as a reason again.

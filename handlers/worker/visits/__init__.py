@@ -2,6 +2,5 @@
 screens (calendar, time windows, notice buttons)."""
 
 from handlers.worker.visits.router import VisitForm, create_router
-from handlers.worker.visits.screens import worker_buttons
 
-__all__ = ["VisitForm", "create_router", "worker_buttons"]
+__all__ = ["VisitForm", "create_router"]

@@ -24,7 +24,6 @@ from handlers.kit.steps import typed_text
 from handlers.worker.visits.screens import (
     calendar_markup,
     calendar_title,
-    resident_buttons,
     skip_markup,
     time_markup,
 )
@@ -109,7 +108,7 @@ async def calendar_time(
     starts = services.rules.at_local(moment.date(), time(moment.hour))
     ends = starts + timedelta(hours=1)
     if visit is not None:
-        visit = await visits.reschedule(visit, case, worker, starts, ends, resident_buttons=resident_buttons)
+        visit = await visits.reschedule(visit, case, worker, starts, ends)
         await _message(query).edit_text(_("visit.rescheduled") % _summary(visits, visit, case.number))
         return
     if starts <= services.clock.now():
@@ -173,9 +172,7 @@ async def _finish(
         case = await visits.case_for_worker(worker, int(data.get("visit_case", 0)))
         starts = datetime.fromisoformat(data["visit_starts"])
         ends = datetime.fromisoformat(data["visit_ends"])
-        visit = await visits.schedule(
-            case, worker, starts, ends, data.get("visit_who", ""), prepare, resident_buttons=resident_buttons
-        )
+        visit = await visits.schedule(case, worker, starts, ends, data.get("visit_who", ""), prepare)
     except (KeyError, ValueError):
         await message.answer(_("errors.stale_button"))
         return

@@ -11,28 +11,9 @@ from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 
 from handlers.kit.builders import InlineKeyboardBuilder
-from handlers.kit.callbacks import VisitAnswerCb, VisitCalCb, VisitWorkerCb
+from handlers.kit.callbacks import VisitCalCb
 
 WINDOW_HOURS = tuple(range(8, 19))  # one-hour windows 08:00–09:00 … 18:00–19:00
-
-
-def resident_buttons(visit_id: int) -> list[list[list[str]]]:
-    return [
-        [
-            ["visit.btn.confirm", VisitAnswerCb(action="confirm", visit_id=visit_id).pack()],
-            ["visit.btn.reschedule", VisitAnswerCb(action="reschedule", visit_id=visit_id).pack()],
-        ],
-        [["visit.btn.cancel", VisitAnswerCb(action="cancel", visit_id=visit_id).pack()]],
-    ]
-
-
-def worker_buttons(visit_id: int) -> list[list[list[str]]]:
-    return [
-        [
-            ["visit.btn.move", VisitWorkerCb(action="move", visit_id=visit_id).pack()],
-            ["visit.btn.cancel_worker", VisitWorkerCb(action="cancel", visit_id=visit_id).pack()],
-        ]
-    ]
 
 
 def calendar_markup(case_id: int, visit_id: int, month: date, today: date) -> InlineKeyboardMarkup:

@@ -1,0 +1,311 @@
+"""Every outbox notice rendered in one place: kind + payload → (text, buttons) in a language.
+
+Services queue a kind and plain values (raw names and texts, ids, local ISO dates); here the
+values are HTML-escaped (messages use HTML parse mode), translated with aiogram's I18n and put
+into the text `outbox.<kind>`; buttons are packed with the same CallbackData classes the routers
+filter on. A kind missing from the table gets its text formatted with its escaped values and no
+buttons.
+
+Rows queued before payloads carried `PAYLOAD_VERSION` (pre-rendered, escaped fields and
+`buttons` as [text key, callback data] rows) are rendered as they were then, so a deploy never
+strands a queued message. A payload that cannot be rendered raises KeyError, TypeError or
+ValueError; the deliverer marks the row failed.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Mapping
+from datetime import date, datetime
+from typing import Any
+
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.utils.i18n import I18n
+
+from handlers.kit.callbacks import AppCb, CaseCb, VisitAnswerCb, VisitWorkerCb
+from services.outbox import PAYLOAD_VERSION, VERSION_KEY
+
+Payload = Mapping[str, Any]
+Buttons = list[list[tuple[str, CallbackData]]]
+# (values for the `outbox.<kind>` text, buttons as rows of (text key, callback data)).
+Parts = tuple[dict[str, Any], Buttons]
+NoticeRenderer = Callable[[str, Payload, str, I18n], tuple[str, InlineKeyboardMarkup | None]]
+
+NONE = "—"
+
+
+def render_notice(
+    kind: str, payload: Payload, locale: str, i18n: I18n
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    """The message for an outbox row of `kind` with `payload`, in `locale`."""
+    if payload.get(VERSION_KEY) != PAYLOAD_VERSION:
+        return _legacy(kind, payload, locale, i18n)
+    build = NOTICES.get(kind, _plain)
+    values, buttons = build(payload, locale, i18n)
+    text = i18n.gettext(f"outbox.{kind}", locale=locale)
+    if values:
+        text = text % values
+    markup = None
+    if buttons:
+        markup = InlineKeyboardMarkup(
+            inline_keyboard=[
+                [
+                    InlineKeyboardButton(text=i18n.gettext(key, locale=locale), callback_data=data.pack())
+                    for key, data in row
+                ]
+                for row in buttons
+            ]
+        )
+    return text, markup
+
+
+# -- value helpers ---------------------------------------------------------------------------------
+
+
+def _e(value: Any) -> str:
+    """User or database text, escaped; an absent value as a dash."""
+    if value is None or value == "":
+        return NONE
+    return html.escape(str(value))
+
+
+def _date(value: str) -> str:
+    """A local ISO date or date-time as dd.mm.yyyy."""
+    return (datetime.fromisoformat(value) if "T" in value else date.fromisoformat(value)).strftime("%d.%m.%Y")
+
+
+def _time(value: str) -> str:
+    """A local ISO date-time as HH:MM."""
+    return datetime.fromisoformat(value).strftime("%H:%M")
+
+
+def _case_open(p: Payload) -> Buttons:
+    return [[("worker.btn.open", CaseCb(action="open", case_id=int(p["case_id"])))]]
+
+
+def _case_take_open(take: str, open_: str, p: Payload) -> Buttons:
+    case_id = int(p["case_id"])
+    return [[(take, CaseCb(action="take", case_id=case_id)), (open_, CaseCb(action="open", case_id=case_id))]]
+
+
+# -- cases -----------------------------------------------------------------------------------------
+
+
+def _case_places(p: Payload) -> dict[str, Any]:
+    values: dict[str, Any] = {"number": _e(p["number"])}
+    for field in ("service", "hromada", "settlement"):
+        for lang in ("uk", "en"):
+            values[f"{field}_{lang}"] = _e(p[f"{field}_{lang}"])
+    return values
+
+
+def case_new(p: Payload, locale: str, i18n: I18n) -> Parts:
+    values = {**_case_places(p), "priority": int(p["priority"]), "excerpt": _e(p["excerpt"])}
+    return values, _case_take_open("outbox.btn.take", "outbox.btn.open", p)
+
+
+def case_new_group(p: Payload, locale: str, i18n: I18n) -> Parts:
+    case_id = int(p["case_id"])
+    return _case_places(p), [[("outbox.btn.open", CaseCb(action="open", case_id=case_id))]]
+
+
+def case_to_worker(p: Payload, locale: str, i18n: I18n) -> Parts:
+    """Assigned, a file from the resident: the number and an "Open" button."""
+    return {"number": _e(p["number"])}, _case_open(p)
+
+
+def case_message_to_worker(p: Payload, locale: str, i18n: I18n) -> Parts:
+    return {"number": _e(p["number"]), "text": _e(p["text"])}, _case_open(p)
+
+
+def case_cancelled_to_worker(p: Payload, locale: str, i18n: I18n) -> Parts:
+    return {"number": _e(p["number"]), "reason": html.escape(p["reason"] or "")}, _case_open(p)
+
+
+def case_transferred_to_team(p: Payload, locale: str, i18n: I18n) -> Parts:
+    values = {"number": _e(p["number"]), "note": _e(p["note"])}
+    return values, _case_take_open("worker.btn.take", "worker.btn.open", p)
+
+
+def case_status_changed(p: Payload, locale: str, i18n: I18n) -> Parts:
+    reason = ""
+    if p["reason"]:
+        reason = "\n" + i18n.gettext("case.notice.reason", locale=locale) % {"reason": _e(p["reason"])}
+    values = {
+        "number": _e(p["number"]),
+        "status": i18n.gettext(f"case.status.{p['status']}", locale=locale),
+        "team": html.escape(p["team"] or ""),
+        "reason": reason,
+    }
+    return values, []
+
+
+def case_to_resident(p: Payload, locale: str, i18n: I18n) -> Parts:
+    """A message from the team, a transfer: number, team and (for a message) its text."""
+    values = {"number": _e(p["number"]), "team": html.escape(p["team"] or "")}
+    if "text" in p:
+        values["text"] = _e(p["text"])
+    return values, []
+
+
+# -- visits ----------------------------------------------------------------------------------------
+
+
+def _visit_times(p: Payload) -> dict[str, Any]:
+    return {
+        "number": _e(p["number"]),
+        "date": _date(p["starts_at"]),
+        "time_from": _time(p["starts_at"]),
+        "time_to": _time(p["ends_at"]),
+    }
+
+
+def visit_to_resident(p: Payload, locale: str, i18n: I18n) -> Parts:
+    """Cancelled by the worker and the reminders: when, who comes, what to prepare."""
+    return {**_visit_times(p), "who": _e(p["who"]), "prepare": _e(p["prepare"])}, []
+
+
+def visit_invitation(p: Payload, locale: str, i18n: I18n) -> Parts:
+    """A new or moved visit, with the resident's answers."""
+    values, _ = visit_to_resident(p, locale, i18n)
+    visit_id = int(p["visit_id"])
+    buttons: Buttons = [
+        [
+            ("visit.btn.confirm", VisitAnswerCb(action="confirm", visit_id=visit_id)),
+            ("visit.btn.reschedule", VisitAnswerCb(action="reschedule", visit_id=visit_id)),
+        ],
+        [("visit.btn.cancel", VisitAnswerCb(action="cancel", visit_id=visit_id))],
+    ]
+    return values, buttons
+
+
+def visit_answer_cancelled(p: Payload, locale: str, i18n: I18n) -> Parts:
+    return _visit_times(p), []
+
+
+def visit_answer(p: Payload, locale: str, i18n: I18n) -> Parts:
+    """The resident confirmed or asks to move it: the worker may move or cancel it."""
+    values = _visit_times(p)
+    proposed = p.get("proposed")
+    values["proposed"] = f"{_date(proposed)} {_time(proposed)}" if proposed else NONE
+    values["note"] = html.escape(p.get("note") or "")
+    visit_id = int(p["visit_id"])
+    buttons: Buttons = [
+        [
+            ("visit.btn.move", VisitWorkerCb(action="move", visit_id=visit_id)),
+            ("visit.btn.cancel_worker", VisitWorkerCb(action="cancel", visit_id=visit_id)),
+        ]
+    ]
+    return values, buttons
+
+
+def visit_agenda(p: Payload, locale: str, i18n: I18n) -> Parts:
+    items = p["items"]
+    lines = [
+        f"• {item['time_from']}–{item['time_to']} · {_e(item['settlement'])} · {_e(item['number'])}"
+        for item in items
+    ]
+    return {"date": _date(p["date"]), "count": str(len(items)), "items": "\n".join(lines)}, []
+
+
+# -- documents, mobile office, renewals, applications ------------------------------------------
+
+
+def docs(p: Payload, locale: str, i18n: I18n) -> Parts:
+    """A document request and its reminders: the list, where to bring it, the deadline."""
+    deadline = p["deadline"]
+    note = p.get("note")
+    values = {
+        "number": _e(p["number"]),
+        "items": "\n".join(f"• {html.escape(name)}" for name in p["items"]),
+        "place": html.escape(p["place"] or ""),
+        "deadline": _date(deadline) if deadline else "",
+        "note": f"\n\n{html.escape(note)}" if note else "",
+    }
+    return values, []
+
+
+def mobile_office(p: Payload, locale: str, i18n: I18n) -> Parts:
+    values = {
+        "settlement": html.escape(p["settlement"] or ""),
+        "date": _date(p["date"]),
+        "time_from": p["time_from"],
+        "time_to": p["time_to"],
+        "place": _e(p["place"]),
+    }
+    if "slot" in p:
+        values["slot"] = p["slot"]
+    return values, []
+
+
+def renewal_due(p: Payload, locale: str, i18n: I18n) -> Parts:
+    return {"number": _e(p["number"]), "service": _e(p["service"]), "due": _date(p["due"])}, []
+
+
+def app_status_changed(p: Payload, locale: str, i18n: I18n) -> Parts:
+    values = {
+        "number": html.escape(p["number"]),
+        "status": html.escape(p["status"]),
+        "date": _date(p["date"]),
+        "next_step": html.escape(p["next_step"] or ""),
+    }
+    unsubscribe = AppCb(action="unsub", application_id=int(p["application_id"]))
+    return values, [[("app.btn_unsubscribe", unsubscribe)]]
+
+
+def _plain(p: Payload, locale: str, i18n: I18n) -> Parts:
+    return {k: html.escape(str(v)) for k, v in p.items() if k != VERSION_KEY}, []
+
+
+NOTICES: dict[str, Callable[[Payload, str, I18n], Parts]] = {
+    "case_new": case_new,
+    "case_new_group": case_new_group,
+    "case_assigned": case_to_worker,
+    "case_attachment_to_worker": case_to_worker,
+    "case_message_to_worker": case_message_to_worker,
+    "case_cancelled_to_worker": case_cancelled_to_worker,
+    "case_transferred_to_team": case_transferred_to_team,
+    "case_status_changed": case_status_changed,
+    "case_message_to_resident": case_to_resident,
+    "case_transferred": case_to_resident,
+    "visit_new": visit_invitation,
+    "visit_changed": visit_invitation,
+    "visit_cancelled_by_worker": visit_to_resident,
+    "visit_day_before": visit_to_resident,
+    "visit_soon": visit_to_resident,
+    "visit_answer_confirmed": visit_answer,
+    "visit_answer_reschedule": visit_answer,
+    "visit_answer_cancelled": visit_answer_cancelled,
+    "visit_agenda": visit_agenda,
+    "docs_requested": docs,
+    "docs_requested_open": docs,
+    "docs_reminder": docs,
+    "docs_reminder_open": docs,
+    "docs_overdue": docs,
+    "mo_day_before": mobile_office,
+    "mo_booking_day_before": mobile_office,
+    "renewal_due": renewal_due,
+    "app_status_changed": app_status_changed,
+}
+
+
+def _legacy(kind: str, payload: Payload, locale: str, i18n: I18n) -> tuple[str, InlineKeyboardMarkup | None]:
+    """A row in the earlier shape: fields already escaped and translated, buttons spelled out."""
+    values = dict(payload)
+    buttons = values.pop("buttons", None)
+    text = i18n.gettext(f"outbox.{kind}", locale=locale)
+    if values:
+        text = text % values
+    markup = None
+    if buttons:
+        markup = InlineKeyboardMarkup(
+            inline_keyboard=[
+                [
+                    InlineKeyboardButton(text=i18n.gettext(key, locale=locale), callback_data=data)
+                    for key, data in row
+                ]
+                for row in buttons
+            ]
+        )
+    return text, markup
