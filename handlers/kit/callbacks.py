@@ -18,7 +18,7 @@ class ForgetCb(CallbackData, prefix="forget"):
     answer: str  # yes | no
 
 
-# --- resident intake and "My requests" (issue 3) --------------------------------------------
+# --- resident intake and "My requests"
 
 
 class IntakeCb(CallbackData, prefix="in"):
@@ -37,7 +37,7 @@ class MyCaseCb(CallbackData, prefix="my"):
     page: int = 0
 
 
-# --- worker and coordinator case handling (issue 3) -----------------------------------------
+# --- worker and coordinator case handling
 
 
 class CaseCb(CallbackData, prefix="case"):
@@ -98,7 +98,7 @@ class RuleCb(CallbackData, prefix="crule"):
     team_id: int = 0
 
 
-# --- visits, mobile office and reminders (issue 4) ------------------------------------------
+# --- visits, mobile office and reminders
 
 
 class VisitNewCb(CallbackData, prefix="vnew"):
@@ -147,7 +147,7 @@ class MobileOfficeCb(CallbackData, prefix="mo"):
     value: str = ""
 
 
-# --- applications and status imports (issue 5) ----------------------------------------------
+# --- applications and status imports
 
 
 class AppCb(CallbackData, prefix="app"):

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 
 from handlers.kit.builders import InlineKeyboardBuilder
 from handlers.kit.callbacks import CaseCb, QueueCb
+from handlers.kit.messages import edit_or_send
 from services.queues import FILTERS, Page
 
 PRIORITY_MARK = {0: "⚪", 1: "🟡", 2: "🟠"}
@@ -73,5 +74,4 @@ def page_screen(
 
 async def edit_list(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup) -> None:
     """Show a list page in place of the pressed message (pages, filters)."""
-    if isinstance(query.message, Message):
-        await query.message.edit_text(text, reply_markup=markup)
+    await edit_or_send(query, text, markup)

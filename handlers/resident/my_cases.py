@@ -9,11 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from aiogram import Router
-from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
@@ -21,6 +20,7 @@ from aiogram.utils.i18n import gettext as _
 from handlers.kit.callbacks import MyCaseCb
 from handlers.kit.filters import Action, HasFile, MenuButton, NonText, NotMenuText, prune_callbacks
 from handlers.kit.keyboards import consent_keyboard
+from handlers.kit.messages import edit_or_send
 from handlers.kit.render import refusal_text
 from handlers.resident import my_cases_screens as screens
 from infra.settings import Settings
@@ -39,17 +39,6 @@ class MyCaseForm(StatesGroup):
     document = State()
 
 
-async def _edit_or_send(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None) -> None:
-    message = query.message
-    if not isinstance(message, Message):
-        return
-    try:
-        await message.edit_text(text, reply_markup=markup)
-    except TelegramBadRequest:
-        # Local recovery: a message too old (or gone) to edit gets the screen as a new one.
-        await message.answer(text, reply_markup=markup)
-
-
 async def _show_list(
     query: CallbackQuery | Message, services: Services, user: User, page: int, i18n: I18n
 ) -> None:
@@ -58,7 +47,7 @@ async def _show_list(
     if isinstance(query, Message):
         await query.answer(text, reply_markup=markup)
     else:
-        await _edit_or_send(query, text, markup)
+        await edit_or_send(query, text, markup)
 
 
 async def _show_case(
@@ -66,7 +55,7 @@ async def _show_case(
 ) -> None:
     card = await services.resident_cases.card(case, events=HISTORY_LIMIT, messages=MESSAGES_LIMIT)
     text, markup = screens.case_screen(card, i18n, settings.locale.tz, page)
-    await _edit_or_send(query, text, markup)
+    await edit_or_send(query, text, markup)
 
 
 async def _leave_my_form(state: FSMContext) -> None:
@@ -205,7 +194,7 @@ async def message_expected(message: Message) -> None:
 async def ask_cancel(query: CallbackQuery, callback_data: MyCaseCb, services: Services, user: User) -> None:
     case = await services.resident_cases.own_open(user, callback_data.case_id)
     text, markup = screens.cancel_confirm(case.number, case.id, callback_data.page)
-    await _edit_or_send(query, text, markup)
+    await edit_or_send(query, text, markup)
 
 
 async def do_cancel(

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiogram import Router
-from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, ReplyKeyboardMarkup, TelegramObject
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from handlers.kit.keyboards import main_menu
+from handlers.kit.messages import edit_or_send
 from handlers.resident.intake import screens
 from handlers.resident.intake.steps import ACTIVE, IntakeForm, Step, next_step
 from models import User
@@ -105,16 +105,10 @@ class FormFlow:
         if not isinstance(message, Message):
             return
         if isinstance(markup, InlineKeyboardMarkup):
-            try:
-                await message.edit_text(text, reply_markup=markup)
-                return
-            except TelegramBadRequest as exc:
-                # Local recovery: a repeated tap finds the screen already right ("not modified");
-                # a message too old (or gone) to edit gets the screen as a new message below.
-                if "not modified" in str(exc):
-                    return
-        else:
-            await message.edit_reply_markup(reply_markup=None)
+            await edit_or_send(event, text, markup)
+            return
+        # A reply keyboard cannot replace inline buttons: take those away, send it below.
+        await message.edit_reply_markup(reply_markup=None)
         await message.answer(text, reply_markup=markup)
 
     async def advance(self, step: Step, updates: dict[str, Any] | None = None) -> None:
