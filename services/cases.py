@@ -36,9 +36,6 @@ from services.errors import DomainError, StaleAction
 from services.phones import contact_phone
 from services.routing import RoutingDecision, RoutingError, RoutingService
 
-# The intake handlers' name for it.
-normalise_phone = contact_phone
-
 # Each marker raises priority; sensitive services (child protection) too.
 VULNERABILITY_WEIGHTS: dict[str, int] = {
     "elderly_alone": 2,
@@ -133,7 +130,8 @@ class IntakeService:
         return resident.phone
 
     async def by_idempotency_key(self, key: str) -> Case | None:
-        return await self.session.scalar(select(Case).where(Case.idempotency_key == key))
+        found: Case | None = await self.session.scalar(select(Case).where(Case.idempotency_key == key))
+        return found
 
     async def suggested_hromadas(self, resident: Resident | None, current_id: int | None) -> list[Hromada]:
         """One-tap choices at the form's first step: the hromada already chosen in this draft,

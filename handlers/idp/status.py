@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import math
+from zoneinfo import ZoneInfo
 
 from aiogram import Router
 from aiogram.filters import Command, StateFilter
@@ -54,12 +55,17 @@ class AppStates(StatesGroup):
 
 
 def render_card(
-    app: Application, history: list[HistoryItem], vocabulary: StatusVocabulary, locale: str, subscribed: bool
+    app: Application,
+    history: list[HistoryItem],
+    vocabulary: StatusVocabulary,
+    locale: str,
+    subscribed: bool,
+    tz: ZoneInfo,
 ) -> tuple[str, InlineKeyboardMarkup]:
     lines = [
         _("app.history_line")
         % {
-            "date": local_date(item.changed_at),
+            "date": local_date(item.changed_at, tz),
             "status": html.escape(vocabulary.label(item.status_code, locale)),
         }
         for item in history
@@ -68,7 +74,7 @@ def render_card(
         "number": html.escape(app.number),
         "kind": kind_label(app.kind),
         "status": html.escape(vocabulary.label(app.status_code, locale)),
-        "date": local_date(app.status_changed_at),
+        "date": local_date(app.status_changed_at, tz),
         "next_step": html.escape(vocabulary.next_step(app.status_code, locale)) or "—",
         "history": "\n".join(lines) or "—",
     }
@@ -113,7 +119,7 @@ async def send_card(
     vocabulary = await service.status_vocabulary()
     history = await service.history(app.id)
     subscribed = await service.is_subscribed(user, app.id)
-    text, markup = render_card(app, history, vocabulary, locale, subscribed)
+    text, markup = render_card(app, history, vocabulary, locale, subscribed, service.tz)
     await message.answer(text, reply_markup=markup)
 
 
@@ -133,7 +139,7 @@ async def show_applications(
     subscribed = await service.subscribed_ids(user, (a.id for a in shown))
     for app in shown:
         history = await service.history(app.id)
-        text, markup = render_card(app, history, vocabulary, locale, app.id in subscribed)
+        text, markup = render_card(app, history, vocabulary, locale, app.id in subscribed, service.tz)
         await message.answer(text, reply_markup=markup)
 
 

@@ -51,10 +51,10 @@ from services.cases import (
     AttachmentDraft,
     CaseDraft,
     IntakeRefused,
-    normalise_phone,
     verified_phone,
 )
 from services.errors import StaleAction
+from services.phones import contact_phone
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +260,7 @@ async def contact_shared(message: Message, flow: FormFlow) -> None:
     if resident is None:
         await flow.cancel()
         return
-    phone = normalise_phone(contact.phone_number)
+    phone = contact_phone(contact.phone_number)
     await _phone_done(message, phone, flow)
     await flow.services.intake.remember_phone(resident, phone)
 
