@@ -45,7 +45,7 @@ import socket
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from aiogram import Bot
 from aiogram.exceptions import (
@@ -61,6 +61,7 @@ from aiogram.exceptions import (
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import I18n
 from sqlalchemy import or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.kit.notices import NoticeRenderer, render_notice
@@ -162,10 +163,13 @@ class OutboxDeliverer:
         """Rows left `sending` by an instance that died mid-call: failed, never resent."""
         now = self.clock.now()
         async with self.sessionmaker.begin() as session:
-            result = await session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.state == SENDING, OutboxMessage.claimed_until < now)
-                .values(state=FAILED, last_error=OUTCOME_UNKNOWN, claimed_by=None, claimed_until=None)
+            result = cast(
+                CursorResult[Any],
+                await session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.state == SENDING, OutboxMessage.claimed_until < now)
+                    .values(state=FAILED, last_error=OUTCOME_UNKNOWN, claimed_by=None, claimed_until=None)
+                ),
             )
         if result.rowcount:
             log.warning("outbox: %d row(s) with unknown outcome marked failed", result.rowcount)

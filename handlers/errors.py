@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 def _locale(i18n: I18n, user_language: str | None, tg_user: TgUser | None) -> str:
     if user_language in LANGUAGES:
-        return user_language  # type: ignore[return-value]
+        return user_language
     return language_from_telegram(tg_user.language_code if tg_user else None, i18n.default_locale)
 
 

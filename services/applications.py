@@ -15,8 +15,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
+from typing import Any, cast
 
 from sqlalchemy import case, delete, func, select
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import (
@@ -87,7 +89,7 @@ class StatusVocabulary:
         )
         return cls(statuses, aliases)
 
-    def resolve(self, text: str | int | None) -> str | None:
+    def resolve(self, text: str | int | float | None) -> str | None:
         if text is None:
             return None
         if isinstance(text, float) and text.is_integer():
@@ -166,7 +168,10 @@ class ApplicationService:
 
     # -- phone -------------------------------------------------------------------------------
     async def resident(self, user: User) -> Resident | None:
-        return await self.session.scalar(select(Resident).where(Resident.user_id == user.id))
+        resident: Resident | None = await self.session.scalar(
+            select(Resident).where(Resident.user_id == user.id)
+        )
+        return resident
 
     async def verified_phone(self, user: User) -> str | None:
         resident = await self.resident(user)
@@ -244,7 +249,10 @@ class ApplicationService:
         normalized = normalize_number(number)
         if normalized is None:
             return None
-        return await self.session.scalar(select(Application).where(Application.number == normalized))
+        application: Application | None = await self.session.scalar(
+            select(Application).where(Application.number == normalized)
+        )
+        return application
 
     # -- lookups by number -----------------------------------------------------------------------
     async def lookup_number(self, user: User, raw_number: str) -> LookupResult:
@@ -325,11 +333,14 @@ class ApplicationService:
         return True
 
     async def unsubscribe(self, user: User, application_id: int) -> bool:
-        result = await self.session.execute(
-            delete(ApplicationSubscription).where(
-                ApplicationSubscription.user_id == user.id,
-                ApplicationSubscription.application_id == application_id,
-            )
+        result = cast(
+            CursorResult[Any],
+            await self.session.execute(
+                delete(ApplicationSubscription).where(
+                    ApplicationSubscription.user_id == user.id,
+                    ApplicationSubscription.application_id == application_id,
+                )
+            ),
         )
         return bool(result.rowcount)
 

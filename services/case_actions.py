@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import BindParameter, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
@@ -606,7 +606,7 @@ class CaseActions:
 def _worker_case_statement(lock: bool, refs: bool) -> Any:
     """The case and two booleans about the worker (bound as :worker_id) in one statement: a
     member of its team; a coordinator of its team or of its hromada. Built once, reused."""
-    worker_id = bindparam("worker_id")
+    worker_id: BindParameter[int] = bindparam("worker_id")
     member = (
         select(TeamMember.id)
         .where(TeamMember.worker_id == worker_id, TeamMember.team_id == Case.team_id)

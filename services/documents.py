@@ -219,6 +219,7 @@ class DocumentService:
         )
 
     async def _resident_user(self, case: Case) -> User | None:
-        return await self.session.scalar(
+        user: User | None = await self.session.scalar(
             select(User).join(Resident, Resident.user_id == User.id).where(Resident.id == case.resident_id)
         )
+        return user

@@ -257,9 +257,8 @@ class QueueService:
 
 def _aware(value: Any) -> datetime:
     """A UNION loses the column type's UTC handling on SQLite: restore it."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    moment: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 # Statements are built once and reused with bound values: building a SQLAlchemy statement of

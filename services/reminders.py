@@ -270,4 +270,5 @@ async def unreachable_since(session: AsyncSession, user_id: int) -> datetime | N
     ).first()
     if row is None or row[0]:
         return None
-    return row[1]
+    since: datetime | None = row[1]
+    return since

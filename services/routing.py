@@ -143,7 +143,7 @@ class RoutingService:
             .group_by(Case.assignee_worker_id)
             .subquery()
         )
-        return await self.session.scalar(
+        worker: Worker | None = await self.session.scalar(
             select(Worker)
             .join(TeamMember, TeamMember.worker_id == Worker.id)
             .outerjoin(load, load.c.worker_id == Worker.id)
@@ -151,6 +151,7 @@ class RoutingService:
             .order_by(func.coalesce(load.c.n, 0), Worker.id)
             .limit(1)
         )
+        return worker
 
     async def on_duty_members(self, team_id: int) -> list[Worker]:
         rows = await self.session.scalars(

@@ -39,9 +39,9 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models import Application, ApplicationStatusChange, ApplicationSubscription, AuditEntry, Hromada
@@ -215,7 +215,7 @@ class TableReader:
         self._close: list[Callable[[], Any]] = []
         self._rows: Iterator[tuple[int, list[Any]]] = iter(())
         self._size = 1
-        self._raw: Any = None
+        self._raw: io.BufferedReader | None = None
         self._max_row: int | None = None
         self._last_line = 0
 
@@ -401,8 +401,8 @@ def parse_date(value: Any, tz: zoneinfo.ZoneInfo | None = None) -> datetime | No
                 parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
             except ValueError:
                 parsed = None
-        if parsed is None:
-            return None
+    if parsed is None:
+        return None
     if parsed.year < 2000:
         return None
     return parsed.replace(tzinfo=tz) if parsed.tzinfo is None else parsed
@@ -629,8 +629,8 @@ class StatusImporter:
                     Application.status_changed_at,
                 ).where(Application.number.in_(chunk))
             )
-            for row in found.all():
-                states[row.number] = _State(*row)
+            for found_row in found.all():
+                states[found_row.number] = _State(*found_row)
         changes: list[tuple[_State, str | None, str, datetime]] = []
         for row in rows:
             state = states.get(row.number)
@@ -675,7 +675,7 @@ class StatusImporter:
         if new:
             # Core, not ORM bulk insert: the ORM splits the rows into runs by which values are
             # None (hromada), which costs a round trip per few rows.
-            table = Application.__table__
+            table = cast(Table, Application.__table__)
             inserted = await session.execute(
                 insert(table).returning(table.c.id, table.c.number),
                 [
@@ -721,7 +721,7 @@ class StatusImporter:
             )
         if changes:
             await session.execute(
-                insert(ApplicationStatusChange.__table__),
+                insert(cast(Table, ApplicationStatusChange.__table__)),
                 [
                     {
                         "application_id": state.id,

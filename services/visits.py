@@ -300,7 +300,8 @@ class VisitService:
         ).first()
         if row is None or row[1] is not None:
             return None
-        return row[0]
+        user: User = row[0]
+        return user
 
     def _payload(self, visit: Visit, case: Case) -> dict[str, object]:
         """The visit's number and local start and end (ISO, with the offset)."""

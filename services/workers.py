@@ -60,9 +60,10 @@ class WorkerService:
         self.session = session
 
     async def worker_for(self, user: User) -> Worker | None:
-        return await self.session.scalar(
+        worker: Worker | None = await self.session.scalar(
             select(Worker).where(Worker.user_id == user.id, Worker.active.is_(True))
         )
+        return worker
 
     async def get(self, worker_id: int) -> Worker | None:
         return await self.session.get(Worker, worker_id)
@@ -200,11 +201,12 @@ class WorkerService:
         return member
 
     async def _membership_of(self, user: User, team_id: int) -> TeamMember | None:
-        return await self.session.scalar(
+        member: TeamMember | None = await self.session.scalar(
             select(TeamMember)
             .join(Worker, Worker.id == TeamMember.worker_id)
             .where(Worker.user_id == user.id, Worker.active.is_(True), TeamMember.team_id == team_id)
         )
+        return member
 
     async def manageable_teams(self, worker: Worker) -> list[Team]:
         """Teams this worker may invite to: all for an admin, else the ones they coordinate."""
