@@ -71,7 +71,8 @@ from infra.settings import Settings
 from models import OutboxMessage, User
 from models.outbox import CANCELLED, FAILED, PENDING, SENDING, SENT
 from services.clock import Clock
-from services.reminders import ReminderRules, reason_gone
+from services.privacy import drop_reason
+from services.reminders import ReminderRules
 
 log = logging.getLogger(__name__)
 
@@ -235,8 +236,11 @@ class OutboxDeliverer:
                 )
             ).all()
             for message, language in rows:
-                if await reason_gone(session, message):
-                    self._release(message, state=CANCELLED)
+                dropped = await drop_reason(session, message)
+                if dropped is not None:
+                    # Its reason or the recipient's right to it is gone: never sent, and why is kept.
+                    self._release(message, state=CANCELLED, error=f"dropped: {dropped}")
+                    log.info("outbox %s (%s) dropped: %s", message.id, message.kind, dropped)
                     continue
                 if not message.urgent and self.rules.in_quiet_hours(now):
                     self._release(message, due_at=self.rules.quiet_over(now))

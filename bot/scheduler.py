@@ -8,6 +8,8 @@ what they need; each runs in its own transaction.
 - agendas  every minute: today's agenda for each worker with visits, once the agenda hour passed.
 - mobile office reminders  every 10 minutes: the day-before reminder to subscribers.
 - renewals  hourly: re-verification reminders for resolved renewable cases.
+- retention  daily: personal data of cases closed more than `settings.delivery.retention_days`
+  ago is erased (services/privacy.py), the anonymous record and the audit trail stay.
 
 Wiring (bot/factory.py or bot/cli.py, after the dispatcher and bot exist):
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -36,12 +39,14 @@ from infra import ratelimit
 from infra.settings import Settings
 from services.clock import Clock
 from services.mobile_office import plan_day_before_reminders
+from services.privacy import PrivacyService
 from services.reminders import ReminderRules, plan_due_renewals
 from services.visits import plan_due_agendas
 
 log = logging.getLogger(__name__)
 
 KICK_DELAY = 0.2  # let the handler's transaction commit first
+RETENTION_FIRST_RUN = timedelta(minutes=2)
 
 
 class DeliveryRuntime:
@@ -104,6 +109,14 @@ class DeliveryRuntime:
     async def plan_renewals(self) -> None:
         await self._in_transaction("renewals", lambda s: plan_due_renewals(s, self.clock.now(), self.rules))
 
+    async def apply_retention(self) -> None:
+        days = self.settings.delivery.retention_days
+        try:
+            async with self.sessionmaker.begin() as session:
+                await PrivacyService(session, self.clock).apply_retention(self.clock.now(), days)
+        except Exception:
+            log.exception("retention failed")
+
     # -- control --------------------------------------------------------------------------------
     def kick(self) -> None:
         """Send fresh messages soon instead of at the next poll (safe to call from handlers)."""
@@ -142,6 +155,16 @@ class DeliveryRuntime:
         )
         self.scheduler.add_job(
             self.plan_renewals, "interval", hours=1, id="renewals", misfire_grace_time=3600, **common
+        )
+        self.scheduler.add_job(
+            self.apply_retention,
+            "interval",
+            hours=24,
+            id="retention",
+            misfire_grace_time=3600,
+            # Also soon after each start, so a bot restarted more often than daily still runs it.
+            next_run_time=datetime.now(UTC) + RETENTION_FIRST_RUN,
+            **common,
         )
         self.scheduler.start()
         self.kick()  # whatever became due while we were down

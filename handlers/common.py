@@ -171,8 +171,8 @@ async def forget_answer(
         if isinstance(query.message, Message):
             await query.message.edit_reply_markup(reply_markup=None)
         return
-    await state.clear()
-    cases = await services.users.erase_personal_data(user)
+    # The draft goes in whichever FSM storage runs (database or Redis).
+    cases = await services.users.erase_personal_data(user, clear_drafts=state.clear)
     if not isinstance(query.message, Message):
         return
     await query.message.edit_reply_markup(reply_markup=None)

@@ -134,6 +134,8 @@ class DeliverySettings(BaseSettings):
     poll_seconds: Annotated[float, Field(alias="OUTBOX_POLL_SECONDS", gt=0, le=3600)] = 5.0
     max_attempts: Annotated[int, Field(alias="SEND_MAX_ATTEMPTS", ge=1, le=20)] = 5
     invite_ttl_hours: Annotated[int, Field(alias="INVITE_TTL_HOURS", ge=1, le=24 * 30)] = 72
+    # Personal data of cases closed longer ago than this is erased daily (the consent text: 3 years).
+    retention_days: Annotated[int, Field(alias="RETENTION_DAYS", ge=30, le=36500)] = 1095
 
 
 class Settings:

@@ -5,24 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import (
-    ApplicationSubscription,
-    Attachment,
-    AuditEntry,
-    Case,
-    CaseMessage,
-    FsmRecord,
-    MobileOfficeSubscription,
-    Resident,
-    User,
-    utcnow,
-)
-
-ERASED = "—"
+from models import ApplicationSubscription, Case, Resident, User, utcnow
+from services.clock import Clock, FrozenClock
+from services.privacy import DraftEraser, PrivacyService
 
 
 @dataclass
@@ -131,55 +120,13 @@ class UserService:
             subscriptions=subscriptions,
         )
 
-    async def erase_personal_data(self, user: User, at: datetime | None = None) -> int:
-        """Erase what identifies the person or what they wrote; keep the workers' audit trail.
-
-        Cases stay as anonymous records (counts for the oblast reports, the history of what
-        workers did); their description, phone, on-behalf name, the resident's messages and
-        attachments go. Returns the number of cases touched."""
-        at = at or utcnow()
-        resident = await self.resident(user)
-        touched = 0
-        if resident is not None:
-            case_ids = list(
-                (await self.session.scalars(select(Case.id).where(Case.resident_id == resident.id))).all()
-            )
-            touched = len(case_ids)
-            if case_ids:
-                await self.session.execute(
-                    update(Case)
-                    .where(Case.id.in_(case_ids))
-                    .values(
-                        description=ERASED, contact_phone=None, on_behalf_name=None, on_behalf_relation=None
-                    )
-                )
-                await self.session.execute(
-                    update(CaseMessage)
-                    .where(CaseMessage.case_id.in_(case_ids), CaseMessage.from_resident.is_(True))
-                    .values(text=ERASED)
-                )
-                await self.session.execute(delete(Attachment).where(Attachment.case_id.in_(case_ids)))
-            resident.phone = None
-            resident.phone_verified_at = None
-            resident.consent_at = None
-            resident.consent_version = None
-            resident.last_hromada_id = None
-            resident.last_settlement_id = None
-            resident.erased_at = at
-        await self.session.execute(
-            delete(ApplicationSubscription).where(ApplicationSubscription.user_id == user.id)
-        )
-        await self.session.execute(
-            delete(MobileOfficeSubscription).where(MobileOfficeSubscription.user_id == user.id)
-        )
-        await self.session.execute(delete(FsmRecord).where(FsmRecord.key.like(f"%:{user.telegram_id}:%")))
-        self.session.add(
-            AuditEntry(
-                actor_user_id=user.id,
-                action="personal_data_erased",
-                object_type="user",
-                object_id=str(user.id),
-                data={"cases": touched},
-            )
-        )
-        return touched
+    async def erase_personal_data(
+        self, user: User, at: datetime | None = None, *, clear_drafts: DraftEraser | None = None
+    ) -> int:
+        """Erase what identifies the person or what they or the workers wrote about them, in
+        every place services/privacy.py knows of; keep the anonymous cases and the workers'
+        audit trail. `clear_drafts` clears their form drafts in the running FSM storage.
+        Returns the number of cases touched."""
+        clock = FrozenClock(at) if at is not None else Clock()
+        result = await PrivacyService(self.session, clock).erase_person(user, clear_drafts=clear_drafts)
+        return result.cases
