@@ -118,6 +118,7 @@ async def test_scheduler_starts_kicks_and_stops(app, bot, tg, sessionmaker, refe
             "agendas",
             "mobile_office",
             "renewals",
+            "retention",
         }
         await add_resident(sessionmaker, 555)
         async with sessionmaker.begin() as session:
