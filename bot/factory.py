@@ -28,7 +28,7 @@ from services.clock import Clock
 from services.reminders import ReminderRules
 
 # Used where no real token is needed (console, tests): the right shape, never valid on Telegram.
-OFFLINE_TOKEN = "42:OFFLINE-console-token-not-for-telegram"
+OFFLINE_TOKEN = "42:OFFLINE-console-token-not-for-telegram"  # noqa: S105 - a placeholder, not a secret
 
 
 @dataclass

@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.delivery import OutboxDeliverer
 from infra import ratelimit
+from infra.logsafe import describe_exception
 from infra.settings import Settings
 from services.clock import Clock
 from services.mobile_office import plan_day_before_reminders
@@ -81,8 +82,8 @@ class DeliveryRuntime:
                 self._again = False
                 try:
                     await self.deliverer.deliver_due()
-                except Exception:  # the next poll tries again; never kill the job
-                    log.exception("outbox delivery run failed")
+                except Exception as exc:  # the next poll tries again; never kill the job
+                    log.error("outbox delivery run failed:\n%s", describe_exception(exc))
                 if not self._again:
                     break
         finally:
@@ -95,8 +96,8 @@ class DeliveryRuntime:
             if added:
                 log.info("%s: %d message(s) planned", name, added)
                 self.kick()
-        except Exception:
-            log.exception("%s failed", name)
+        except Exception as exc:
+            log.error("%s failed:\n%s", name, describe_exception(exc))
 
     async def plan_agendas(self) -> None:
         await self._in_transaction("agendas", lambda s: plan_due_agendas(s, self.clock.now(), self.rules))

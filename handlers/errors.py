@@ -10,9 +10,11 @@ from aiogram import Router
 from aiogram.filters import ExceptionTypeFilter
 from aiogram.types import ErrorEvent
 from aiogram.types import User as TgUser
+from aiogram.types.update import UpdateTypeLookupError
 from aiogram.utils.i18n import I18n
 
 from infra.i18n import LANGUAGES, language_from_telegram
+from infra.logsafe import describe_exception, exception_types
 from services.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -22,6 +24,13 @@ def _locale(i18n: I18n, user_language: str | None, tg_user: TgUser | None) -> st
     if user_language in LANGUAGES:
         return user_language
     return language_from_telegram(tg_user.language_code if tg_user else None, i18n.default_locale)
+
+
+def _kind(event: ErrorEvent) -> str:
+    try:
+        return event.update.event_type
+    except UpdateTypeLookupError:  # an update type this aiogram does not know
+        return "unknown"
 
 
 async def _tell(event: ErrorEvent, text: str) -> None:
@@ -42,7 +51,8 @@ async def on_refusal(
     event_from_user: TgUser | None = None,
 ) -> None:
     error = event.exception
-    assert isinstance(error, DomainError)
+    if not isinstance(error, DomainError):  # registered for DomainError only
+        raise error
     log.info("update %s refused: %s", event.update.update_id, error.message_key)
     locale = _locale(i18n, user_language, event_from_user)
     text = i18n.gettext(error.message_key, locale=locale)
@@ -57,12 +67,15 @@ async def on_error(
     user_language: str | None = None,
     event_from_user: TgUser | None = None,
 ) -> None:
-    # Type and update id only: the exception text may quote what the user typed.
+    # Update id, kind and exception types, with the traceback's frames but none of the
+    # exceptions' messages: those may quote what the person typed (SQL parameters, a refused
+    # row in PostgreSQL's DETAIL, a validation error's input).
     log.error(
-        "update %s failed: %s",
+        "update %s (%s) failed: %s\n%s",
         event.update.update_id,
-        type(event.exception).__name__,
-        exc_info=(type(event.exception), event.exception, event.exception.__traceback__),
+        _kind(event),
+        exception_types(event.exception),
+        describe_exception(event.exception),
     )
     if event_from_user is None:
         return

@@ -7,6 +7,7 @@ that names the variable, so start-up never ends in a traceback for a typo.
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from datetime import time
 from typing import Annotated, TypeVar
@@ -19,6 +20,27 @@ _COMMON = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="
 
 class SettingsError(Exception):
     """A setting is missing or malformed; the message names the variable."""
+
+
+# Telegram's own rule for a webhook's secret_token (1-256 of these characters); the floor of 32
+# is ours: the secret is the webhook's only authentication, so it must not be guessable.
+WEBHOOK_SECRET_MIN = 32
+WEBHOOK_SECRET_MAX = 256
+_WEBHOOK_SECRET_ALPHABET = re.compile(r"[A-Za-z0-9_-]*")
+_HOW_TO_MAKE_ONE = "e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
+def webhook_secret_problem(raw: str) -> str | None:
+    """Why `raw` cannot be the webhook's secret, or None. Never quotes the value."""
+    if not raw:
+        return "empty"
+    if not _WEBHOOK_SECRET_ALPHABET.fullmatch(raw):
+        return "only A-Z a-z 0-9 _ - are allowed (Telegram's alphabet for a secret token)"
+    if len(raw) < WEBHOOK_SECRET_MIN:
+        return f"too short ({len(raw)} of at least {WEBHOOK_SECRET_MIN} characters; {_HOW_TO_MAKE_ONE})"
+    if len(raw) > WEBHOOK_SECRET_MAX:
+        return f"too long ({len(raw)} characters, Telegram accepts at most {WEBHOOK_SECRET_MAX})"
+    return None
 
 
 class TelegramSettings(BaseSettings):
@@ -44,6 +66,18 @@ class TelegramSettings(BaseSettings):
             raise ValueError("must look like 123456:ABC... (from @BotFather)")
         return value
 
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        # Unset (or set to nothing) is fine for `run` and `console`; `webhook` refuses it
+        # through `require_webhook_secret`. A value that is set must be a usable secret.
+        if value is None or not value.get_secret_value():
+            return None
+        problem = webhook_secret_problem(value.get_secret_value())
+        if problem:
+            raise ValueError(problem)
+        return value
+
     @field_validator("api_base", "webhook_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
@@ -60,6 +94,19 @@ class TelegramSettings(BaseSettings):
             if not part.lstrip("-").isdigit():
                 raise ValueError("must be comma-separated Telegram user ids")
         return value
+
+    def require_webhook_secret(self) -> str:
+        """The secret for `webhook`; a missing or empty one is a `SettingsError`."""
+        raw = self.webhook_secret.get_secret_value() if self.webhook_secret is not None else ""
+        if not raw:
+            raise SettingsError(
+                f"setting WEBHOOK_SECRET is missing: `webhook` needs {WEBHOOK_SECRET_MIN}+ random "
+                f"characters A-Z a-z 0-9 _ - ({_HOW_TO_MAKE_ONE})"
+            )
+        problem = webhook_secret_problem(raw)
+        if problem:
+            raise SettingsError(f"setting WEBHOOK_SECRET is invalid: {problem}")
+        return raw
 
     @property
     def admin_telegram_ids(self) -> frozenset[int]:

@@ -52,8 +52,9 @@ def _upsert(columns: tuple[str, ...]) -> TextClause:
     ones update only those columns, so concurrent writers of state and of data don't clobber
     each other)."""
     assignments = ", ".join(f"{name} = excluded.{name}" for name in (*columns, "updated_at"))
+    # Column names come from this module, the values are bound parameters.
     return text(
-        "INSERT INTO fsm_records (key, state, data, updated_at) "
+        "INSERT INTO fsm_records (key, state, data, updated_at) "  # noqa: S608
         "VALUES (:key, :state, :data, :updated_at) "
         f"ON CONFLICT (key) DO UPDATE SET {assignments}"
     ).bindparams(

@@ -9,6 +9,8 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
+from infra.logsafe import describe_exception
+
 log = logging.getLogger(__name__)
 
 
@@ -30,7 +32,7 @@ class Jobs:
             log.warning("job %s cancelled", name)
             raise
         except Exception as exc:  # a job has no caller to raise to: log it, keep the bot running
-            log.error("job %s failed: %s", name, type(exc).__name__, exc_info=exc)
+            log.error("job %s failed:\n%s", name, describe_exception(exc))
 
     @property
     def running(self) -> int:
