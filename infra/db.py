@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -11,7 +14,7 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+def create_engine(url: str, *, echo: bool = False, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
     if is_sqlite(url):
         # One file, one writer: a generous busy timeout instead of "database is locked".
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
@@ -28,8 +31,21 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     # No pre-ping: it costs a round trip on every checkout (every update). Connections are
     # recycled instead, and one dropped by a database restart fails one update politely and is
     # discarded by the pool.
-    return create_async_engine(url, echo=echo, pool_size=10, max_overflow=10, pool_recycle=1800)
+    return create_async_engine(
+        url, echo=echo, pool_size=pool_size, max_overflow=max_overflow, pool_recycle=1800
+    )
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def dedicated_sessionmaker(url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on an engine of their own with a single connection, closed on exit: a long job
+    (a file import) then never holds a connection the updates' pool could hand out."""
+    engine = create_engine(url, pool_size=1, max_overflow=0)
+    try:
+        yield create_sessionmaker(engine)
+    finally:
+        await engine.dispose()
