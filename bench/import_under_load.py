@@ -8,15 +8,17 @@ PostgreSQL database (127.0.0.1:5432, tests/pgtools.create_database), migrated an
 data/sample_reference.yaml; Telegram is a recording session (no network). An update's latency
 runs from the moment it is due (before the in-flight gate) to the end of its handling.
 
-Three phases, one after the other, each at least --seconds long:
+Phases, one after the other, each at least --seconds long; each import phase comes right after
+a phase without an import, its baseline (the shared machine's load drifts over minutes):
   (a) no import;
-  (c) a worker sends a normal 50,000-row XLSX (openpyxl-written, like bench/import.py), which
-      is imported through the bot's real path (handler → background job);
   (b) a worker sends a hostile XLSX: about 1 MB that unpacks to ~300 MB of XML (a million
-      copies of one row and a 76 MB shared-string table, tests/test_import_budgets.hostile_xlsx).
-      A phase ends when its import does (or after --cap seconds: the job is then cancelled).
-(b) runs last because on a bot without budgets its reading thread cannot be cancelled and goes
-on parsing; the script then leaves with os._exit after printing.
+      copies of one row and a 76 MB shared-string table, tests/test_import_budgets.hostile_xlsx);
+  (a2) no import;
+  (c) a worker sends a normal 50,000-row XLSX (openpyxl-written, like bench/import.py).
+Files go through the bot's real path (handler → background job). An import phase ends when its
+import does (or after --cap seconds: the job is then cancelled; on a bot without budgets its
+reading thread cannot be cancelled and goes on parsing into the next phases, and the script
+leaves with os._exit after printing).
 
 For each phase: p50/p95/max latency, updates served, the import's seconds and outcome (the
 report's or the refusal's key facts) and the process's RSS growth during the phase.
@@ -75,7 +77,13 @@ def write_normal_xlsx(path: Path, rows: int) -> Path:
     ws.append(HEADER)
     for i in range(rows):
         ws.append(
-            [f"ВПО-{i:07d}", f"+38050{i:07d}", "Житлова субсидія", STATUSES[i % 5], f"{1 + i % 28:02d}.11.2026"]
+            [
+                f"ВПО-{i:07d}",
+                f"+38050{i:07d}",
+                "Житлова субсидія",
+                STATUSES[i % 5],
+                f"{1 + i % 28:02d}.11.2026",
+            ]
         )
     wb.save(path)
     return path
@@ -89,7 +97,10 @@ class LoadSession(RecordingSession):
         self.worker_text = ""
 
     async def make_request(self, bot: Bot, method: Any, timeout: int | None = None) -> Any:
-        if isinstance(method, SendMessage | EditMessageText) and getattr(method, "chat_id", None) == WORKER_ID:
+        if (
+            isinstance(method, SendMessage | EditMessageText)
+            and getattr(method, "chat_id", None) == WORKER_ID
+        ):
             self.worker_text = method.text
         result = await super().make_request(bot, method, timeout)
         self.calls.clear()
@@ -105,10 +116,12 @@ def rss_mb() -> float:
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def load(dp: Any, bot: Bot, user_ids: list[int], args: argparse.Namespace, stop: asyncio.Event) -> list[float]:
+async def load(
+    dp: Any, bot: Bot, user_ids: list[int], args: argparse.Namespace, stop: asyncio.Event
+) -> list[float]:
     gate = asyncio.Semaphore(args.inflight)
     latencies: list[float] = []
 
@@ -126,7 +139,12 @@ async def load(dp: Any, bot: Bot, user_ids: list[int], args: argparse.Namespace,
 
 
 async def phase(
-    name: str, app: Any, bot: Bot, tg: LoadSession, user_ids: list[int], args: argparse.Namespace,
+    name: str,
+    app: Any,
+    bot: Bot,
+    tg: LoadSession,
+    user_ids: list[int],
+    args: argparse.Namespace,
     file: Path | None,
 ) -> dict[str, Any]:
     dp = app.dispatcher
@@ -142,12 +160,17 @@ async def phase(
         await asyncio.sleep(1.0)  # the load settles first
         sent = time.perf_counter()
         document = Document(
-            file_id=f"doc-{name}", file_unique_id=f"u-{name}", file_name=f"statuses-{name}.xlsx",
-            file_size=file.stat().st_size,
+            file_id=f"doc-{name}",
+            file_unique_id=f"u-{name}",
+            file_name=f"statuses-{name}.xlsx",
+            file_size=await asyncio.to_thread(lambda: file.stat().st_size),
         )
         message = Message(
-            message_id=1, date=datetime.now(UTC), chat=Chat(id=WORKER_ID, type="private"),
-            from_user=User(id=WORKER_ID, is_bot=False, first_name="W", language_code="uk"), document=document,
+            message_id=1,
+            date=datetime.now(UTC),
+            chat=Chat(id=WORKER_ID, type="private"),
+            from_user=User(id=WORKER_ID, is_bot=False, first_name="W", language_code="uk"),
+            document=document,
         )
         dp["status_file_reader"] = lambda _bot, _doc, dest: asyncio.to_thread(shutil.copyfile, file, dest)
         await dp.feed_update(bot, Update(update_id=10**9 + len(name), message=message))
@@ -210,14 +233,16 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         await phase("warm-up", app, bot, tg, user_ids, warm, None)
         results = {
             "a_no_import": await phase("a", app, bot, tg, user_ids, args, None),
-            "c_normal_import": await phase("c", app, bot, tg, user_ids, args, normal),
             "b_hostile_import": await phase("b", app, bot, tg, user_ids, args, hostile),
+            "a2_no_import": await phase("a2", app, bot, tg, user_ids, args, None),
+            "c_normal_import": await phase("c", app, bot, tg, user_ids, args, normal),
         }
         await app.close()
     finally:
         await drop_database(name)
         shutil.rmtree(folder, ignore_errors=True)
-    a, b, c = results["a_no_import"], results["b_hostile_import"], results["c_normal_import"]
+    a, b = results["a_no_import"], results["b_hostile_import"]
+    a2, c = results["a2_no_import"], results["c_normal_import"]
     ratio_b = b["p95_ms"] / a["p95_ms"]
     refused = "не імпортовано" in b["worker_saw"] or "not imported" in b["worker_saw"]
     summary: dict[str, Any] = {
@@ -229,8 +254,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         **results,
         "p95_ratio_b_over_a": round(ratio_b, 2),
         "max_ratio_b_over_a": round(b["max_ms"] / a["max_ms"], 2),
-        "p95_ratio_c_over_a": round(c["p95_ms"] / a["p95_ms"], 2),
-        "max_ratio_c_over_a": round(c["max_ms"] / a["max_ms"], 2),
+        "p95_ratio_c_over_a2": round(c["p95_ms"] / a2["p95_ms"], 2),
+        "max_ratio_c_over_a2": round(c["max_ms"] / a2["max_ms"], 2),
         "hostile_refused": refused,
         "targets": {"p95_ratio_b_over_a_max": TARGET_P95_RATIO, "hostile_refused": True},
     }

@@ -14,7 +14,9 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, *, echo: bool = False, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
+def create_engine(
+    url: str, *, echo: bool = False, pool_size: int = 10, max_overflow: int = 10
+) -> AsyncEngine:
     if is_sqlite(url):
         # One file, one writer: a generous busy timeout instead of "database is locked".
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})

@@ -619,9 +619,13 @@ class StatusImporter:
         batch_size: int = BATCH_SIZE,
         tz: zoneinfo.ZoneInfo | None = None,
         limits: ImportLimits | None = None,
+        pace: float = 0.0,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.limits = limits or ImportLimits()
+        # After each batch, idle `pace` times as long as the batch took: an import inside the
+        # bot leaves the CPU (and the GIL its reading thread competes for) to the updates.
+        self.pace = pace
         self.clock = clock or Clock()
         self.batch_size = batch_size
         # Dates without a zone in the file are local: pass the settings' zone.
@@ -670,11 +674,14 @@ class StatusImporter:
         pending: asyncio.Future[Any] | None = asyncio.ensure_future(asyncio.to_thread(read_next))
         try:
             while pending is not None:
+                batch_started = time.monotonic()
                 valid, rejected, seen, stop, fraction = await pending
                 pending = None
                 if stop is None and seen >= self.batch_size and time.monotonic() > deadline:
                     # Per batch too: the reader checks while reading, this covers the writes.
-                    stop = ImportRefused("time_budget", _minutes(self.limits.seconds), line=reader.last_line + 1)
+                    stop = ImportRefused(
+                        "time_budget", _minutes(self.limits.seconds), line=reader.last_line + 1
+                    )
                 if stop is None and seen >= self.batch_size:
                     pending = asyncio.ensure_future(asyncio.to_thread(read_next))
                 report.rows += seen
@@ -687,6 +694,8 @@ class StatusImporter:
                     await progress(ImportProgress(report.rows, fraction))
                 if stop is not None:
                     report.stopped = stop
+                elif self.pace and pending is not None:
+                    await asyncio.sleep(self.pace * (time.monotonic() - batch_started))
         finally:
             if pending is not None:  # a write failed: let the reading thread finish first
                 await asyncio.gather(pending, return_exceptions=True)

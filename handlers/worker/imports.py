@@ -50,6 +50,10 @@ log = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 20 * 1024 * 1024  # what a bot may download from Telegram
 IMPORT_LANE = "status-import"
+# An import idles as long as each batch took (half the speed, so updates keep their pace), in
+# batches small enough that one write holds the event loop for a few milliseconds only.
+IMPORT_PACE = 1.0
+IMPORT_BATCH = 250
 EXTENSIONS = (".csv", ".xlsx")
 StatusFileReader = Callable[[Bot, Document, Path], Awaitable[None]]
 Gettext = Callable[[str], str]
@@ -113,7 +117,9 @@ async def import_document(
     status = await message.answer(gettext("app.import.queued" if queued else "app.import.started"))
 
     def importer(sessions: SessionFactory) -> StatusImporter:
-        return StatusImporter(sessions, clock, limits=import_limits)
+        return StatusImporter(
+            sessions, clock, batch_size=IMPORT_BATCH, limits=import_limits, pace=IMPORT_PACE
+        )
 
     job = import_job(
         status,
