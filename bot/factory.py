@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.middlewares import AnswerPressOnce, DbSessionMiddleware, UserLockMiddleware, UserMiddleware
 from handlers import build_root_router
 from handlers.kit.jobs import Jobs
-from infra.db import create_engine, create_sessionmaker
+from infra.db import create_engine, create_sessionmaker, dedicated_sessionmaker
 from infra.i18n import UserLanguageMiddleware, create_i18n
 from infra.settings import Settings
 from infra.storage import SqlStorage
@@ -112,6 +113,8 @@ def create_dispatcher(
     # read through the update's own connection instead of a second one.
     # Background jobs (status imports) outlive their update: one runner per dispatcher.
     workflow_data.setdefault("jobs", Jobs())
+    # A status import talks to the database over a connection of its own, never the updates' pool.
+    workflow_data.setdefault("import_sessions", partial(dedicated_sessionmaker, settings.database.url))
     dp = Dispatcher(
         storage=storage,
         disable_fsm=True,

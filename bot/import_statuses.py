@@ -51,7 +51,7 @@ class ProgressBar:
 
 async def run(settings: Settings, path: Path, *, show_progress: bool = True) -> int:
     from handlers.kit.import_report import render_refusal, render_report
-    from infra.db import create_engine, create_sessionmaker, is_sqlite
+    from infra.db import dedicated_sessionmaker, is_sqlite
     from infra.i18n import create_i18n
     from infra.migrate import upgrade
 
@@ -69,18 +69,17 @@ async def run(settings: Settings, path: Path, *, show_progress: bool = True) -> 
         # The embedded SQLite default migrates itself (as `seed` does); PostgreSQL is migrated
         # by `hromada-bot migrate`.
         await upgrade(settings.database.url)
-    engine = create_engine(settings.database.url)
     bar = ProgressBar(sys.stderr) if show_progress else None
     try:
-        importer = StatusImporter(create_sessionmaker(engine), tz=settings.locale.tz)
-        report = await importer.import_file(path, progress=bar)
+        # The same budgets as a file sent to the bot (ImportLimits), on one connection.
+        async with dedicated_sessionmaker(settings.database.url) as sessions:
+            importer = StatusImporter(sessions, tz=settings.locale.tz)
+            report = await importer.import_file(path, progress=bar)
     except ImportRefused as refused:
         if bar:
             bar.finish()
         print(render_refusal(refused, gettext), file=sys.stderr)
         return 2
-    finally:
-        await engine.dispose()
     if bar:
         bar.finish()
     print(render_report(report, gettext, max_rejections=CLI_REJECTIONS))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -13,7 +16,9 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+def create_engine(
+    url: str, *, echo: bool = False, pool_size: int = 10, max_overflow: int = 10
+) -> AsyncEngine:
     # The parameters of a statement are phones, names and descriptions: SQLAlchemy must not
     # print them, neither in its errors (which end up in logged tracebacks) nor with `echo`.
     hide_values_in_driver_logs()
@@ -34,9 +39,25 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     # recycled instead, and one dropped by a database restart fails one update politely and is
     # discarded by the pool.
     return create_async_engine(
-        url, echo=echo, hide_parameters=True, pool_size=10, max_overflow=10, pool_recycle=1800
+        url,
+        echo=echo,
+        hide_parameters=True,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_recycle=1800,
     )
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def dedicated_sessionmaker(url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on an engine of their own with a single connection, closed on exit: a long job
+    (a file import) then never holds a connection the updates' pool could hand out."""
+    engine = create_engine(url, pool_size=1, max_overflow=0)
+    try:
+        yield create_sessionmaker(engine)
+    finally:
+        await engine.dispose()

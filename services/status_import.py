@@ -15,6 +15,13 @@ Columns are found by header, in any order, any case; extra columns are ignored. 
     date     date, status date, дата, дата зміни статусу, дата статусу  (dd.mm.yyyy or ISO)
     hromada  hromada, громада                          (optional: code or name)
 
+Budgets (`ImportLimits`), because any active worker may send a file: before anything is parsed,
+an XLSX's ZIP directory must show a modest unpacked size, no member packed suspiciously tightly
+(a "zip bomb") and a shared-string table openpyxl can hold; a CSV must be of a modest size and
+line count; a sheet's declared dimension must be within the row and column caps. While streaming,
+rows past the row cap and a monotonic deadline stop the import (rows before it stay applied).
+A refusal names the limit (`ImportRefused.code`, the limit in `detail`).
+
 A missing required column, an unreadable or empty file refuses the whole file (nothing written).
 Every row is validated; bad rows are reported with their line number and reason, good rows are
 applied in one transaction per batch. The same file twice changes nothing and pushes nothing: a
@@ -32,10 +39,13 @@ import codecs
 import csv
 import io
 import re
+import time
 import unicodedata
 import uuid
+import zipfile
 import zoneinfo
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -96,6 +106,26 @@ KIND_ALIASES: dict[str, tuple[str, ...]] = {
 _KIND_LOOKUP = {alias: code for code, aliases in KIND_ALIASES.items() for alias in (code, *aliases)}
 
 
+MB = 1024 * 1024
+SHARED_STRINGS = "xl/sharedStrings.xml"
+
+
+@dataclass(frozen=True)
+class ImportLimits:
+    """What one import may cost. A real export of `max_rows` rows fits well inside every other
+    figure (200,000 rows of six columns: 82 MB of sheet XML with inline texts, packed 13:1; with
+    shared texts about 50 MB of sheet and 14 MB of strings); a zip bomb packs 250-1000:1."""
+
+    max_rows: int = 200_000  # data rows after the header, empty ones included
+    max_columns: int = 100  # cells right of this are not read
+    max_unpacked_bytes: int = 160 * MB  # XLSX members together; a CSV's own size
+    max_ratio: int = 100  # unpacked / packed, for members bigger than `ratio_floor_bytes`
+    ratio_floor_bytes: int = 1 * MB
+    # openpyxl reads the shared-string table whole: its memory is a few times this.
+    max_shared_strings_bytes: int = 32 * MB
+    seconds: float = 600.0  # wall time, from start to the last batch
+
+
 class ImportRefused(Exception):
     """The whole file is refused. `code` is a message-key suffix; `detail` has ids/names only."""
 
@@ -153,6 +183,8 @@ class ImportReport:
 ProgressCallback = Callable[[ImportProgress], Awaitable[None]]
 # What the importer opens its own transactions from (callers need not import SQLAlchemy).
 SessionFactory = async_sessionmaker[AsyncSession]
+# Opens a SessionFactory on a connection of its own (not the updates' pool) and closes it after.
+ImportSessions = Callable[[], AbstractAsyncContextManager[SessionFactory]]
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -209,8 +241,10 @@ def find_header(rows: Iterator[tuple[int, list[Any]]]) -> tuple[dict[str, int], 
 class TableReader:
     """Rows of a CSV or XLSX file as (line number, cells), after the header row."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, limits: ImportLimits | None = None, deadline: float | None = None) -> None:
         self.path = path
+        self.limits = limits or ImportLimits()
+        self.deadline = deadline  # time.monotonic() value
         self.columns: dict[str, int] = {}
         self._close: list[Callable[[], Any]] = []
         self._rows: Iterator[tuple[int, list[Any]]] = iter(())
@@ -249,14 +283,30 @@ class TableReader:
         if not head.strip():
             raise ImportRefused("empty")
         if head.startswith(b"PK\x03\x04"):
+            check_zip(raw, self.limits)
+            raw.seek(0)
             self._open_xlsx(raw)
         elif head.startswith(b"\xd0\xcf\x11\xe0"):
             raise ImportRefused("old_excel")
         else:
             self._open_csv(raw)
 
+    def _budget(self, data_rows: int, line: int) -> None:
+        """Called for every row after the header, empty ones too."""
+        if data_rows > self.limits.max_rows:
+            raise ImportRefused("too_many_rows", str(self.limits.max_rows), line=line)
+        if data_rows % 256 == 0 and self.deadline is not None and time.monotonic() > self.deadline:
+            raise ImportRefused("time_budget", _minutes(self.limits.seconds), line=line)
+
     # CSV
     def _open_csv(self, raw: Any) -> None:
+        if self._size > self.limits.max_unpacked_bytes:
+            raise ImportRefused("too_big", _megabytes(self.limits.max_unpacked_bytes))
+        # Lines are an upper bound of records: count them before parsing (a quick byte scan).
+        lines = sum(chunk.count(b"\n") for chunk in iter(lambda: raw.read(MB), b""))
+        raw.seek(0)
+        if lines > self.limits.max_rows + HEADER_SEARCH_ROWS + 1:
+            raise ImportRefused("too_many_rows", str(self.limits.max_rows))
         sample = raw.read(SNIFF_BYTES)
         raw.seek(0)
         if sample.startswith(codecs.BOM_UTF8):
@@ -292,6 +342,7 @@ class TableReader:
         self.columns, _ = find_header(leading())
 
         def rows() -> Iterator[tuple[int, list[Any]]]:
+            data_rows = 0
             while True:
                 try:
                     cells = next(reader)
@@ -301,6 +352,8 @@ class TableReader:
                     raise ImportRefused("bad_encoding", line=reader.line_num + 1) from None
                 except csv.Error:
                     raise ImportRefused("bad_csv", line=reader.line_num) from None
+                data_rows += 1
+                self._budget(data_rows, reader.line_num)
                 self._last_line = reader.line_num
                 yield reader.line_num, cells
 
@@ -319,7 +372,12 @@ class TableReader:
         if sheet is None:
             raise ImportRefused("empty")
         self._max_row = sheet.max_row if isinstance(sheet.max_row, int) and sheet.max_row > 1 else None
-        iterator = sheet.iter_rows(values_only=True)
+        # The declared dimension (read before the rows): openpyxl pads the rows up to it with
+        # empty ones, so a few bytes could ask for a million.
+        if self._max_row and self._max_row > self.limits.max_rows + HEADER_SEARCH_ROWS + 1:
+            raise ImportRefused("too_many_rows", str(self.limits.max_rows))
+        # Rows are padded to the widest column too: read only the first `max_columns`.
+        iterator = sheet.iter_rows(max_col=self.limits.max_columns, values_only=True)
         self.columns, start = find_header((n, list(v)) for n, v in enumerate(iterator, start=1))
 
         def rows() -> Iterator[tuple[int, list[Any]]]:
@@ -327,6 +385,7 @@ class TableReader:
             try:
                 for values in iterator:
                     number += 1
+                    self._budget(number - start, number)
                     self._last_line = number
                     yield number, list(values)
             except ImportRefused:
@@ -339,6 +398,10 @@ class TableReader:
     def rows(self) -> Iterator[tuple[int, list[Any]]]:
         return self._rows
 
+    @property
+    def last_line(self) -> int:
+        return self._last_line
+
     def fraction(self) -> float | None:
         if self._raw is not None:
             try:
@@ -348,6 +411,36 @@ class TableReader:
         if self._max_row:
             return min(self._last_line / self._max_row, 1.0)
         return None
+
+
+def _megabytes(size: int) -> str:
+    return str(size // MB)
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:g}"
+
+
+def check_zip(raw: Any, limits: ImportLimits) -> None:
+    """Refuses an XLSX whose ZIP directory (read without unpacking anything) shows more unpacked
+    bytes, a higher packing ratio or a bigger shared-string table than `limits` allow."""
+    try:
+        members = zipfile.ZipFile(raw).infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        raise ImportRefused("not_a_table") from None
+    total = 0
+    for member in members:
+        total += member.file_size
+        if member.file_size > limits.ratio_floor_bytes and (
+            member.file_size > limits.max_ratio * max(member.compress_size, 1)
+        ):
+            raise ImportRefused("packed_too_tightly", str(limits.max_ratio))
+        if member.filename.lower() == SHARED_STRINGS.lower() and (
+            member.file_size > limits.max_shared_strings_bytes
+        ):
+            raise ImportRefused("too_many_texts", _megabytes(limits.max_shared_strings_bytes))
+    if total > limits.max_unpacked_bytes:
+        raise ImportRefused("too_big", _megabytes(limits.max_unpacked_bytes))
 
 
 # -- validation ------------------------------------------------------------------------------
@@ -525,8 +618,14 @@ class StatusImporter:
         *,
         batch_size: int = BATCH_SIZE,
         tz: zoneinfo.ZoneInfo | None = None,
+        limits: ImportLimits | None = None,
+        pace: float = 0.0,
     ) -> None:
         self.sessionmaker = sessionmaker
+        self.limits = limits or ImportLimits()
+        # After each batch, idle `pace` times as long as the batch took: an import inside the
+        # bot leaves the CPU (and the GIL its reading thread competes for) to the updates.
+        self.pace = pace
         self.clock = clock or Clock()
         self.batch_size = batch_size
         # Dates without a zone in the file are local: pass the settings' zone.
@@ -557,11 +656,12 @@ class StatusImporter:
 
         `hromada_scope`: the hromadas the importing worker serves (None: all — admins, CLI). A
         row naming another hromada, or for an application of another hromada, is rejected."""
+        deadline = time.monotonic() + self.limits.seconds
         vocabulary, hromadas = await self._reference()
         if not vocabulary.by_code:
             raise ImportRefused("no_statuses")
         report = ImportReport(batch=uuid.uuid4().hex[:16])
-        reader = await asyncio.to_thread(TableReader(path).__enter__)
+        reader = await asyncio.to_thread(TableReader(path, self.limits, deadline).__enter__)
         validator = RowValidator(reader.columns, vocabulary, hromadas, self.clock.now(), self.tz)
         rows = reader.rows()
 
@@ -574,8 +674,14 @@ class StatusImporter:
         pending: asyncio.Future[Any] | None = asyncio.ensure_future(asyncio.to_thread(read_next))
         try:
             while pending is not None:
+                batch_started = time.monotonic()
                 valid, rejected, seen, stop, fraction = await pending
                 pending = None
+                if stop is None and seen >= self.batch_size and time.monotonic() > deadline:
+                    # Per batch too: the reader checks while reading, this covers the writes.
+                    stop = ImportRefused(
+                        "time_budget", _minutes(self.limits.seconds), line=reader.last_line + 1
+                    )
                 if stop is None and seen >= self.batch_size:
                     pending = asyncio.ensure_future(asyncio.to_thread(read_next))
                 report.rows += seen
@@ -588,6 +694,8 @@ class StatusImporter:
                     await progress(ImportProgress(report.rows, fraction))
                 if stop is not None:
                     report.stopped = stop
+                elif self.pace and pending is not None:
+                    await asyncio.sleep(self.pace * (time.monotonic() - batch_started))
         finally:
             if pending is not None:  # a write failed: let the reading thread finish first
                 await asyncio.gather(pending, return_exceptions=True)

@@ -33,17 +33,22 @@ def render_report(
             gettext("app.import.stopped")
             % {
                 "line": report.stopped.line or "?",
-                "reason": gettext(f"app.import.refused.{report.stopped.code}"),
+                "reason": refusal_reason(report.stopped, gettext),
             }
         )
     return "\n".join(lines)
 
 
-def render_refusal(refused: ImportRefused, gettext: Callable[[str], str]) -> str:
+def refusal_reason(refused: ImportRefused, gettext: Callable[[str], str]) -> str:
+    """Why the file (or its rest) was refused; names the limit when a budget ran out."""
     detail = refused.detail
     if refused.code in ("missing_columns", "duplicate_column"):
         detail = ", ".join(gettext(f"app.import.column.{c.strip()}") for c in detail.split(","))
     reason = gettext(f"app.import.refused.{refused.code}")
     if "%(detail)s" in reason:
         reason = reason % {"detail": detail}
-    return gettext("app.import.refused") % {"reason": reason}
+    return reason
+
+
+def render_refusal(refused: ImportRefused, gettext: Callable[[str], str]) -> str:
+    return gettext("app.import.refused") % {"reason": refusal_reason(refused, gettext)}

@@ -4,6 +4,11 @@ the file). The handler answers at once with a progress message and starts a back
 batches, each in its own transaction; the job edits the progress message at most every
 `import_progress_interval` seconds (workflow data, default 2) and ends it as the report.
 
+Imports run one at a time (the jobs' "status-import" lane: a second file waits its turn), each
+on a database connection of its own (`import_sessions`, workflow data), within the budgets of
+`import_limits` (workflow data; default `ImportLimits()`): an import can neither take the
+connections updates are served from nor hold the bot for long.
+
 The bytes come through `status_file_reader` (workflow data; default: `bot.download`), so tests
 can feed real files through the Telegram path."""
 
@@ -32,11 +37,23 @@ from handlers.kit.jobs import Jobs
 from models import User, Worker
 from services.clock import Clock
 from services.hub import Services
-from services.status_import import ImportProgress, ImportRefused, SessionFactory, StatusImporter
+from services.status_import import (
+    ImportLimits,
+    ImportProgress,
+    ImportRefused,
+    ImportSessions,
+    SessionFactory,
+    StatusImporter,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 20 * 1024 * 1024  # what a bot may download from Telegram
+IMPORT_LANE = "status-import"
+# An import idles as long as each batch took (half the speed, so updates keep their pace), in
+# batches small enough that one write holds the event loop for a few milliseconds only.
+IMPORT_PACE = 1.0
+IMPORT_BATCH = 250
 EXTENSIONS = (".csv", ".xlsx")
 StatusFileReader = Callable[[Bot, Document, Path], Awaitable[None]]
 Gettext = Callable[[str], str]
@@ -78,10 +95,11 @@ async def import_document(
     services: Services,
     clock: Clock,
     i18n: I18n,
-    sessionmaker: SessionFactory,
+    import_sessions: ImportSessions,
     jobs: Jobs,
     status_file_reader: StatusFileReader | None = None,
     import_progress_interval: float = 2.0,
+    import_limits: ImportLimits | None = None,
 ) -> None:
     document = message.document
     assert document is not None
@@ -95,19 +113,27 @@ async def import_document(
     def gettext(key: str) -> str:
         return i18n.gettext(key, locale=locale)
 
-    status = await message.answer(gettext("app.import.started"))
+    queued = jobs.waiting(IMPORT_LANE)
+    status = await message.answer(gettext("app.import.queued" if queued else "app.import.started"))
+
+    def importer(sessions: SessionFactory) -> StatusImporter:
+        return StatusImporter(
+            sessions, clock, batch_size=IMPORT_BATCH, limits=import_limits, pace=IMPORT_PACE
+        )
+
     job = import_job(
         status,
         bot,
         document,
         status_file_reader or download_document,
-        StatusImporter(sessionmaker, clock),
+        importer,
+        import_sessions,
         actor_user_id=user.id,
         scope=scope,
         gettext=gettext,
         interval=import_progress_interval,
     )
-    jobs.start(job, name=f"status-import-{user.id}")
+    jobs.start(job, name=f"status-import-{user.id}", lane=IMPORT_LANE)
 
 
 async def import_job(
@@ -115,7 +141,8 @@ async def import_job(
     bot: Bot,
     document: Document,
     read_file: StatusFileReader,
-    importer: StatusImporter,
+    importer: Callable[[SessionFactory], StatusImporter],
+    import_sessions: ImportSessions,
     *,
     actor_user_id: int,
     scope: set[int] | None,
@@ -144,9 +171,10 @@ async def import_job(
             await status.edit_text(render_refusal(ImportRefused("download_failed"), gettext))
             return
         try:
-            report = await importer.import_file(
-                path, actor_user_id=actor_user_id, progress=on_progress, hromada_scope=scope
-            )
+            async with import_sessions() as sessions:
+                report = await importer(sessions).import_file(
+                    path, actor_user_id=actor_user_id, progress=on_progress, hromada_scope=scope
+                )
         except ImportRefused as refused:  # the file as a whole: the report is the refusal
             log.info("status import refused for user %s: %s", actor_user_id, refused.code)
             await status.edit_text(render_refusal(refused, gettext))
