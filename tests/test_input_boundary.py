@@ -381,3 +381,83 @@ async def test_out_of_range_callback_data_is_a_stale_button(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], data
     answers = [c for c in client.session.calls if type(c.method).__name__ == "AnswerCallbackQuery"]
     assert answers and "неактивна" in (answers[-1].method.text or "")
+
+
+# -- Telegram's message limit ------------------------------------------------------------------------
+LONG = 'Мешканка пише: "вода тече зі стелі" & просить <терміново>. ' * 40  # ~2,400 characters
+
+
+async def _long_case(sessionmaker) -> int:
+    resident = await add_resident(sessionmaker, 7_300)
+    case_id = await make_case(sessionmaker, resident)
+    async with sessionmaker.begin() as session:
+        case = await session.get(Case, case_id)
+        case.description = LONG[:2000]
+        for i in range(30):
+            at = NOW + timedelta(minutes=i)
+            session.add(CaseEvent(case_id=case_id, at=at, kind="note", reason=f"{i}: {LONG[:500]}"))
+            session.add(
+                CaseMessage(case_id=case_id, at=at, from_resident=i % 2 == 0, text=f"{i}: {LONG[:2000]}")
+            )
+    return case_id
+
+
+async def test_long_case_card_is_cut_and_the_whole_history_sent_as_a_file(
+    make_client, reference, sessionmaker, caplog
+) -> None:
+    from handlers.kit.callbacks import CaseCb
+    from handlers.kit.render import MESSAGE_MAX, telegram_len
+
+    case_id = await _long_case(sessionmaker)
+    await add_worker(sessionmaker, 7_301, "ves-csp")
+    worker = make_client(7_301)
+    replies = await worker.click_data(CaseCb(action="open", case_id=case_id).pack())
+    card = replies[-1]
+    assert telegram_len(card.text) <= MESSAGE_MAX
+    assert "Картку скорочено" in card.text and "VES-" in card.text
+    assert "29: " in card.text  # the newest message stays on the card
+    replies = await worker.click("Уся історія файлом")
+    sent = [c.method for c in worker.session.calls if type(c.method).__name__ == "SendDocument"]
+    assert len(sent) == 1 and sent[0].chat_id == 7_301
+    content = sent[0].document.data.decode()
+    assert sent[0].document.filename.endswith(".txt")
+    for i in range(30):
+        assert f"{i}: {LONG[:2000]}" in content  # every message, in full
+    assert LONG[:2000] in content and "<b>" not in content
+
+    # Another team's worker cannot have it: the press re-checks access.
+    await add_worker(sessionmaker, 7_302, "zp-oblast")
+    outsider = make_client(7_302)
+    await outsider.click_data(CaseCb(action="history", case_id=case_id).pack())
+    assert len([c for c in outsider.session.calls if type(c.method).__name__ == "SendDocument"]) == 1
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+# -- applications without a hromada ---------------------------------------------------------------
+async def test_application_without_hromada_is_changed_only_by_admins_and_the_oblast_team(
+    make_client, sessionmaker, reference
+) -> None:
+    from handlers.kit.callbacks import AppStatusCb
+    from models import Application
+    from tests.test_applications import add_app
+
+    app_id = await add_app(sessionmaker, "БЕЗ-1", "+380501234567", hromada=None)
+    await add_worker(sessionmaker, 7_401, "pyr-cnap")  # a hromada's worker
+    await add_worker(sessionmaker, 7_402, "zp-oblast")  # the oblast fallback team
+    await add_worker(sessionmaker, 7_403, "ves-csp", is_admin=True)
+    hromada_worker, oblast_worker, admin = make_client(7_401), make_client(7_402), make_client(7_403)
+
+    assert "немає серед заяв ваших громад" in (await hromada_worker.send("/app БЕЗ-1"))[0].text
+    replies = await hromada_worker.click_data(AppStatusCb(application_id=app_id, status="approved").pack())
+    assert replies[0].kind == "alert"
+    async with sessionmaker() as session:
+        assert (await session.get(Application, app_id)).status_code == "received"
+
+    await oblast_worker.send("/app БЕЗ-1")
+    await oblast_worker.click("Призначено")
+    async with sessionmaker() as session:
+        assert (await session.get(Application, app_id)).status_code == "approved"
+    await admin.send("/app БЕЗ-1")
+    await admin.click("Бракує документів")
+    async with sessionmaker() as session:
+        assert (await session.get(Application, app_id)).status_code == "documents_missing"
