@@ -461,3 +461,35 @@ async def test_application_without_hromada_is_changed_only_by_admins_and_the_obl
     await admin.click("Бракує документів")
     async with sessionmaker() as session:
         assert (await session.get(Application, app_id)).status_code == "documents_missing"
+
+
+async def test_a_relayed_message_of_quotes_still_fits_one_notice(sessionmaker, reference) -> None:
+    """2,000 quotes are 12,000 characters once HTML-escaped: the notice is cut, not refused."""
+    from handlers.kit.render import MESSAGE_MAX, telegram_len
+    from models import OutboxMessage
+    from tests.test_case_actions import rendered
+
+    clock = FrozenClock(NOW)
+    resident = await add_resident(sessionmaker, 7_500)
+    w = await add_worker(sessionmaker, 7_501, "ves-csp")
+    case_id = await make_case(sessionmaker, resident)
+    async with sessionmaker.begin() as session:
+        worker = await session.get(type(w), w.id)
+        await CaseActions(session, clock).relay_to_resident(case_id, worker, '"' * 2000)
+    async with sessionmaker() as session:
+        row = await session.scalar(
+            select(OutboxMessage).where(OutboxMessage.kind == "case_message_to_resident")
+        )
+    for language in ("uk", "en"):
+        text, _ = rendered(row, language)
+        assert telegram_len(text) <= MESSAGE_MAX and text.endswith(("повідомлення.", "one message."))
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.one_of(hostile_text, st.text()), multiline=st.booleans())
+def test_tidy_is_clean_and_idempotent(value: str, multiline: bool) -> None:
+    cleaned = tidy(value, multiline=multiline)
+    assert _is_clean(cleaned) and cleaned == cleaned.strip()
+    assert tidy(cleaned, multiline=multiline) == cleaned
+    if not multiline:
+        assert "\n" not in cleaned and "\t" not in cleaned
