@@ -493,3 +493,15 @@ def test_tidy_is_clean_and_idempotent(value: str, multiline: bool) -> None:
     assert tidy(cleaned, multiline=multiline) == cleaned
     if not multiline:
         assert "\n" not in cleaned and "\t" not in cleaned
+
+
+async def test_the_form_summary_of_a_description_of_quotes_fits_one_message(resident: BotClient) -> None:
+    from handlers.kit.render import MESSAGE_MAX, telegram_len
+
+    await _to_description(resident)
+    await resident.send('"' * 2000)
+    await resident.click("Без файлів")
+    await resident.click("Для себе")
+    replies = await resident.share_contact("380501234567")
+    assert "Перевірте звернення" in replies[-1].text
+    assert telegram_len(replies[-1].text) <= MESSAGE_MAX
