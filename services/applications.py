@@ -366,14 +366,25 @@ class ApplicationService:
         return scope
 
     async def worker_may_manage(self, worker: Worker, application: Application) -> bool:
-        """Admins: all. Others: applications of a hromada in their scope (`hromada_scope`);
-        applications without a hromada by any active worker."""
+        """Admins: all. Others: applications of a hromada in their scope (`hromada_scope`).
+        An application without a hromada belongs to no hromada's team: admins and the oblast
+        level only. There is no oblast role in the model: a member of an oblast fallback team
+        (the oblast department) is the oblast level."""
         if not worker.active:
             return False
         if application.hromada_id is None:
-            return True
+            return worker.is_admin or await self._in_oblast_team(worker)
         scope = await self.hromada_scope(worker)
         return scope is None or application.hromada_id in scope
+
+    async def _in_oblast_team(self, worker: Worker) -> bool:
+        found = await self.session.scalar(
+            select(TeamMember.id)
+            .join(Team, Team.id == TeamMember.team_id)
+            .where(TeamMember.worker_id == worker.id, Team.is_oblast_fallback.is_(True))
+            .limit(1)
+        )
+        return found is not None
 
     async def is_coordinator(self, worker: Worker) -> bool:
         if worker.is_admin:

@@ -13,7 +13,6 @@ Access, in one place:
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -51,6 +50,7 @@ from models.people import ROLE_COORDINATOR
 from services.clock import Clock
 from services.errors import DomainError, StaleAction
 from services.outbox import enqueue
+from services.text import clean, clean_file_id, clean_file_name, clean_mime_type, clip
 
 MAX_TEXT = 2000
 MAX_REASON = 500
@@ -270,6 +270,9 @@ class CaseActions:
             raise InvalidTransition("closed")
         if kind not in ("photo", "document"):
             raise CaseError("bad_attachment")
+        file_id, file_unique_id = clean_file_id(file_id, 255), clean_file_id(file_unique_id, 64)
+        if not file_id or not file_unique_id:
+            raise CaseError("bad_attachment")
         existing = await self.session.scalar(
             select(Attachment).where(
                 Attachment.case_id == case.id, Attachment.file_unique_id == file_unique_id
@@ -280,10 +283,10 @@ class CaseActions:
         attachment = Attachment(
             case_id=case.id,
             kind=kind,
-            file_id=file_id[:255],
-            file_unique_id=file_unique_id[:64],
-            file_name=(file_name or None) and file_name[:255],
-            mime_type=(mime_type or None) and mime_type[:100],
+            file_id=file_id,
+            file_unique_id=file_unique_id,
+            file_name=clean_file_name(file_name),
+            mime_type=clean_mime_type(mime_type),
             uploaded_by_user_id=user.id,
             at=self.clock.now(),
         )
@@ -514,11 +517,9 @@ class CaseActions:
         if case.status == to_status:
             return False
         check_transition(case.status, to_status)
-        reason = clean_text(reason) or None
+        reason = clip(reason, MAX_REASON, multiline=True)
         if to_status in REASON_REQUIRED and not reason:
             raise InvalidTransition("reason_required")
-        if reason is not None:
-            reason = reason[:MAX_REASON]
         now = self.clock.now()
         from_status = case.status
         case.status = to_status
@@ -653,17 +654,10 @@ def required_text(to_status: str) -> str | None:
     return None
 
 
-def clean_text(text: str | None) -> str:
-    """Typed text without control characters (PostgreSQL refuses NUL), newlines and tabs kept."""
-    return "".join(ch for ch in (text or "") if ch in "\n\t" or unicodedata.category(ch) != "Cc").strip()
-
-
 def _clean(text: str | None, limit: int, *, code: str = "empty_text") -> str:
-    value = clean_text(text)
+    value = clean(text, limit, multiline=True, error=CaseError, code="text_too_long")
     if not value:
         raise CaseError(code)
-    if len(value) > limit:
-        raise CaseError("text_too_long")
     return value
 
 

@@ -35,6 +35,7 @@ from services.clock import Clock
 from services.errors import DomainError, StaleAction
 from services.phones import contact_phone
 from services.routing import RoutingDecision, RoutingError, RoutingService
+from services.text import clean_file_id, clean_file_name, clean_mime_type, clip, tidy
 
 # Each marker raises priority; sensitive services (child protection) too.
 VULNERABILITY_WEIGHTS: dict[str, int] = {
@@ -48,6 +49,8 @@ SENSITIVE_WEIGHT = 3
 
 DESCRIPTION_MIN = 10
 DESCRIPTION_MAX = 2000
+ON_BEHALF_NAME_MAX = 120
+ON_BEHALF_RELATION_MAX = 60
 MAX_ATTACHMENTS = 10
 NOTICE_EXCERPT = 300
 
@@ -168,9 +171,13 @@ class IntakeService:
         existing = await self.by_idempotency_key(idempotency_key)
         if existing is not None:
             return FiledCase(existing, None, False)
-        description = draft.description.strip()
+        # The form cleans each step; a draft kept from before (or forged) is cleaned again here,
+        # so what reaches the columns always fits them.
+        description = tidy(draft.description, multiline=True)
         if not DESCRIPTION_MIN <= len(description) <= DESCRIPTION_MAX:
             raise InvalidDraft()
+        on_behalf_name = clip(draft.on_behalf_name, ON_BEHALF_NAME_MAX)
+        on_behalf_relation = clip(draft.on_behalf_relation, ON_BEHALF_RELATION_MAX)
         # Held here so that routing's lookups hit the identity map (it keeps objects weakly).
         service = await self.session.get(Service, draft.service_id)
         hromada = await self.session.get(Hromada, draft.hromada_id)
@@ -188,9 +195,9 @@ class IntakeService:
                 case = Case(
                     number=number,
                     resident_id=resident.id,
-                    on_behalf=bool(draft.on_behalf_name),
-                    on_behalf_name=draft.on_behalf_name,
-                    on_behalf_relation=draft.on_behalf_relation,
+                    on_behalf=bool(on_behalf_name),
+                    on_behalf_name=on_behalf_name,
+                    on_behalf_relation=on_behalf_relation if on_behalf_name else None,
                     hromada_id=hromada.id,
                     settlement_id=draft.settlement_id,
                     service_id=service.id,
@@ -218,17 +225,18 @@ class IntakeService:
 
         seen: set[str] = set()
         for item in draft.attachments[:MAX_ATTACHMENTS]:
-            if item.file_unique_id in seen:
+            unique_id = clean_file_id(item.file_unique_id, 64)
+            if not unique_id or unique_id in seen:
                 continue
-            seen.add(item.file_unique_id)
+            seen.add(unique_id)
             self.session.add(
                 Attachment(
                     case_id=case.id,
-                    kind=item.kind,
-                    file_id=item.file_id,
-                    file_unique_id=item.file_unique_id,
-                    file_name=item.file_name,
-                    mime_type=item.mime_type,
+                    kind=item.kind if item.kind in ("photo", "document") else "document",
+                    file_id=clean_file_id(item.file_id, 255),
+                    file_unique_id=unique_id,
+                    file_name=clean_file_name(item.file_name),
+                    mime_type=clean_mime_type(item.mime_type),
                     uploaded_by_user_id=resident.user_id,
                     at=now,
                 )

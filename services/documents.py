@@ -20,6 +20,7 @@ from services.clock import Clock
 from services.errors import DomainError, StaleAction
 from services.outbox import cancel_pending, enqueue
 from services.reminders import ReminderRules
+from services.text import clean_optional
 
 NOTE_MAX = 500
 OPEN = "open"
@@ -93,9 +94,7 @@ class DocumentService:
         checklist = {d.code: d for d in await self.checklist(case.service_id)}
         if any(code not in checklist for code in codes):
             raise DocumentError("unknown_items")
-        note = (note or "").strip() or None
-        if note is not None and len(note) > NOTE_MAX:
-            raise DocumentError("note_too_long")
+        note = clean_optional(note, NOTE_MAX, multiline=True, error=DocumentError, code="note_too_long")
         now = self.clock.now()
         if deadline is not None and deadline <= now:
             raise DocumentError("deadline_past")

@@ -30,6 +30,7 @@ from services.clock import Clock
 from services.errors import DomainError
 from services.outbox import enqueue
 from services.reminders import DAY_BEFORE_AT, ReminderRules
+from services.text import clean
 
 BOOKED = "booked"
 CANCELLED = "cancelled"
@@ -134,9 +135,7 @@ class MobileOfficeService:
             raise MobileOfficeError("bad_every")
         if not 5 <= slot_minutes <= 120:
             raise MobileOfficeError("bad_slot")
-        place = (place or "").strip()
-        if len(place) > PLACE_MAX:
-            raise MobileOfficeError("place_too_long")
+        place = clean(place, PLACE_MAX, error=MobileOfficeError, code="place_too_long")
         valid_from = valid_from or self.today()
         if valid_to is not None and valid_to < valid_from:
             raise MobileOfficeError("bad_dates")
@@ -251,9 +250,7 @@ class MobileOfficeService:
             raise MobileOfficeError("no_slot")
         if slot_start not in await self.free_slots(schedule_id, day):
             raise MobileOfficeError("slot_taken")
-        topic = (topic or "").strip()
-        if len(topic) > TOPIC_MAX:
-            raise MobileOfficeError("topic_too_long")
+        topic = clean(topic, TOPIC_MAX, multiline=True, error=MobileOfficeError, code="topic_too_long")
         mine = await self.session.scalar(
             select(MobileOfficeBooking.id).where(
                 MobileOfficeBooking.schedule_id == schedule.id,

@@ -39,6 +39,11 @@ PAGE_SIZE = 10
 # An open case with no event and no message for this many days is "stale" (coordinators' list).
 STALE_DAYS = 7
 MAX_PAGE = 1000
+# What a case card shows: the newest events and messages (the rest goes out as a file).
+CARD_EVENTS = 10
+CARD_MESSAGES = 5
+# A case's whole history as a file: still bounded, a case is not a chat log.
+HISTORY_MAX = 2000
 # Status filters offered in the worker's menu: "open" = every open status, or one status.
 FILTERS = ("open", *STATUSES)
 
@@ -234,7 +239,7 @@ class QueueService:
         )
 
     # -- case card ---------------------------------------------------------------------------
-    async def card(self, case: Case, *, events: int = 10, messages: int = 5) -> CaseCard:
+    async def card(self, case: Case, *, events: int = CARD_EVENTS, messages: int = CARD_MESSAGES) -> CaseCard:
         """The newest `events` events and `messages` messages (each oldest first) and the number
         of attachments — one statement (UNION ALL of three index range scans)."""
         statement = _card_statement(events, messages)

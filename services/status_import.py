@@ -64,6 +64,7 @@ from services.applications import (
 from services.clock import Clock
 from services.phones import normalize_phone
 from services.reminders import default_zone
+from services.text import tidy
 
 BATCH_SIZE = 1_000
 KEPT_REJECTIONS = 500  # rows' details kept for the report; the count is always exact
@@ -462,7 +463,7 @@ def _text(value: Any) -> str:
         return ""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return " ".join(str(value).split())
+    return tidy(str(value))
 
 
 _DATE_FORMATS = ("%d.%m.%Y", "%d.%m.%Y %H:%M", "%d.%m.%Y %H:%M:%S")

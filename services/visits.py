@@ -24,6 +24,7 @@ from services.clock import Clock
 from services.errors import DomainError
 from services.outbox import cancel_pending, enqueue
 from services.reminders import ReminderRules, fmt_date, fmt_time
+from services.text import clean
 
 PLANNED = "planned"
 CONFIRMED = "confirmed"
@@ -411,10 +412,7 @@ class VisitService:
 
 
 def _clean(text: str | None, limit: int, code: str) -> str:
-    text = (text or "").strip()
-    if len(text) > limit:
-        raise VisitError(code)
-    return text
+    return clean(text, limit, multiline=True, error=VisitError, code=code)
 
 
 _PROPOSED = re.compile(r"(\d{1,2})[./](\d{1,2})(?:[./](\d{2,4}))?\D{1,8}?(\d{1,2})[:.](\d{2})")

@@ -24,11 +24,13 @@ from models import (
 )
 from models.people import ROLE_COORDINATOR, ROLES
 from services.errors import DomainError, StaleAction
+from services.text import clip
 
 INVITE_PREFIX = "inv_"
 # Telegram deep-link payloads are at most 64 characters of [A-Za-z0-9_-].
 _PAYLOAD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 MAX_INVITE_TTL = timedelta(days=30)
+DISPLAY_NAME_MAX = 120
 
 
 class InviteError(DomainError):
@@ -85,7 +87,9 @@ class WorkerService:
         """The first admin comes from settings (ADMIN_TELEGRAM_IDS), not from an invite."""
         worker = await self.session.scalar(select(Worker).where(Worker.user_id == user.id))
         if worker is None:
-            worker = Worker(user_id=user.id, display_name=display_name[:120] or "admin", is_admin=True)
+            worker = Worker(
+                user_id=user.id, display_name=clip(display_name, DISPLAY_NAME_MAX) or "admin", is_admin=True
+            )
             self.session.add(worker)
             self.session.add(
                 AuditEntry(actor_user_id=user.id, action="admin_bootstrap", object_type="worker")
@@ -174,7 +178,7 @@ class WorkerService:
             raise InviteError("expired")
         worker = await self.session.scalar(select(Worker).where(Worker.user_id == user.id))
         if worker is None:
-            worker = Worker(user_id=user.id, display_name=display_name[:120] or "—")
+            worker = Worker(user_id=user.id, display_name=clip(display_name, DISPLAY_NAME_MAX) or "—")
             self.session.add(worker)
             await self.session.flush()
         worker.active = True

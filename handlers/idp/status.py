@@ -30,7 +30,7 @@ from handlers.kit.builders import InlineKeyboardBuilder
 from handlers.kit.callbacks import AppCb
 from handlers.kit.filters import HasContact, MenuButton, NonText, NotMenuButton, PlainText, prune_callbacks
 from handlers.kit.keyboards import consent_keyboard, main_menu
-from handlers.kit.render import kind_label
+from handlers.kit.render import capped, kind_label
 from models import Application, User
 from services.applications import (
     ApplicationService,
@@ -78,7 +78,7 @@ def render_card(
         "next_step": html.escape(vocabulary.next_step(app.status_code, locale)) or "—",
         "history": "\n".join(lines) or "—",
     }
-    return text, card_markup(app.id, subscribed)
+    return capped(text, _("common.cut")), card_markup(app.id, subscribed)
 
 
 def card_markup(application_id: int, subscribed: bool) -> InlineKeyboardMarkup:

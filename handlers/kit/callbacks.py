@@ -1,21 +1,36 @@
 """Every callback-data factory in one place. Values here are hints, never trusted:
-handlers re-check ownership and role on the server for each press."""
+handlers re-check ownership and role on the server for each press.
+
+Every field is bounded: data outside the bounds (a forged or mangled button) fails to unpack, no
+handler takes the press and the fallback answers it as a stale button — before a number too
+large for the database's integers reaches a query."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from aiogram.filters.callback_data import CallbackData
+from pydantic import Field
+
+# A row id: the databases' ids are signed 64-bit integers; 0 means "none" where a field is optional.
+Id = Annotated[int, Field(ge=0, le=2**63 - 1)]
+Page = Annotated[int, Field(ge=0, le=1000)]
+Days = Annotated[int, Field(ge=0, le=366)]
+# Callback data is at most 64 bytes: these caps only keep a forged value short and plain.
+Word = Annotated[str, Field(max_length=24)]  # an action, a role, a scope, a status, an answer
+Value = Annotated[str, Field(max_length=48)]  # an id or a code written as text
 
 
 class LanguageCb(CallbackData, prefix="lang"):
-    code: str
+    code: Value
 
 
 class ConsentCb(CallbackData, prefix="consent"):
-    answer: str  # yes | no | info
+    answer: Word  # yes | no | info
 
 
 class ForgetCb(CallbackData, prefix="forget"):
-    answer: str  # yes | no
+    answer: Word  # yes | no
 
 
 # --- resident intake and "My requests"
@@ -25,16 +40,16 @@ class IntakeCb(CallbackData, prefix="in"):
     """A step of the new-request form: pick hromada/settlement/service, toggle a marker, back, ...
     `value` is an id or code; the handler checks it against the draft and the database."""
 
-    action: str
-    value: str = ""
+    action: Word
+    value: Value = ""
 
 
 class MyCaseCb(CallbackData, prefix="my"):
     """ "My requests": list page, open, write, add document, cancel (ownership re-checked)."""
 
-    action: str
-    case_id: int = 0
-    page: int = 0
+    action: Word
+    case_id: Id = 0
+    page: Page = 0
 
 
 # --- worker and coordinator case handling
@@ -43,59 +58,59 @@ class MyCaseCb(CallbackData, prefix="my"):
 class CaseCb(CallbackData, prefix="case"):
     """A worker's action on a case: open, take, ... (the handler re-checks the worker's rights)."""
 
-    action: str
-    case_id: int
+    action: Word
+    case_id: Id
 
 
 class InviteCb(CallbackData, prefix="winv"):
     """/invite: team chosen (role empty), then role. Re-checked: may the presser manage the team."""
 
-    team_id: int
-    role: str = ""
+    team_id: Id
+    role: Word = ""
 
 
 class QueueCb(CallbackData, prefix="wq"):
     """A queue page. scope: my | team | hromada | unassigned | stale; status: open or a status."""
 
-    scope: str
-    status: str = "open"
-    page: int = 0
-    team_id: int = 0
+    scope: Word
+    status: Word = "open"
+    page: Page = 0
+    team_id: Id = 0
 
 
 class StatusCb(CallbackData, prefix="wst"):
     """Change a case's status to `to` (the transition table is checked by the service)."""
 
-    case_id: int
-    to: str
+    case_id: Id
+    to: Word
 
 
 class TransferCb(CallbackData, prefix="wtr"):
-    case_id: int
-    team_id: int
+    case_id: Id
+    team_id: Id
 
 
 class AssignCb(CallbackData, prefix="wasg"):
-    case_id: int
-    worker_id: int
+    case_id: Id
+    worker_id: Id
 
 
 class DocPickCb(CallbackData, prefix="wdoc"):
     """Document request: toggle a checklist item (`item` = code), `@done`, or a deadline `days`."""
 
-    case_id: int
-    item: str = ""
-    days: int = 0
+    case_id: Id
+    item: Value = ""
+    days: Days = 0
 
 
 class RuleCb(CallbackData, prefix="crule"):
     """Coordinator routing: toggle | add | hromada | service | team (each re-checked)."""
 
-    action: str
-    rule_id: int = 0
-    hromada_id: int = 0
-    service_id: int = 0
-    team_id: int = 0
+    action: Word
+    rule_id: Id = 0
+    hromada_id: Id = 0
+    service_id: Id = 0
+    team_id: Id = 0
 
 
 # --- visits, mobile office and reminders
@@ -104,47 +119,47 @@ class RuleCb(CallbackData, prefix="crule"):
 class VisitNewCb(CallbackData, prefix="vnew"):
     """ "Schedule a home visit" on a case card (rendered by the case card, handled by visits)."""
 
-    case_id: int
+    case_id: Id
 
 
 class DocsReceivedCb(CallbackData, prefix="docrcv"):
     """A worker marks a document request received (stops its reminders)."""
 
-    request_id: int
+    request_id: Id
 
 
 class VisitCalCb(CallbackData, prefix="vcal"):
     """The visit form: month page (value YYYYMM), day (YYYYMMDD), time (YYYYMMDDHH), skip, noop.
     visit_id > 0 when moving an existing visit. Re-checked: may the presser act on the case."""
 
-    action: str
-    case_id: int
-    visit_id: int = 0
-    value: str = ""
+    action: Word
+    case_id: Id
+    visit_id: Id = 0
+    value: Value = ""
 
 
 class VisitAnswerCb(CallbackData, prefix="vans"):
     """The resident's answer to a visit: confirm | reschedule | cancel | cancel_yes | cancel_no.
     Re-checked: the presser is the resident of the visit's case."""
 
-    action: str
-    visit_id: int
+    action: Word
+    visit_id: Id
 
 
 class VisitWorkerCb(CallbackData, prefix="vwrk"):
     """A worker's action on a visit: move | cancel (re-checked against the case's team)."""
 
-    action: str
-    visit_id: int
+    action: Word
+    visit_id: Id
 
 
 class MobileOfficeCb(CallbackData, prefix="mo"):
     """Mobile office: hromada/settlement pick, trip, slot, book, subscribe, cancel booking,
     coordinator delete. Ids are hints; the service re-checks each one."""
 
-    action: str
-    id: int = 0
-    value: str = ""
+    action: Word
+    id: Id = 0
+    value: Value = ""
 
 
 # --- applications and status imports
@@ -156,12 +171,12 @@ class AppCb(CallbackData, prefix="app"):
     re-checks that the application is registered to the user's verified phone. A status push
     carries `unsub` (handlers/kit/notices.py)."""
 
-    action: str
-    application_id: int
+    action: Word
+    application_id: Id
 
 
 class AppStatusCb(CallbackData, prefix="appst"):
     """A worker sets an application's status by hand (re-checked: active worker, may manage)."""
 
-    application_id: int
-    status: str
+    application_id: Id
+    status: Value

@@ -24,6 +24,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import I18n
 
 from handlers.kit.callbacks import AppCb, CaseCb, VisitAnswerCb, VisitWorkerCb
+from handlers.kit.render import capped
 from services.outbox import PAYLOAD_VERSION, VERSION_KEY
 
 Payload = Mapping[str, Any]
@@ -57,7 +58,7 @@ def render_notice(
                 for row in buttons
             ]
         )
-    return text, markup
+    return capped(text, i18n.gettext("common.cut", locale=locale)), markup
 
 
 # -- value helpers ---------------------------------------------------------------------------------

@@ -3,12 +3,82 @@
 from __future__ import annotations
 
 import html
+import re
+from collections.abc import Sequence
 from typing import Any
 
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from services.errors import DomainError
+
+# Telegram refuses a message text longer than this (counted in UTF-16 code units). The cap is
+# applied to the HTML as sent, tags and entities included, so it holds whatever they expand to.
+MESSAGE_MAX = 4096
+
+
+def telegram_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def escape_clipped(raw: str, limit: int) -> str:
+    """`raw` HTML-escaped and cut (with "…") so that the escaped text is at most `limit` long."""
+    escaped = html.escape(raw)
+    if telegram_len(escaped) <= limit:
+        return escaped
+    parts: list[str] = []
+    used = 1  # the "…"
+    for ch in raw:
+        piece = html.escape(ch)
+        used += telegram_len(piece)
+        if used > limit:
+            break
+        parts.append(piece)
+    return "".join(parts).rstrip() + "…"
+
+
+def fit_message(blocks: Sequence[str], cut_note: str, limit: int = MESSAGE_MAX) -> tuple[str, bool]:
+    """`blocks` joined by line breaks; when that is too long for one message, as many whole
+    blocks from the start as fit, then `cut_note` on its own line. A block is never split, so
+    its HTML stays balanced. Returns the text and whether it was cut."""
+    text = "\n".join(blocks)
+    if telegram_len(text) <= limit:
+        return text, False
+    kept: list[str] = []
+    room = limit - telegram_len(cut_note) - 1
+    for block in blocks:
+        size = telegram_len(block) + (1 if kept else 0)
+        if size > room:
+            break
+        kept.append(block)
+        room -= size
+    return "\n".join([*kept, cut_note]), True
+
+
+_OPEN_TAG = re.compile(r"<[a-z][^>]*>")
+_CLOSE_TAG = re.compile(r"</[a-z-]+>")
+
+
+def _balanced_blocks(text: str) -> list[str]:
+    """`text` split at line breaks that are outside any HTML element."""
+    blocks: list[str] = []
+    current: list[str] = []
+    depth = 0
+    for line in text.split("\n"):
+        current.append(line)
+        depth += len(_OPEN_TAG.findall(line)) - len(_CLOSE_TAG.findall(line))
+        if depth <= 0:
+            blocks.append("\n".join(current))
+            current, depth = [], 0
+    if current:
+        blocks.append("\n".join(current))
+    return blocks
+
+
+def capped(text: str, cut_note: str = "…", limit: int = MESSAGE_MAX) -> str:
+    """A rendered message fit for Telegram: cut between whole lines (never inside an HTML
+    element), with `cut_note` last. The last resort of every long screen."""
+    return fit_message(_balanced_blocks(text), cut_note, limit)[0]
 
 
 def _name(part: Any, locale: str) -> str:

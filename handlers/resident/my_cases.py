@@ -27,6 +27,7 @@ from infra.settings import Settings
 from models import Case, User
 from services.errors import DomainError, StaleAction
 from services.hub import Services
+from services.text import tidy
 
 PAGE_SIZE = 5
 HISTORY_LIMIT = 15
@@ -127,7 +128,7 @@ async def start_write(
 
 
 async def message_text(message: Message, state: FSMContext, services: Services, user: User) -> None:
-    text = (message.text or "").strip()
+    text = tidy(message.text, multiline=True)
     if not text:
         await message.answer(_("case.error.empty_text"))
         return

@@ -12,7 +12,7 @@ from aiogram.utils.i18n import gettext as _
 
 from handlers.kit.builders import InlineKeyboardBuilder
 from handlers.kit.callbacks import MyCaseCb
-from handlers.kit.render import routing_reason
+from handlers.kit.render import capped, routing_reason
 from models import CaseEvent, Team
 from services.cases import CaseCard, CasePage
 
@@ -116,7 +116,7 @@ def case_screen(card: CaseCard, i18n: I18n, tz: tzinfo, page: int) -> tuple[str,
             builder.button(text=_(key), callback_data=MyCaseCb(action=action, case_id=case.id, page=page))
     builder.button(text=_("mycases.btn.list"), callback_data=MyCaseCb(action="page", page=page))
     builder.adjust(1)
-    return "\n".join(lines), builder.as_markup()
+    return capped("\n".join(lines), _("common.cut")), builder.as_markup()
 
 
 def back_to_case(case_id: int, page: int) -> InlineKeyboardMarkup:

@@ -21,7 +21,7 @@ from aiogram.utils.i18n import gettext as _
 from handlers.kit.builders import InlineKeyboardBuilder
 from handlers.kit.callbacks import AppStatusCb
 from handlers.kit.filters import ActiveWorker, prune_callbacks
-from handlers.kit.render import kind_label
+from handlers.kit.render import capped, kind_label
 from infra.settings import Settings
 from models import User, Worker
 from services.application_desk import DeskCard
@@ -57,7 +57,7 @@ def worker_card(desk: DeskCard, locale: str, tz: ZoneInfo) -> tuple[str, InlineK
                 callback_data=AppStatusCb(application_id=app.id, status=code),
             )
     builder.adjust(2)
-    return text, builder.as_markup()
+    return capped(text, _("common.cut")), builder.as_markup()
 
 
 async def open_application(

@@ -55,6 +55,7 @@ from services.cases import (
 )
 from services.errors import StaleAction
 from services.phones import contact_phone
+from services.text import clean_file_name, clean_mime_type, tidy
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ async def on_back(query: CallbackQuery, state: FSMContext, flow: FormFlow) -> No
 
 # -- hromada, settlement, service, markers ---------------------------------------------------------
 async def hromada_search(message: Message, flow: FormFlow) -> None:
-    query = (message.text or "").strip()
+    query = tidy(message.text)
     if not screens.SEARCH_MIN <= len(query) <= screens.SEARCH_MAX:
         text, markup = screens.hromada_query_bad()
     else:
@@ -178,7 +179,7 @@ async def markers_done(query: CallbackQuery, flow: FormFlow) -> None:
 
 # -- description, files ------------------------------------------------------------------------------
 async def description_text(message: Message, flow: FormFlow) -> None:
-    text = (message.text or "").strip()
+    text = tidy(message.text, multiline=True)
     problem = screens.description_problem(text)
     if problem is not None:
         await message.answer(problem)
@@ -197,7 +198,13 @@ async def attachment_added(message: Message, state: FSMContext) -> None:
     else:
         doc = message.document
         assert doc is not None
-        item = AttachmentDraft("document", doc.file_id, doc.file_unique_id, doc.file_name, doc.mime_type)
+        item = AttachmentDraft(
+            "document",
+            doc.file_id,
+            doc.file_unique_id,
+            clean_file_name(doc.file_name),
+            clean_mime_type(doc.mime_type),
+        )
     # An album arrives as several updates at once: take the draft's row lock first (a write),
     # then read, so that one person's files are appended one after another, none lost.
     await state.set_state(IntakeForm.active)
@@ -232,7 +239,7 @@ async def pick_on_behalf(query: CallbackQuery, callback_data: IntakeCb, flow: Fo
 
 
 async def other_name(message: Message, flow: FormFlow) -> None:
-    text = " ".join((message.text or "").split())
+    text = tidy(message.text)
     problem = screens.name_problem(text)
     if problem is not None:
         await message.answer(problem)
@@ -241,7 +248,7 @@ async def other_name(message: Message, flow: FormFlow) -> None:
 
 
 async def other_relation(message: Message, flow: FormFlow) -> None:
-    text = " ".join((message.text or "").split())
+    text = tidy(message.text)
     problem = screens.relation_problem(text)
     if problem is not None:
         await message.answer(problem)

@@ -18,7 +18,7 @@ from aiogram.utils.i18n import gettext as _
 
 from handlers.kit.builders import InlineKeyboardBuilder
 from handlers.kit.callbacks import IntakeCb
-from handlers.kit.render import routing_reason
+from handlers.kit.render import escape_clipped, routing_reason
 from models import Case, Hromada, Service, Settlement, Team
 from services.cases import DESCRIPTION_MAX, DESCRIPTION_MIN, MAX_ATTACHMENTS, VULNERABILITY_MARKERS
 
@@ -185,7 +185,8 @@ def summary(
         "settlement": html.escape(settlement.name(locale)) if settlement else "—",
         "service": html.escape(service.name(locale)) if service else "—",
         "markers": markers,
-        "description": html.escape(data.get("description") or ""),
+        # Escaping may grow a description several times over: the summary must stay one message.
+        "description": escape_clipped(data.get("description") or "", 3000),
         "files": len(data.get("attachments") or []),
         "who": who,
         "phone": html.escape(data.get("contact_phone") or "—"),

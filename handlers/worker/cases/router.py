@@ -10,9 +10,9 @@ from __future__ import annotations
 from aiogram import Bot, Router
 from aiogram.filters import StateFilter
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import BufferedInputFile, CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
-from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import I18n, get_i18n
 from aiogram.utils.i18n import gettext as _
 
 from handlers.kit.callbacks import AssignCb, CaseCb, DocPickCb, DocsReceivedCb, StatusCb, TransferCb
@@ -31,8 +31,9 @@ from infra.settings import Settings
 from models import Worker
 from services.case_actions import required_text
 from services.documents import DEADLINE_DAYS
-from services.errors import StaleAction
+from services.errors import NotAllowed, StaleAction
 from services.hub import Services
+from services.queues import HISTORY_MAX
 
 
 def _message(query: CallbackQuery) -> Message | None:
@@ -141,6 +142,28 @@ async def files(
             await bot.send_photo(chat_id, item.file_id, caption=case.number)
         else:
             await bot.send_document(chat_id, item.file_id, caption=case.number)
+
+
+async def history(
+    query: CallbackQuery,
+    callback_data: CaseCb,
+    services: Services,
+    worker: Worker,
+    bot: Bot,
+    settings: Settings,
+    callback_answer: CallbackAnswer,
+) -> None:
+    """The case's whole history and correspondence as a .txt file, to the worker's private chat.
+    Rights are checked again: only a member of the case's team gets the messages."""
+    case, access = await services.case_actions.worker_case_access(worker, callback_data.case_id)
+    if not access.member:
+        raise NotAllowed()
+    card = await services.queues.card(case, events=HISTORY_MAX, messages=HISTORY_MAX)
+    name, content = screens.history_file(case, card, get_i18n().current_locale, settings.locale.tz)
+    await bot.send_document(
+        query.from_user.id, BufferedInputFile(content, filename=name), caption=case.number
+    )
+    callback_answer.text = _("worker.history.sent")
 
 
 async def docs_start(
@@ -293,6 +316,7 @@ def create_router() -> Router:
     presses.register(transfer_menu, Action(CaseCb, "transfer"))
     presses.register(assign_menu, Action(CaseCb, "assign"))
     presses.register(files, Action(CaseCb, "files"))
+    presses.register(history, Action(CaseCb, "history"))
     presses.register(docs_start, Action(CaseCb, "docs"))
     presses.register(choose_status, StatusCb.filter())
     presses.register(choose_transfer_team, TransferCb.filter())

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 from datetime import datetime, tzinfo
 
@@ -23,11 +24,12 @@ from handlers.kit.callbacks import (
     VisitNewCb,
 )
 from handlers.kit.queues import priority_mark
+from handlers.kit.render import MESSAGE_MAX, escape_clipped, fit_message, telegram_len
 from handlers.kit.render import routing_reason as shared_routing_reason
 from models import Case, DocumentRequest, DocumentRequirement, Team, Worker
 from models.cases import CLOSED_STATUSES
 from services.case_actions import Access
-from services.queues import CardEvent, CaseCard
+from services.queues import CARD_EVENTS, CARD_MESSAGES, CardEvent, CaseCard
 
 Screen = tuple[str, InlineKeyboardMarkup]
 
@@ -57,7 +59,7 @@ def _event_line(event: CardEvent, tz: tzinfo) -> str:
     else:
         text = html.escape(event.kind)
     if event.reason:
-        text += f" — {html.escape(event.reason[:200])}"
+        text += f" — {escape_clipped(event.reason, 200)}"
     return f"• {when} {text}"
 
 
@@ -107,25 +109,51 @@ def card_screen(
                 }
             )
         if case.description:
-            lines.append(_("worker.card.description") % {"text": html.escape(case.description[:1500])})
+            lines.append(_("worker.card.description") % {"text": escape_clipped(case.description, 1500)})
     user = case.resident.user if case.resident else None
     if user is not None and not user.reachable:
         lines.append(_("worker.card.unreachable"))
     if case.outcome:
-        lines.append(_("worker.card.outcome") % {"text": html.escape(case.outcome)})
-    if card.events:
-        lines.append("")
-        lines.append(_("worker.card.history"))
-        lines.extend(_event_line(e, tz) for e in card.events)
-    if card.messages and (access.member or not private):
-        lines.append("")
-        lines.append(_("worker.card.messages"))
-        for m in card.messages:
-            who = _("worker.card.from_resident") if m.from_resident else _("worker.card.from_team")
-            lines.append(f"• {_local(m.at, tz)} {who}: {html.escape(m.text[:300])}")
+        lines.append(_("worker.card.outcome") % {"text": escape_clipped(case.outcome, 600)})
     if card.attachments_count:
         lines.append(_("worker.card.attachments") % {"n": card.attachments_count})
-    return "\n".join(lines), card_markup(case, access, card, open_requests, tz)
+    events = [_event_line(e, tz) for e in card.events]
+    messages: list[str] = []
+    if access.member or not private:
+        for m in card.messages:
+            who = _("worker.card.from_resident") if m.from_resident else _("worker.card.from_team")
+            messages.append(f"• {_local(m.at, tz)} {who}: {escape_clipped(m.text, 300)}")
+    text, cut = _fit_card(lines, events, messages)
+    # The card shows the newest entries only: the whole history goes out as a file on request.
+    more = cut or len(card.events) >= CARD_EVENTS or len(card.messages) >= CARD_MESSAGES
+    return text, card_markup(
+        case, access, card, open_requests, tz, history=more and access.member and private
+    )
+
+
+def _fit_card(head: list[str], events: list[str], messages: list[str]) -> tuple[str, bool]:
+    """The card within Telegram's limit: the oldest history lines go first, then the oldest
+    messages, with a line saying so; the head (with the description) is cut last."""
+    cut_note = _("worker.card.cut")
+    cut = False
+    while True:
+        blocks = list(head)
+        if cut:
+            blocks += ["", cut_note]
+        if events:
+            blocks += ["", _("worker.card.history"), *events]
+        if messages:
+            blocks += ["", _("worker.card.messages"), *messages]
+        text = "\n".join(blocks)
+        if telegram_len(text) <= MESSAGE_MAX:
+            return text, cut
+        if not events and not messages:
+            return fit_message(blocks, cut_note)[0], True
+        cut = True
+        if events:
+            events = events[1:]
+        else:
+            messages = messages[1:]
 
 
 def card_markup(
@@ -134,6 +162,8 @@ def card_markup(
     card: CaseCard,
     open_requests: Sequence[DocumentRequest] = (),
     tz: tzinfo | None = None,
+    *,
+    history: bool = False,
 ) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     sizes: list[int] = []
@@ -168,6 +198,9 @@ def card_markup(
             sizes.append(1)
     if card.attachments_count:
         builder.button(text=_("worker.btn.files"), callback_data=CaseCb(action="files", case_id=case.id))
+        sizes.append(1)
+    if history:
+        builder.button(text=_("worker.btn.history"), callback_data=CaseCb(action="history", case_id=case.id))
         sizes.append(1)
     builder.button(text=_("worker.btn.panel"), callback_data=QueueCb(scope="panel"))
     sizes.append(1)
@@ -226,3 +259,26 @@ def deadline_menu(case: Case, choices: Sequence[int]) -> Screen:
         )
     builder.adjust(3)
     return headed(case, "worker.docs.deadline"), builder.as_markup()
+
+
+def history_file(case: Case, card: CaseCard, locale: str, tz: tzinfo) -> tuple[str, bytes]:
+    """The whole history and correspondence of a case as a plain-text file: (name, content)."""
+    lines = [_("worker.history.title") % {"number": case.number, "service": case.service.name(locale)}]
+    if case.description:
+        lines += ["", _plain(_("worker.card.description") % {"text": ""}).rstrip(), case.description]
+    if case.outcome:
+        lines += ["", _plain(_("worker.card.outcome") % {"text": ""}).rstrip(), case.outcome]
+    lines += ["", _plain(_("worker.card.history")), *(_plain(_event_line(e, tz)) for e in card.events)]
+    lines += ["", _plain(_("worker.card.messages"))]
+    for m in card.messages:
+        who = _plain(_("worker.card.from_resident") if m.from_resident else _("worker.card.from_team"))
+        lines.append(f"• {_local(m.at, tz)} {who}: {m.text}")
+    return f"{case.number}.txt", ("\n".join(lines) + "\n").encode()
+
+
+_TAG = re.compile(r"</?[a-z][^>]*>")
+
+
+def _plain(rendered: str) -> str:
+    """A rendered HTML line as plain text: tags dropped first, then entities resolved."""
+    return html.unescape(_TAG.sub("", rendered))

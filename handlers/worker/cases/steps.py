@@ -18,9 +18,10 @@ from aiogram.utils.i18n import gettext as _
 from handlers.worker.cases.card import show_card
 from infra.settings import Settings
 from models import Worker
-from services.case_actions import MAX_REASON, MAX_TEXT, clean_text
+from services.case_actions import MAX_REASON, MAX_TEXT
 from services.errors import DomainError
 from services.hub import Services
+from services.text import tidy
 
 
 class CaseForm(StatesGroup):
@@ -64,9 +65,12 @@ async def _take_text(message: Message, state: FSMContext, step: Step) -> tuple[s
     """A valid text (else a polite answer, the step kept) and the step's data; the step is
     left. None when the user was told why not."""
     rule = STEPS[step]
-    text = clean_text(message.text)
-    if not text or len(text) > rule.limit:
-        await message.answer(_("case.error.text_too_long") if text else _(rule.empty_key))
+    text = tidy(message.text, multiline=True)
+    if not text:
+        await message.answer(_(rule.empty_key))
+        return None
+    if len(text) > rule.limit:
+        await message.answer(_("case.error.text_too_long") % {"limit": rule.limit, "n": len(text)})
         return None
     data = await state.get_data()
     await state.set_state(None)
