@@ -12,7 +12,7 @@ Phases, one after the other, each at least --seconds long; each import phase com
 a phase without an import, its baseline (the shared machine's load drifts over minutes):
   (a) no import;
   (b) a worker sends a hostile XLSX: about 1 MB that unpacks to ~300 MB of XML (a million
-      copies of one row and a 76 MB shared-string table, tests/test_import_budgets.hostile_xlsx);
+      copies of one row and a 76 MB shared-string table, tests/hostile/test_import_budgets.hostile_xlsx);
   (a2) no import;
   (c) a worker sends a normal 50,000-row XLSX (openpyxl-written, like bench/import.py).
 Files go through the bot's real path (handler → background job). An import phase ends when its
@@ -60,7 +60,7 @@ from infra.settings import DatabaseSettings, load_settings  # noqa: E402
 from services.reference_data import load_reference_file  # noqa: E402
 from tests.factories import add_worker  # noqa: E402
 from tests.pgtools import create_database, drop_database  # noqa: E402
-from tests.test_import_budgets import hostile_xlsx  # noqa: E402
+from tests.hostile.test_import_budgets import hostile_xlsx  # noqa: E402
 
 SAMPLE = ROOT / "data" / "sample_reference.yaml"
 WORKER_ID = 9_000_001

@@ -1,7 +1,8 @@
 """A hostile user and a careful auditor: the webhook's secret and what reaches the logs.
 
-Each test keeps one attack or audit finding as a regression test. (Other hostile scenarios —
-erasure, input cleaning, imports, Telegram's limits — live next to the code they test.)
+Each test keeps one attack or audit finding as a regression test. The other hostile scenarios
+are beside this file in tests/hostile/: erasure and retention, input cleaning and Telegram's
+limits, imports within budgets.
 """
 
 from __future__ import annotations
