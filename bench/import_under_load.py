@@ -59,8 +59,8 @@ from infra.migrate import upgrade  # noqa: E402
 from infra.settings import DatabaseSettings, load_settings  # noqa: E402
 from services.reference_data import load_reference_file  # noqa: E402
 from tests.factories import add_worker  # noqa: E402
-from tests.pgtools import create_database, drop_database  # noqa: E402
 from tests.hostile.test_import_budgets import hostile_xlsx  # noqa: E402
+from tests.pgtools import create_database, drop_database  # noqa: E402
 
 SAMPLE = ROOT / "data" / "sample_reference.yaml"
 WORKER_ID = 9_000_001
