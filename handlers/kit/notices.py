@@ -47,18 +47,23 @@ def render_notice(
     text = i18n.gettext(f"outbox.{kind}", locale=locale)
     if values:
         text = text % values
-    markup = None
-    if buttons:
-        markup = InlineKeyboardMarkup(
-            inline_keyboard=[
-                [
-                    InlineKeyboardButton(text=i18n.gettext(key, locale=locale), callback_data=data.pack())
-                    for key, data in row
-                ]
-                for row in buttons
+    packed = [[(key, data.pack()) for key, data in row] for row in buttons or []]
+    return capped(text, i18n.gettext("common.cut", locale=locale)), _markup(packed, locale, i18n)
+
+
+def _markup(rows: list[list[tuple[str, str]]], locale: str, i18n: I18n) -> InlineKeyboardMarkup | None:
+    """Buttons from rows of (text key, packed callback data)."""
+    if not rows:
+        return None
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(text=i18n.gettext(key, locale=locale), callback_data=data)
+                for key, data in row
             ]
-        )
-    return capped(text, i18n.gettext("common.cut", locale=locale)), markup
+            for row in rows
+        ]
+    )
 
 
 # -- value helpers ---------------------------------------------------------------------------------
@@ -298,15 +303,4 @@ def _legacy(kind: str, payload: Payload, locale: str, i18n: I18n) -> tuple[str, 
     text = i18n.gettext(f"outbox.{kind}", locale=locale)
     if values:
         text = text % values
-    markup = None
-    if buttons:
-        markup = InlineKeyboardMarkup(
-            inline_keyboard=[
-                [
-                    InlineKeyboardButton(text=i18n.gettext(key, locale=locale), callback_data=data)
-                    for key, data in row
-                ]
-                for row in buttons
-            ]
-        )
-    return text, markup
+    return text, _markup([[(key, data) for key, data in row] for row in buttons or []], locale, i18n)
