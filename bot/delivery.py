@@ -14,7 +14,9 @@ Life of a row (models/outbox.py):
     sending (committed, claimed_until = now + send lease)
         ▼ the API call
     sent | failed (403 → the User is marked unreachable; 400 → failed) |
-    pending again with backoff (429: after retry_after; 5xx/network: 5 s·2^attempt, ≤ 10 min),
+    pending again with backoff (429: after retry_after, and every sender of the process pauses
+    that long; 5xx, network errors and answers that are not Bot API answers — HTML error pages,
+    cut JSON, see infra/telegram_session.py: 5 s·2^attempt, ≤ 10 min),
     failed after `max_attempts` tries (last_error: error class and code, never personal data).
 
 Claiming: PostgreSQL `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED)` in batches, so
@@ -49,6 +51,7 @@ from typing import Any, cast
 
 from aiogram import Bot
 from aiogram.exceptions import (
+    ClientDecodeError,
     TelegramAPIError,
     TelegramBadRequest,
     TelegramForbiddenError,
@@ -68,6 +71,7 @@ from handlers.kit.notices import NoticeRenderer, render_notice
 from infra import ratelimit
 from infra.ratelimit import RateLimiter, slot_taken
 from infra.settings import Settings
+from infra.telegram_session import MalformedAnswer
 from models import OutboxMessage, User
 from models.outbox import CANCELLED, FAILED, PENDING, SENDING, SENT
 from services.clock import Clock
@@ -285,6 +289,14 @@ class OutboxDeliverer:
         delay = job.slot - self.limiter.monotonic()
         if delay > 0:
             await self.limiter.sleep(delay)
+        # A 429 after this slot was booked pauses it too. Wait before the row is marked
+        # `sending` (its send lease must not run out while it waits); a long pause hands the
+        # row back instead of holding the claim.
+        paused = self.limiter.pause_remaining()
+        if paused > self.max_chat_wait:
+            await self._postpone(job, paused)
+            return False
+        await self.limiter.wait_pause()
         now = self.clock.now()
         async with self.sessionmaker.begin() as session:
             # The previous messages' "sent" marks ride along in this commit (one commit per
@@ -323,14 +335,29 @@ class OutboxDeliverer:
         except (TelegramBadRequest, TelegramNotFound, TelegramUnauthorizedError) as exc:
             await self._finish(job, FAILED, f"{type(exc).__name__}: {_short(exc)}")
             return False
-        except (TelegramServerError, TelegramNetworkError, TelegramAPIError, OSError, TimeoutError) as exc:
-            backoff = min(BACKOFF_BASE * 2 ** (attempts - 1), BACKOFF_MAX)
-            await self._retry_or_fail(job, attempts, backoff, type(exc).__name__)
+        except MalformedAnswer as exc:
+            # Not a Bot API answer (HTML error page, cut body): retried like a 5xx; the reason
+            # names the HTTP status only, never the body.
+            await self._retry_or_fail(job, attempts, self._backoff(attempts), exc.message)
+            return False
+        except (
+            TelegramServerError,
+            TelegramNetworkError,
+            TelegramAPIError,
+            ClientDecodeError,  # a session without MalformedAnswer's translation
+            OSError,
+            TimeoutError,
+        ) as exc:
+            await self._retry_or_fail(job, attempts, self._backoff(attempts), type(exc).__name__)
             return False
         finally:
             slot_taken.reset(token)
         self._sent.append((job.id, self.clock.now(), job.user_id))
         return True
+
+    @staticmethod
+    def _backoff(attempts: int) -> float:
+        return min(BACKOFF_BASE * 2 ** (attempts - 1), BACKOFF_MAX)
 
     async def _flush_sent(self, session: AsyncSession) -> None:
         if not self._sent:
@@ -373,6 +400,20 @@ class OutboxDeliverer:
                     .where(User.id == job.user_id, User.reachable.is_(False))
                     .values(reachable=True, unreachable_since=None)
                 )
+
+    async def _postpone(self, job: _Job, wait: float) -> None:
+        """Back to pending, due when the wait is over; no attempt used (nothing was sent)."""
+        due = self.clock.now() + timedelta(seconds=wait)
+        async with self.sessionmaker.begin() as session:
+            await session.execute(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.id == job.id,
+                    OutboxMessage.claimed_by == self.instance_id,
+                    OutboxMessage.state == PENDING,
+                )
+                .values(due_at=due, claimed_by=None, claimed_until=None)
+            )
 
     async def _retry_or_fail(self, job: _Job, attempts: int, wait: float, error: str) -> None:
         if attempts >= self.max_attempts:

@@ -61,6 +61,7 @@ class QueuedResponse:
     retry_after: int | None = None
     method: type | None = None
     chat_id: int | None = None
+    raw: str | None = None  # the body exactly as queued (HTML error pages, cut JSON)
 
     def matches(self, method: TelegramMethod[Any]) -> bool:
         if self.method is not None and not isinstance(method, self.method):
@@ -68,6 +69,8 @@ class QueuedResponse:
         return self.chat_id is None or getattr(method, "chat_id", None) == self.chat_id
 
     def body(self) -> str:
+        if self.raw is not None:
+            return self.raw
         payload: dict[str, Any] = {"ok": self.ok}
         if self.ok:
             payload["result"] = self.result
@@ -116,6 +119,15 @@ class RecordingSession(KeepResponseTypesMixin, BaseSession):
     def queue_result(self, result: Any, *, method: type | None = None, chat_id: int | None = None) -> None:
         self.queued.append(QueuedResponse(True, result, method=method, chat_id=chat_id))
 
+    def queue_raw(
+        self, status: int, body: str, *, method: type | None = None, chat_id: int | None = None
+    ) -> None:
+        """Answer the next matching call with this HTTP status and body, as is (a proxy's HTML
+        error page, a body cut short): what aiogram makes of it is what the caller sees."""
+        self.queued.append(
+            QueuedResponse(status < 400, None, status, method=method, chat_id=chat_id, raw=body)
+        )
+
     # -- BaseSession ----------------------------------------------------------------------
     async def close(self) -> None:
         return None
@@ -141,7 +153,8 @@ class RecordingSession(KeepResponseTypesMixin, BaseSession):
         if queued is not None:
             if queued in self.queued:
                 self.queued.remove(queued)
-            status, content = queued.error_code if not queued.ok else 200, queued.body()
+            status = queued.error_code if not queued.ok or queued.raw is not None else 200
+            content = queued.body()
         else:
             result = self._auto_result(method)
             status, content = 200, json.dumps({"ok": True, "result": result})

@@ -4,7 +4,8 @@
 1/rate s) and at most one message per `per_chat_interval` seconds to the same chat. A slot is
 *reserved* synchronously when asked for, so concurrent senders keep their order and never
 share a slot; the caller then sleeps until it. `pause(seconds)` (after Telegram's 429
-RetryAfter) pushes every later slot back. Time and sleep are injectable, so tests run on a fake
+RetryAfter, from any call) pushes every later slot back, and `settle` holds back sends whose slot
+was booked before the pause. Time and sleep are injectable, so tests run on a fake
 clock and never sleep.
 
 `RateLimitMiddleware` applies the same limiter to every message-sending API call of a Bot
@@ -27,6 +28,7 @@ from aiogram.exceptions import TelegramRetryAfter
 from aiogram.methods import (
     CopyMessage,
     ForwardMessage,
+    GetUpdates,
     SendDocument,
     SendMediaGroup,
     SendMessage,
@@ -37,6 +39,8 @@ from aiogram.methods.base import Response, TelegramType
 
 # Message-creating methods count against Telegram's per-chat and global message limits.
 LIMITED_METHODS = (SendMessage, SendPhoto, SendDocument, SendMediaGroup, CopyMessage, ForwardMessage)
+# Receiving updates is not sending: a flood pause must not stop the bot from hearing people.
+UNPAUSED_METHODS = (GetUpdates,)
 MAX_PAUSE = 3600.0
 WINDOW_MARGIN = 0.02  # slack in the one-second window against jitter (GC pauses, wake-ups)
 
@@ -110,20 +114,23 @@ class RateLimiter:
         return slot
 
     async def settle(self, chat_id: int | str | None) -> None:
-        """Right before the call, on actual times: no more than `rate` calls in any second and
-        `per_chat_interval` since this chat's previous call. Normally the booked slot already
-        ensures both; this catches late senders (a slow commit, a late wake-up) bunching up.
+        """Right before the call, on actual times: not during a pause, no more than `rate` calls
+        in any second and `per_chat_interval` since this chat's previous call. Normally the
+        booked slot already ensures the limits; this catches late senders (a slow commit, a late
+        wake-up) bunching up, and senders whose slot was booked before a 429 paused everything.
         One caller at a time, so concurrent senders are checked against what really happened."""
         async with self._settle_lock:
-            now = self.monotonic()
-            at = now
-            if len(self._actual) == self._actual.maxlen:
-                at = max(at, self._actual[0] + 1.0 + WINDOW_MARGIN)
-            if chat_id is not None:
-                last = self._last_sent.get(chat_id)
-                if last is not None:
-                    at = max(at, last + self.per_chat_interval)
-            if at > now:
+            while True:  # a pause may begin while we sleep: check again after every wait
+                now = self.monotonic()
+                at = max(now, self._paused_until)
+                if len(self._actual) == self._actual.maxlen:
+                    at = max(at, self._actual[0] + 1.0 + WINDOW_MARGIN)
+                if chat_id is not None:
+                    last = self._last_sent.get(chat_id)
+                    if last is not None:
+                        at = max(at, last + self.per_chat_interval)
+                if at <= now:
+                    break
                 await self.sleep(at - now)
             done = self.monotonic()
             self._actual.append(done)
@@ -133,6 +140,15 @@ class RateLimiter:
                 while len(self._last_sent) > self.max_chats:
                     self._last_sent.popitem(last=False)
 
+    def pause_remaining(self) -> float:
+        """Seconds until a 429's pause is over (0 when there is none)."""
+        return max(0.0, self._paused_until - self.monotonic())
+
+    async def wait_pause(self) -> None:
+        """Wait until no pause is in force (a pause may be extended while we wait)."""
+        while (remaining := self.pause_remaining()) > 0:
+            await self.sleep(remaining)
+
     def pause(self, seconds: float) -> None:
         """Telegram asked us to wait (429): no new slot before now + seconds (bounded)."""
         seconds = min(max(seconds, 0.0), MAX_PAUSE)
@@ -140,8 +156,10 @@ class RateLimiter:
 
 
 class RateLimitMiddleware(BaseRequestMiddleware):
-    """Every message-sending call of a bot waits for a slot of the shared limiter. A 429 pauses
-    the limiter and is re-raised (the caller decides whether to retry: no recursion here)."""
+    """Every message-sending call of a bot waits for a slot of the shared limiter; every other
+    call (edits, callback answers, ...) waits while a 429's pause is in force, since Telegram's
+    flood control counts the whole bot. A 429 from any call pauses the limiter and is re-raised
+    (the caller decides whether to retry: no recursion here)."""
 
     def __init__(self, limiter: RateLimiter) -> None:
         self.limiter = limiter
@@ -158,6 +176,8 @@ class RateLimitMiddleware(BaseRequestMiddleware):
                 await self.limiter.settle(chat_id)  # slot booked by the sender; check actual times
             else:
                 await self.limiter.acquire(chat_id)
+        elif not isinstance(method, UNPAUSED_METHODS):
+            await self.limiter.wait_pause()
         try:
             return await make_request(bot, method)
         except TelegramRetryAfter as exc:
