@@ -27,12 +27,29 @@ def create_engine(
         engine = create_async_engine(url, echo=echo, hide_parameters=True, connect_args={"timeout": 30})
 
         @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - trivial
+        def _sqlite_connect(dbapi_connection, _record):  # pragma: no cover - trivial
+            # pysqlite's own transaction handling begins only before INSERT/UPDATE/DELETE, so a
+            # SAVEPOINT issued first runs outside any transaction and its RELEASE commits on its
+            # own: an update that then fails would keep half its writes. The driver is told to
+            # stay out of it (SQLAlchemy's documented workaround) and `_sqlite_begin` emits BEGIN.
+            # The PRAGMAs run here, in autocommit, where journal_mode may be changed.
+            dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _sqlite_begin(connection):  # pragma: no cover - trivial
+            # IMMEDIATE takes the write lock at the start. Nearly every transaction here reads
+            # and then writes (an update's FSM state is written at its end); a deferred one would
+            # start as a reader, and in WAL mode its upgrade to a writer fails at once with
+            # "database is locked" when another connection wrote meanwhile — the busy timeout
+            # does not apply to that upgrade. Taken up front, the lock is waited for (busy
+            # timeout) instead. The price: transactions on the one file run one at a time, even
+            # ones that end up only reading.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     # No pre-ping: it costs a round trip on every checkout (every update). Connections are

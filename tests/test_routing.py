@@ -93,11 +93,13 @@ async def test_least_loaded_on_duty_member_gets_the_case(sessionmaker, session, 
     first = await add_worker(sessionmaker, 9001, "ves-csp")
     second = await add_worker(sessionmaker, 9002, "ves-csp")
     off_duty = await add_worker(sessionmaker, 9003, "ves-csp", on_duty=False)
+    # Committed before `session` opens its transaction: on SQLite that transaction holds the
+    # one write lock, so another connection could not commit until it ends.
+    resident = await add_resident(sessionmaker, 9100)
     team = await session.scalar(select(Team).where(Team.code == "ves-csp"))
     assert team is not None
     routing = RoutingService(session)
     assert (await routing.pick_assignee(team.id)).id == first.id  # a tie: the lower id
-    resident = await add_resident(sessionmaker, 9100)
     h, _, s = await ids(session, "VES", "subsidy")
     for n, status in enumerate(("new", "in_progress", "resolved")):
         session.add(
