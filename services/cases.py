@@ -34,7 +34,7 @@ from services.case_actions import CaseActions, InvalidTransition, NotFound
 from services.clock import Clock
 from services.errors import DomainError, StaleAction
 from services.phones import contact_phone
-from services.routing import RoutingDecision, RoutingError, RoutingService
+from services.routing import HromadaNotAccepting, RoutingDecision, RoutingError, RoutingService
 from services.text import clean_file_id, clean_file_name, clean_mime_type, clip, tidy
 
 # Each marker raises priority; sensitive services (child protection) too.
@@ -155,13 +155,27 @@ class IntakeService:
             raise IntakeRefused("already_filed", number=existing.number)
         raise StaleAction()
 
-    async def submit(self, resident: Resident, draft: CaseDraft, idempotency_key: str) -> FiledCase:
-        """`file`, with its refusals as answers for the person: a draft that no longer fits the
-        reference data is a stale form; a place the routing rules cannot serve is `no_route`.
-        (Whether the hromada accepts requests is checked before, where its name can be given
-        in the person's language.)"""
+    async def accepting_hromada(self, hromada_id: int, locale: str) -> Hromada:
+        """The hromada a resident picks; an occupied or front-line one takes no requests (the
+        resident should pick where they live now), named in `locale` in the refusal."""
+        hromada = await self.session.get(Hromada, hromada_id)
+        if hromada is None:
+            raise StaleAction()
+        if not hromada.accepts_requests:
+            raise IntakeRefused("hromada_occupied", hromada=hromada.name(locale))
+        return hromada
+
+    async def submit(
+        self, resident: Resident, draft: CaseDraft, idempotency_key: str, locale: str
+    ) -> FiledCase:
+        """`file`, with its refusals as answers for the person: a hromada that takes no
+        requests (named in `locale`), a place the routing rules cannot serve (`no_route`), a
+        draft that no longer fits the reference data (a stale form)."""
         try:
             return await self.file(resident, draft, idempotency_key)
+        except HromadaNotAccepting:
+            await self.accepting_hromada(draft.hromada_id, locale)
+            raise IntakeRefused("hromada_occupied", hromada="") from None
         except RoutingError:
             raise IntakeRefused("no_route") from None
         except InvalidDraft:

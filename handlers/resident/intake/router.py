@@ -44,7 +44,7 @@ from handlers.resident.intake.steps import (
     current,
     previous,
 )
-from models import Hromada, User
+from models import User
 from services.cases import (
     MAX_ATTACHMENTS,
     VULNERABILITY_MARKERS,
@@ -82,12 +82,6 @@ def draft_from(data: dict[str, Any]) -> CaseDraft:
         )
     except (KeyError, TypeError, ValueError):
         raise StaleAction() from None
-
-
-def _refuse_if_closed(hromada: Hromada, locale: str) -> None:
-    """An occupied or front-line hromada takes no requests: the resident picks where they live now."""
-    if not hromada.accepts_requests:
-        raise IntakeRefused("hromada_occupied", hromada=hromada.name(locale))
 
 
 # -- entry, cancel, back -------------------------------------------------------------------------
@@ -131,10 +125,9 @@ async def pick_hromada(
     query: CallbackQuery, callback_data: IntakeCb, state: FSMContext, flow: FormFlow
 ) -> None:
     value = callback_data.value
-    hromada = await flow.services.catalogue.hromada(int(value)) if value.isdigit() else None
-    if hromada is None:
+    if not value.isdigit():
         raise StaleAction()
-    _refuse_if_closed(hromada, flow.locale)
+    hromada = await flow.services.intake.accepting_hromada(int(value), flow.locale)
     updates: dict[str, Any] = {"hromada_id": hromada.id}
     if (await state.get_data()).get("hromada_id") != hromada.id:
         updates["settlement_id"] = None
@@ -323,12 +316,9 @@ async def confirm(
     if resident is None:
         raise IntakeRefused("need_consent")
     draft = draft_from(data)
-    hromada = await services.catalogue.hromada(draft.hromada_id)
-    if hromada is not None:
-        _refuse_if_closed(hromada, flow.locale)
     # A refusal raises before the draft is cleared (and the update is rolled back): the draft
     # stays for another try. Clearing it and filing the case commit together.
-    filed = await services.intake.submit(resident, draft, key)
+    filed = await services.intake.submit(resident, draft, key, flow.locale)
     await state.clear()
     case = filed.case
     if not filed.created:
