@@ -8,7 +8,7 @@ from typing import Any
 from aiogram import Router
 from aiogram.filters import Filter
 from aiogram.filters.callback_data import CallbackData
-from aiogram.fsm.state import State, StatesGroup
+from aiogram.fsm.state import StatesGroup
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import I18n
 
@@ -166,7 +166,6 @@ __all__ = [
     "NotMenuButton",
     "NotMenuText",
     "PlainText",
-    "State",
     "is_menu_text",
     "prune_callbacks",
 ]
