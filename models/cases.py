@@ -48,6 +48,24 @@ TRANSITIONS: dict[str, frozenset[CaseStatus]] = {
     REJECTED: frozenset(),
     CANCELLED: frozenset(),
 }
+# Every kind of audit-trail entry (CaseEvent.kind); each is shown in words in the case card and
+# the resident's history, never as this code.
+EVENT_KINDS: tuple[str, ...] = (
+    "created",
+    "status",
+    "assigned",
+    "transferred",
+    "docs_requested",
+    "docs_received",
+    "visit_planned",
+    "visit_rescheduled",
+    "visit_cancelled",
+    "visit_done",
+    "visit_confirmed",
+    "visit_reschedule_asked",
+    "retention_erased",
+)
+
 # A reason is required for these (it is shown to the resident).
 REASON_REQUIRED: frozenset[CaseStatus] = frozenset({REJECTED, CANCELLED})
 

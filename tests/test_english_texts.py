@@ -8,9 +8,12 @@ import re
 from collections.abc import Awaitable
 
 from babel.messages.pofile import read_po
+from sqlalchemy import select
 
 from bot.offline import BotClient, Reply
 from infra.i18n import SOURCE_DIR, po_files
+from models import CaseEvent
+from models.cases import EVENT_KINDS
 from tests.factories import add_worker
 
 CYRILLIC = re.compile(r"[\u0400-\u04ff]+(?:[-'’ʼ][\u0400-\u04ff]+)*")
@@ -141,4 +144,10 @@ async def test_an_english_resident_and_worker_see_no_ukrainian(
     assert seen.leftovers(worker) == {}
     # The journey really ran: the resident was told of each step, the worker saw the card.
     shown = "\n".join(seen.texts[resident.user.id])
-    assert "PSH-" in shown and "Resolved" in shown and "Home care arranged" in shown
+    assert "PSH-" in shown and "Resolved" in shown and "Outcome: Home care arranged" in shown
+    # The case card's history is in words: every kind of entry written has a text.
+    card_texts = "\n".join(seen.texts[worker.user.id])
+    assert "documents requested" in card_texts and "docs_requested" not in card_texts
+    async with sessionmaker() as session:
+        kinds = set((await session.scalars(select(CaseEvent.kind))).all())
+    assert kinds <= set(EVENT_KINDS) and "docs_requested" in kinds

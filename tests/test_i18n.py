@@ -9,7 +9,7 @@ import pytest
 from babel.messages.pofile import read_po
 
 from infra.i18n import LANGUAGES, SOURCE_DIR, create_i18n, merged_catalog, po_files
-from models.cases import STATUSES
+from models.cases import EVENT_KINDS, STATUSES
 from services.reference_data import SERVICE_GROUPS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,7 +64,15 @@ def test_every_key_used_in_code_is_translated() -> None:
     assert missing == []
 
 
-@pytest.mark.parametrize("prefix,values", [("case.status.", STATUSES), ("service_group.", SERVICE_GROUPS)])
+@pytest.mark.parametrize(
+    "prefix,values",
+    [
+        ("case.status.", STATUSES),
+        ("service_group.", SERVICE_GROUPS),
+        ("worker.event.", EVENT_KINDS),
+        ("mycases.event.", tuple(k for k in EVENT_KINDS if k != "status")),
+    ],
+)
 def test_dynamic_keys_exist(prefix: str, values: tuple[str, ...]) -> None:
     uk = _catalog_keys("uk")
     assert [v for v in values if prefix + v not in uk] == []
@@ -117,3 +125,9 @@ def test_mo_is_rebuilt_when_a_po_changes(tmp_path) -> None:
     os.utime(po, (time.time() + 5, time.time() + 5))
     compile_locales(src)
     assert mo.read_bytes() != first
+
+
+def test_every_audit_entry_the_services_write_has_a_kind_with_words() -> None:
+    from services.privacy import RETENTION_EVENT
+
+    assert RETENTION_EVENT in EVENT_KINDS

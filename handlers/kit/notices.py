@@ -25,6 +25,7 @@ from aiogram.utils.i18n import I18n
 
 from handlers.kit.callbacks import AppCb, CaseCb, VisitAnswerCb, VisitWorkerCb
 from handlers.kit.render import capped
+from models.cases import RESOLVED
 from services.outbox import PAYLOAD_VERSION, VERSION_KEY
 
 Payload = Mapping[str, Any]
@@ -137,7 +138,8 @@ def case_transferred_to_team(p: Payload, locale: str, i18n: I18n) -> Parts:
 def case_status_changed(p: Payload, locale: str, i18n: I18n) -> Parts:
     reason = ""
     if p["reason"]:
-        reason = "\n" + i18n.gettext("case.notice.reason", locale=locale) % {"reason": _e(p["reason"])}
+        label = "case.notice.outcome" if p["status"] == RESOLVED else "case.notice.reason"
+        reason = "\n" + i18n.gettext(label, locale=locale) % {"reason": _e(p["reason"])}
     values = {
         "number": _e(p["number"]),
         "status": i18n.gettext(f"case.status.{p['status']}", locale=locale),

@@ -14,6 +14,7 @@ from handlers.kit.builders import InlineKeyboardBuilder
 from handlers.kit.callbacks import MyCaseCb
 from handlers.kit.render import capped, routing_reason
 from models import CaseEvent, Team
+from models.cases import EVENT_KINDS, RESOLVED
 from services.cases import CaseCard, CasePage
 
 EXCERPT = 300
@@ -65,13 +66,15 @@ def event_line(event: CaseEvent, teams: dict[int, Team], locale: str, tz: tzinfo
         text = _("mycases.event.created")
     elif event.kind == "status" and event.to_status:
         text = _("mycases.event.status") % {"status": _("case.status." + event.to_status)}
-        if event.reason:
+        if event.reason and event.to_status == RESOLVED:
+            text += "; " + _("mycases.event.outcome") % {"outcome": short(event.reason, 200)}
+        elif event.reason:
             text += " — " + short(event.reason, 200)
-    elif event.kind == "assigned":
-        text = _("mycases.event.assigned")
     elif event.kind == "transferred":
         team = teams.get((event.data or {}).get("to_team") or 0)
         text = _("mycases.event.transferred") % {"team": html.escape(team.name(locale)) if team else "—"}
+    elif event.kind in EVENT_KINDS and event.kind != "status":
+        text = _("mycases.event." + event.kind)
     else:
         text = _("mycases.event.other")
     return f"{when(event.at, tz)} — {text}"

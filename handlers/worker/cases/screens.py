@@ -27,7 +27,7 @@ from handlers.kit.queues import priority_mark
 from handlers.kit.render import MESSAGE_MAX, escape_clipped, fit_message, telegram_len
 from handlers.kit.render import routing_reason as shared_routing_reason
 from models import Case, DocumentRequest, DocumentRequirement, Team, Worker
-from models.cases import CLOSED_STATUSES
+from models.cases import CLOSED_STATUSES, EVENT_KINDS, RESOLVED
 from services.case_actions import Access
 from services.queues import CARD_EVENTS, CARD_MESSAGES, CardEvent, CaseCard
 
@@ -54,12 +54,14 @@ def _event_line(event: CardEvent, tz: tzinfo) -> str:
     if event.kind == "status":
         before = _("case.status." + (event.from_status or "new"))
         text = f"{before} → {_('case.status.' + (event.to_status or 'new'))}"
-    elif event.kind in ("created", "assigned", "transferred"):
+    elif event.kind in EVENT_KINDS:
         text = _(f"worker.event.{event.kind}")
     else:
-        text = html.escape(event.kind)
+        text = _("worker.event.other")
     if event.reason:
-        text += f" — {escape_clipped(event.reason, 200)}"
+        # A resolved case's note is what was done for the person, not a reason.
+        label = f"{_('worker.event.outcome')}: " if event.to_status == RESOLVED else ""
+        text += f" — {label}{escape_clipped(event.reason, 200)}"
     return f"• {when} {text}"
 
 
