@@ -35,7 +35,7 @@ from services.clock import Clock
 from services.errors import DomainError, StaleAction
 from services.phones import contact_phone
 from services.routing import HromadaNotAccepting, RoutingDecision, RoutingError, RoutingService
-from services.text import clean_file_id, clean_file_name, clean_mime_type, clip, tidy
+from services.text import clean_file_id, clean_file_name, clean_mime_type, clip, has_words, tidy
 
 # Each marker raises priority; sensitive services (child protection) too.
 VULNERABILITY_WEIGHTS: dict[str, int] = {
@@ -188,7 +188,7 @@ class IntakeService:
         # The form cleans each step; a draft kept from before (or forged) is cleaned again here,
         # so what reaches the columns always fits them.
         description = tidy(draft.description, multiline=True)
-        if not DESCRIPTION_MIN <= len(description) <= DESCRIPTION_MAX:
+        if not DESCRIPTION_MIN <= len(description) <= DESCRIPTION_MAX or not has_words(description):
             raise InvalidDraft()
         on_behalf_name = clip(draft.on_behalf_name, ON_BEHALF_NAME_MAX)
         on_behalf_relation = clip(draft.on_behalf_relation, ON_BEHALF_RELATION_MAX)

@@ -42,6 +42,21 @@ def _kept(ch: str) -> bool:
     return ch not in _INVISIBLE and unicodedata.category(ch) not in _DROPPED_CATEGORIES
 
 
+WORDS_MIN_LETTERS = 3
+
+
+def has_words(text: str, min_letters: int = WORDS_MIN_LETTERS) -> bool:
+    """Whether `text` says something in words: at least `min_letters` letters of any script.
+    Emoji, digits and punctuation alone do not tell a worker what happened."""
+    letters = 0
+    for ch in text:
+        if ch.isalpha():
+            letters += 1
+            if letters >= min_letters:
+                return True
+    return False
+
+
 def tidy(value: str | None, *, multiline: bool = False) -> str:
     """`value` normalised: NFC, no control or invisible characters, trimmed. One line unless
     `multiline` (then line breaks and tabs stay, runs of blank lines are shortened)."""

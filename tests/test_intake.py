@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from aiogram.fsm.storage.base import StorageKey
 from aiogram.methods import EditMessageText
 from hypothesis import HealthCheck, given, settings
@@ -15,7 +16,7 @@ from bot.factory import build_app
 from bot.offline import BotClient
 from handlers.kit.callbacks import CaseCb
 from models import Attachment, Case, CaseEvent, OutboxMessage, Resident, Team
-from services.text import tidy
+from services.text import has_words, tidy
 from tests.factories import add_worker
 
 DESCRIPTION = "Потрібна допомога з оформленням субсидії на зиму."
@@ -353,12 +354,22 @@ async def test_description_any_text_is_accepted_or_refused_politely(resident: Bo
     replies = await resident.send(text) if text else await resident.send_sticker()
     assert len(replies) == 1
     stripped = tidy(text, multiline=True)  # what the input boundary keeps of it
-    if 10 <= len(stripped) <= 2000:
+    if 10 <= len(stripped) <= 2000 and has_words(stripped):
         assert "Крок 6" in replies[0].text
         await resident.click("Назад")  # back to the description step for the next example
     else:
         assert "Крок" not in replies[0].text
         assert await _step(resident) == "description"
+
+
+@pytest.mark.parametrize("text", ["👍👍👍👍👍👍👍👍👍👍👍", "1234567890 !!!", "?? ... ?? ... ??"])
+async def test_a_description_without_words_is_refused_kindly(resident: BotClient, text: str) -> None:
+    await _to_description(resident)
+    [reply] = await resident.send(text)
+    assert "опишіть словами" in reply.text
+    assert await _step(resident) == "description"
+    [reply] = await resident.send("Потрібні дрова на зиму 👍")
+    assert "Крок 6 з 8" in reply.text
 
 
 async def _step(client: BotClient) -> str | None:

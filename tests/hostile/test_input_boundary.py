@@ -22,7 +22,7 @@ from models import Attachment, Case, CaseEvent, CaseMessage, Team, Visit
 from services.case_actions import CaseActions
 from services.clock import FrozenClock
 from services.errors import DomainError
-from services.text import clean_file_name, clean_mime_type, tidy
+from services.text import clean_file_name, clean_mime_type, has_words, tidy
 from services.visits import VisitService
 from tests.factories import add_resident, add_worker
 from tests.test_case_actions import make_case
@@ -202,7 +202,7 @@ async def test_intake_takes_any_input_cleaned_or_keeps_the_step(
     replies = await resident.send(typed(description))
     _no_failure(replies, caplog)
     expected_description = tidy(typed(description), multiline=True)
-    if not 10 <= len(expected_description) <= 2000:
+    if not (10 <= len(expected_description) <= 2000 and has_words(expected_description)):
         assert await _step(resident, app) == "description"  # refused, the step kept
         expected_description = "Потрібна допомога з субсидією на зиму."
         await resident.send(expected_description)
@@ -499,9 +499,25 @@ async def test_the_form_summary_of_a_description_of_quotes_fits_one_message(resi
     from handlers.kit.render import MESSAGE_MAX, telegram_len
 
     await _to_description(resident)
-    await resident.send('"' * 2000)
+    await resident.send("Дрова " + '"' * 1994)  # words, then quotes that grow sixfold when escaped
     await resident.click("Без файлів")
     await resident.click("Для себе")
     replies = await resident.share_contact("380501234567")
     assert "Перевірте звернення" in replies[-1].text
     assert telegram_len(replies[-1].text) <= MESSAGE_MAX
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Допоможіть", True),
+        ("Help me", True),
+        ("ok", False),
+        ("👍👍👍", False),
+        ("12345 !!", False),
+        ("Мамі 82", True),
+        ("", False),
+    ],
+)
+def test_has_words_needs_letters_of_any_script(text: str, expected: bool) -> None:
+    assert has_words(text) is expected

@@ -21,6 +21,7 @@ from handlers.kit.callbacks import IntakeCb
 from handlers.kit.render import escape_clipped, routing_reason
 from models import Case, Hromada, Service, Settlement, Team
 from services.cases import DESCRIPTION_MAX, DESCRIPTION_MIN, MAX_ATTACHMENTS, VULNERABILITY_MARKERS
+from services.text import has_words
 
 Screen = tuple[str, InlineKeyboardMarkup | ReplyKeyboardMarkup]
 InlineScreen = tuple[str, InlineKeyboardMarkup]
@@ -216,6 +217,8 @@ def description_problem(text: str) -> str | None:
         return _("intake.description_too_short") % {"n": len(text), "min": DESCRIPTION_MIN}
     if len(text) > DESCRIPTION_MAX:
         return _("intake.description_too_long") % {"n": len(text), "max": DESCRIPTION_MAX}
+    if not has_words(text):
+        return _("intake.description_no_words")
     return None
 
 
