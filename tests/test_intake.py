@@ -167,8 +167,21 @@ async def test_back_at_every_step_returns_to_the_previous_one(resident: BotClien
 
 
 async def test_cancel_at_a_button_step_and_at_the_phone_step(resident: BotClient, sessionmaker) -> None:
+    # Nothing chosen beyond the place yet: Cancel cancels at once.
+    await resident.press("Нове звернення")
+    await resident.send("Весел")
+    await resident.click("Веселівська")
+    replies = await resident.click("Скасувати")
+    assert any("скасовано" in r.text for r in replies)
+
+    # With answers in the draft Cancel asks first; "No" goes back to the same step, kept.
     await _to_description(resident)
     replies = await resident.click("Скасувати")
+    assert "Скасувати звернення?" in replies[-1].text
+    replies = await resident.click("Ні, продовжити")
+    assert "Крок 5 з 8" in replies[-1].text
+    replies = await resident.click("Скасувати")
+    replies = await resident.click("Так, скасувати")
     assert any("скасовано" in r.text for r in replies)
     replies = await resident.send("Якийсь текст після скасування")
     assert "Крок" not in replies[-1].text
@@ -177,6 +190,8 @@ async def test_cancel_at_a_button_step_and_at_the_phone_step(resident: BotClient
     await resident.click("Без файлів")
     await resident.click("Для себе")
     replies = await resident.press("Скасувати")
+    assert "Скасувати звернення?" in replies[-1].text
+    replies = await resident.click("Так, скасувати")
     assert "скасовано" in replies[-1].text
     assert any("Нове звернення" in t for row in resident.keyboard or [] for t in row)
     async with sessionmaker() as session:

@@ -32,6 +32,7 @@ from handlers.kit.filters import (
     prune_callbacks,
 )
 from handlers.kit.keyboards import consent_keyboard
+from handlers.kit.messages import edit_or_send
 from handlers.resident.intake import screens
 from handlers.resident.intake.flow import FormFlow, inject_flow
 from handlers.resident.intake.steps import (
@@ -42,6 +43,7 @@ from handlers.resident.intake.steps import (
     Step,
     StepIn,
     current,
+    has_answers,
     previous,
 )
 from models import User
@@ -97,8 +99,19 @@ async def new_request(message: Message, state: FSMContext, flow: FormFlow) -> No
     await flow.show(Step.hromada, updates=draft, fresh=True, prefix=_("intake.intro"))
 
 
-async def on_cancel(query: CallbackQuery, flow: FormFlow) -> None:
+async def on_cancel(query: CallbackQuery, state: FSMContext, flow: FormFlow) -> None:
+    if has_answers(await state.get_data()):
+        await edit_or_send(query, *screens.cancel_question())
+        return
     await flow.cancel()
+
+
+async def cancel_confirmed(query: CallbackQuery, flow: FormFlow) -> None:
+    await flow.cancel()
+
+
+async def cancel_withdrawn(query: CallbackQuery, state: FSMContext, flow: FormFlow) -> None:
+    await flow.show(current(await state.get_data()))
 
 
 async def on_back(query: CallbackQuery, state: FSMContext, flow: FormFlow) -> None:
@@ -286,7 +299,11 @@ async def contact_back(message: Message, state: FSMContext, flow: FormFlow) -> N
     await flow.show(back_to)
 
 
-async def contact_cancel(message: Message, flow: FormFlow) -> None:
+async def contact_cancel(message: Message, state: FSMContext, flow: FormFlow) -> None:
+    if has_answers(await state.get_data()):
+        text, markup = screens.cancel_question()
+        await message.answer(text, reply_markup=markup)
+        return
     await flow.cancel()
 
 
@@ -353,6 +370,8 @@ def create_router() -> Router:
     in_form = InStates(IntakeForm)
     cb.register(confirm, Action(IntakeCb, "confirm"))
     cb.register(on_cancel, Action(IntakeCb, "cancel"), in_form)
+    cb.register(cancel_confirmed, Action(IntakeCb, "cancel_yes"), in_form)
+    cb.register(cancel_withdrawn, Action(IntakeCb, "cancel_no"), in_form)
     cb.register(on_back, Action(IntakeCb, "back"), in_form)
     cb.register(pick_hromada, Action(IntakeCb, "h"), StepIn(Step.hromada))
     cb.register(pick_settlement, Action(IntakeCb, "st"), StepIn(Step.settlement))

@@ -63,6 +63,14 @@ def contact_keyboard(saved_phone: str | None) -> ReplyKeyboardMarkup:
     return ReplyKeyboardMarkup(keyboard=rows, resize_keyboard=True, one_time_keyboard=True)
 
 
+def cancel_question() -> InlineScreen:
+    """Asked before a draft with answers is thrown away: a mistaken tap must not cost the work."""
+    builder = InlineKeyboardBuilder()
+    builder.row(_button("intake.btn.cancel_yes", IntakeCb(action="cancel_yes")))
+    builder.row(_button("intake.btn.cancel_no", IntakeCb(action="cancel_no")))
+    return _("intake.cancel_question"), builder.as_markup()
+
+
 # -- the steps ---------------------------------------------------------------------------------
 def hromada_step(suggested: Sequence[Hromada], locale: str) -> InlineScreen:
     """Step 1: type a part of the name; the draft's or the last request's hromada is one tap."""

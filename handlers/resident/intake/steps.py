@@ -75,6 +75,12 @@ def previous(step: str, data: Mapping[str, Any]) -> Step | None:
     return TABLE[Step(step)][1]
 
 
+def has_answers(data: Mapping[str, Any]) -> bool:
+    """Whether cancelling would throw away something the person typed or chose beyond the place:
+    then Cancel asks first."""
+    return bool(data.get("service_id") or data.get("description") or data.get("attachments"))
+
+
 def current(data: Mapping[str, Any]) -> Step:
     """The draft's step (a draft without one starts over at the first)."""
     step = data.get("step")
