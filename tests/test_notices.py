@@ -169,6 +169,20 @@ def test_document_request_and_reminders() -> None:
     assert "вул. Миру, 1" in text
 
 
+@pytest.mark.parametrize("kind", ["docs_requested", "docs_requested_open", "docs_reminder", "docs_overdue"])
+def test_document_notices_name_the_office_or_ask_for_photos_when_there_is_none(kind: str) -> None:
+    text, _ = render(kind, **DOCS, deadline="2026-12-04")
+    assert "Куди принести: вул. Миру, 1" in text and "фото" in text
+    text, _ = render(kind, "en", **DOCS, deadline="2026-12-04")
+    assert "Where to bring them: вул. Миру, 1" in text
+    for place in ("", None, "  "):
+        text, _ = render(kind, **{**DOCS, "place": place}, deadline="2026-12-04")
+        assert "Надішліть фото чи скан кожного документа сюди" in text
+        assert "Куди принести" not in text and " до  " not in text
+        text, _ = render(kind, "en", **{**DOCS, "place": place}, deadline="2026-12-04")
+        assert "Send a photo or scan of each document here" in text and "Where to bring" not in text
+
+
 def test_mobile_office_reminders() -> None:
     trip = {
         "settlement": "Веселе",

@@ -220,6 +220,13 @@ def visit_agenda(p: Payload, locale: str, i18n: I18n) -> Parts:
 # -- documents, mobile office, renewals, applications ------------------------------------------
 
 
+def _where_to_bring(place: str | None, locale: str, i18n: I18n) -> str:
+    """The team's office when it has one; a team without one takes papers as photos only."""
+    if place and place.strip():
+        return i18n.gettext("docs.where.office", locale=locale) % {"place": html.escape(place.strip())}
+    return i18n.gettext("docs.where.photo", locale=locale)
+
+
 def docs(p: Payload, locale: str, i18n: I18n) -> Parts:
     """A document request and its reminders: the list, where to bring it, the deadline."""
     deadline = p["deadline"]
@@ -227,7 +234,7 @@ def docs(p: Payload, locale: str, i18n: I18n) -> Parts:
     values = {
         "number": _e(p["number"]),
         "items": "\n".join(f"• {html.escape(name)}" for name in p["items"]),
-        "place": html.escape(p["place"] or ""),
+        "where": _where_to_bring(p["place"], locale, i18n),
         "deadline": _date(deadline) if deadline else "",
         "note": f"\n\n{html.escape(note)}" if note else "",
     }
