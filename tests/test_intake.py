@@ -156,14 +156,16 @@ async def test_back_at_every_step_returns_to_the_previous_one(resident: BotClien
     replies = await resident.send("сусідка")
     assert "Крок 8" in replies[-1].text
     replies = await resident.press("Назад")  # phone -> relation; the menu keyboard comes back
-    assert "Ким ви їй доводитеся" in replies[-1].text
+    assert "Ким ви доводитеся цій людині" in replies[-1].text
     assert any("Мої звернення" in t for row in resident.keyboard or [] for t in row)
     await resident.send("сусідка")
     await resident.share_contact()
     replies = await resident.click("Назад")  # summary -> phone
     assert "Крок 8" in replies[-1].text
     replies = await resident.share_contact()
-    assert "Ганна Петренко (сусідка)" in replies[-1].text
+    summary = replies[-1].text
+    assert "Кому потрібна допомога: Ганна Петренко\nВи доводитеся цій людині: сусідка" in summary
+    assert "Ваш телефон для зв'язку" in summary
 
 
 async def test_cancel_at_a_button_step_and_at_the_phone_step(resident: BotClient, sessionmaker) -> None:
