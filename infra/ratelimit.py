@@ -123,7 +123,10 @@ class BaseRateLimiter(ABC):
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.rate = rate
-        self.interval = 1.0 / rate
+        # The grid is as wide as the actual-time check (`settle`) needs: `rate` calls per
+        # 1 + WINDOW_MARGIN seconds. A narrower grid would book more than settle lets through,
+        # and the senders queued in settle would keep growing (replies behind them).
+        self.interval = max(1.0 / rate, (1.0 + WINDOW_MARGIN) / max(1, math.floor(rate)))
         self.per_chat_interval = per_chat_interval
         self.monotonic = monotonic
         self.sleep = sleep
