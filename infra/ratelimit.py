@@ -204,6 +204,11 @@ class BaseRateLimiter(ABC):
         self._observe(lane, waited)
         return waited
 
+    async def book(self, chat_id: int | str | None) -> float:
+        """Book an interactive slot without waiting for it; returns the seconds until it."""
+        _, delay = await self._book(chat_id, None, None)
+        return delay
+
     async def settle(self, chat_id: int | str | None, *, before_wait: BeforeWait | None = None) -> None:
         """Right before the call, on actual times: not during a pause, no more than `rate` calls
         in any second and `per_chat_interval` since this chat's previous call. Normally the
