@@ -165,7 +165,7 @@ async def test_without_redis_an_instance_keeps_its_own_limits(caplog) -> None:
 
 
 async def test_keys_expire_by_themselves(pair, prefix) -> None:
-    fake, (a, b) = pair
+    _, (a, b) = pair
     await a.acquire(5)
     await b.pause_all(2.0)
     client = redis.from_url(REDIS_URL)
