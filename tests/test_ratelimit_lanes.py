@@ -366,3 +366,30 @@ async def test_a_waiting_reply_does_not_block_another_persons_update(one_connect
     assert anna_calls[-1].at - anna_calls[0].at >= 0.6 - 1e-3
     async with app.sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(User)) == 2
+
+
+async def test_a_reply_goes_ahead_of_the_deliverers_backlog(app, sessionmaker, reference) -> None:
+    """Real time, the real deliverer: its backlog does not hold a handler's reply up."""
+    from bot.delivery import OutboxDeliverer
+    from tests.test_delivery import _people, _queue, assert_limits
+
+    rate = 100
+    tg = RecordingSession()
+    bot = Bot(TOKEN, session=tg)
+    install(bot, RateLimiter(rate, 1.0))
+    people = await _people(sessionmaker, 150)
+    await _queue(sessionmaker, people, 1, due_at=app.clock.now())
+    deliverer = OutboxDeliverer(bot, sessionmaker, app.i18n, app.clock, app.settings)
+    delivering = asyncio.ensure_future(deliverer.deliver_due())
+    await asyncio.sleep(0.3)  # a batch of 100 claimed and being sent
+    waits = []
+    for i in range(5):
+        asked = time.monotonic()
+        await bot.send_message(900 + i, "a reply")
+        waits.append(time.monotonic() - asked)
+        await asyncio.sleep(0.05)
+    assert await asyncio.wait_for(delivering, timeout=10) == 150
+    print(f"\nreply waits while the deliverer drains: max {max(waits) * 1000:.1f} ms")
+    # Booked ahead, the deliverer's batch of 100 would have held each reply up to a second.
+    assert max(waits) < 0.25
+    assert_limits(tg.calls, rate, 1.0)
