@@ -220,3 +220,70 @@ async def test_the_deliverer_sends_through_a_shared_limiter(app, prefix, session
     finally:
         await limiter.close()
     assert_limits(tg.calls, 30, 1.0)
+
+
+class Proxy:
+    """A TCP relay to Redis that can be cut and restored (a Redis outage, as the bot sees it)."""
+
+    def __init__(self, target_port: int = 6379) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self.server: asyncio.Server | None = None
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def cut(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for writer in self.writers:
+            writer.close()
+        self.writers.clear()
+        await self.server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self.writers += [writer, up_writer]
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+async def test_redis_going_away_and_back(prefix, caplog) -> None:
+    proxy = Proxy()
+    await proxy.start()
+    db = REDIS_URL.rsplit("/", 1)[1]
+    limiter = SharedRateLimiter.from_url(
+        f"redis://127.0.0.1:{proxy.port}/{db}", 30, 1.0, prefix=prefix, retry_redis_after=0.2
+    )
+    try:
+        with caplog.at_level(logging.WARNING, logger="infra.shared_ratelimit"):
+            await limiter.acquire(1)
+            assert not caplog.records
+            await proxy.cut()
+            for chat in range(2, 6):  # still sending, on this instance's own books
+                await limiter.acquire(chat)
+            assert len(caplog.records) == 1 and "unavailable" in caplog.records[0].getMessage()
+            await proxy.start()  # Redis is back (same port)
+            await asyncio.sleep(0.25)
+            await limiter.acquire(6)
+            assert len(caplog.records) == 2 and "again" in caplog.records[1].getMessage()
+        client = redis.from_url(REDIS_URL)
+        try:
+            assert await client.exists("{" + prefix + "}:chat:6")  # booked in Redis again
+        finally:
+            await client.aclose()
+    finally:
+        await limiter.close()
+        await proxy.cut()
