@@ -19,7 +19,8 @@ machines agree; tests pass a `clock` instead.
 
 If Redis does not answer (or errors), the instance goes on with its own books (a
 `RateLimiter`, which also mirrors the pauses and per-chat bookings it saw) rather than stop
-talking: logged once, asked again after `retry_redis_after` seconds. While it runs alone each
+talking (a call that gets no answer within 2 s counts as failed): logged once, asked again
+after `retry_redis_after` seconds. While it runs alone each
 instance keeps the whole budget, so several instances may briefly exceed it together; the 429s
 that could bring pause them (each on its own).
 """
@@ -35,7 +36,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from infra.ratelimit import MAX_PAUSE, WINDOW_MARGIN, BaseRateLimiter, RateLimiter, WaitObserver
@@ -189,9 +190,13 @@ class SharedRateLimiter(BaseRateLimiter):
 
     @classmethod
     def from_url(cls, url: str, rate: float, per_chat_interval: float, **kwargs: Any) -> SharedRateLimiter:
-        # Short timeouts: a Redis that hangs must not hold sends up; the local books take over.
-        client = Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
-        return cls(client, rate, per_chat_interval, owns_client=True, **kwargs)
+        # Bounded waits: a Redis that hangs holds sends up at most a couple of seconds, then the
+        # local books take over. A bounded pool: a burst of senders queues for a connection
+        # instead of opening hundreds at once.
+        pool = BlockingConnectionPool.from_url(
+            url, max_connections=32, timeout=2.0, socket_timeout=2.0, socket_connect_timeout=2.0
+        )
+        return cls(Redis.from_pool(pool), rate, per_chat_interval, owns_client=True, **kwargs)
 
     async def close(self) -> None:
         if self._publishing:
