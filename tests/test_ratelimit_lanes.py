@@ -349,7 +349,7 @@ async def test_a_waiting_reply_does_not_block_another_persons_update(one_connect
     app = one_connection_app
     tg = RecordingSession()
     bot = Bot(TOKEN, session=tg)
-    install(bot, RateLimiter(30, 0.6))  # real time; a second reply to one chat waits 0.6 s
+    install(bot, RateLimiter(30, 1.2))  # real time; a second reply to one chat waits 1.2 s
     anna = BotClient(app.dispatcher, bot, tg, user_id=31001)
     boris = BotClient(app.dispatcher, bot, tg, user_id=31002)
     await anna.send("/start")
@@ -359,14 +359,14 @@ async def test_a_waiting_reply_does_not_block_another_persons_update(one_connect
     assert not waiting.done()
     assert app.held["now"] == 0, "the waiting update holds a database connection"
     started = time.monotonic()
-    await asyncio.wait_for(boris.send("/start"), timeout=0.4)  # would block on Anna's connection
-    assert time.monotonic() - started < 0.4
+    await asyncio.wait_for(boris.send("/start"), timeout=0.9)  # would block on Anna's connection
+    assert time.monotonic() - started < 0.9
     assert not waiting.done(), "Boris was served after Anna's reply instead of meanwhile"
     await waiting
     anna_calls = [c for c in tg.sent_to(31001) if isinstance(c.method, SendMessage)]
     boris_calls = [c for c in tg.sent_to(31002) if isinstance(c.method, SendMessage)]
     assert boris_calls[0].at < anna_calls[-1].at
-    assert anna_calls[-1].at - anna_calls[0].at >= 0.6 - 1e-3
+    assert anna_calls[-1].at - anna_calls[0].at >= 1.2 - 1e-3
     async with app.sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(User)) == 2
 
@@ -394,5 +394,5 @@ async def test_a_reply_goes_ahead_of_the_deliverers_backlog(app, sessionmaker, r
     assert await asyncio.wait_for(delivering, timeout=10) == 150
     print(f"\nreply waits while the deliverer drains: max {max(waits) * 1000:.1f} ms")
     # Booked ahead, the deliverer's batch of 100 would have held each reply up to a second.
-    assert max(waits) < 0.25
+    assert max(waits) < 0.3
     assert_limits(tg.calls, rate, 1.0)

@@ -137,7 +137,6 @@ async def test_two_instances_keep_the_limits_together_in_real_time(prefix) -> No
     for chat in range(12, 25):
         a, b = sorted(c.at for c in calls if c.method.chat_id == chat)
         assert b - a >= per_chat - 1e-3
-    assert took < 2.0
 
 
 async def test_without_redis_an_instance_keeps_its_own_limits(caplog) -> None:
