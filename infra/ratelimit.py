@@ -2,11 +2,11 @@
 
 Budget. Globally at most `rate` messages per second: send slots lie on a grid (1/rate s, widened
 by WINDOW_MARGIN: 34 ms at 30/s) and each slot is booked by one sender, so two messages are never
-closer than that and no one-second window holds more than `rate` of them; a free slot before a busy one is still used, so one
-chat's backlog never holds the others up. Per chat: the next message no earlier than
-`per_chat_interval` after the previous one. Right before the call `settle` re-checks on the
-actual times (a late sender must not bunch up with the next ones), and a 429's `retry_after`
-(`pause`) holds back every sender — slots already booked included.
+closer than that and no one-second window holds more than `rate` of them; a free slot before a
+busy one is still used, so one chat's backlog never holds the others up. Per chat: the next
+message no earlier than `per_chat_interval` after the previous one. Right before the call
+`settle` re-checks on the actual times (a late sender must not bunch up with the next ones), and
+a 429's `retry_after` (`pause`) holds back every sender — slots already booked included.
 
 Lanes. Replies to a person's own update (the default lane, `INTERACTIVE`) go ahead of bulk work
 (the outbox deliverer sets `send_lane` to `BULK`) within the one budget:

@@ -286,3 +286,26 @@ async def test_redis_going_away_and_back(prefix, caplog) -> None:
     finally:
         await limiter.close()
         await proxy.cut()
+
+
+async def test_the_shared_limiter_reports_its_waits(prefix) -> None:
+    fake = FakeTime()
+    heard: list[tuple[str, float]] = []
+    limiter = SharedRateLimiter.from_url(
+        REDIS_URL,
+        30,
+        1.0,
+        prefix=prefix,
+        clock=fake.monotonic,
+        monotonic=fake.monotonic,
+        sleep=fake.sleep,
+        on_wait=lambda lane, seconds: heard.append((lane, seconds)),
+    )
+    try:
+        await limiter.acquire(1)
+        await limiter.acquire(1)
+        await limiter.acquire(2, lane=BULK)
+    finally:
+        await limiter.close()
+    assert [lane for lane, _ in heard] == ["interactive", "interactive", BULK]
+    assert heard[1][1] == pytest.approx(1.0, abs=0.05)
