@@ -10,7 +10,9 @@ Life of a row (models/outbox.py):
         │ reason gone (visit cancelled, documents received, case closed, ...) ─▶ cancelled
         │ quiet hours, not urgent ─▶ pending, due_at = end of quiet hours, claim released
         │ chat would wait > max_chat_wait ─▶ pending, due_at = when the chat is free, released
-        ▼ slot booked in the rate limiter, waited for
+        ▼ slot booked in the rate limiter's bulk lane (just in time, behind handlers' replies),
+        │ waited for; none within max_chat_wait (a long 429 pause, replies using the whole
+        │ budget) ─▶ pending, due_at = when to try again, released, no attempt used
     sending (committed, claimed_until = now + send lease)
         ▼ the API call
     sent | failed (403 → the User is marked unreachable; 400 → failed) |
@@ -69,7 +71,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.kit.notices import NoticeRenderer, render_notice
 from infra import ratelimit
-from infra.ratelimit import RateLimiter, slot_taken
+from infra.ratelimit import BULK, BaseRateLimiter, Busy, RateLimiter, send_lane, slot_taken
 from infra.settings import Settings
 from infra.telegram_session import MalformedAnswer
 from models import OutboxMessage, User
@@ -94,7 +96,7 @@ class _Job:
     user_id: int | None
     text: str
     markup: InlineKeyboardMarkup | None
-    slot: float
+    order: float  # when it could go at the earliest (seconds from now): sending order
 
 
 def default_instance_id() -> str:
@@ -110,7 +112,7 @@ class OutboxDeliverer:
         clock: Clock,
         settings: Settings,
         *,
-        limiter: RateLimiter | None = None,
+        limiter: BaseRateLimiter | None = None,
         instance_id: str | None = None,
         batch_size: int = 100,
         concurrency: int | None = None,
@@ -128,7 +130,9 @@ class OutboxDeliverer:
         delivery = settings.delivery
         on_bot = ratelimit.installed(bot)
         # One budget for everything the bot sends: the limiter on the bot wins if there is one.
-        self.limiter = on_bot or limiter or RateLimiter(delivery.global_rate, delivery.per_chat_interval)
+        self.limiter: BaseRateLimiter = (
+            on_bot or limiter or RateLimiter(delivery.global_rate, delivery.per_chat_interval)
+        )
         self._on_bot = on_bot is not None
         self.instance_id = instance_id or default_instance_id()
         self.batch_size = batch_size
@@ -136,7 +140,7 @@ class OutboxDeliverer:
         # Enough concurrent calls to fill the rate at ~0.5 s latency; SQLite: one writer.
         self.concurrency = 1 if self.is_sqlite else (concurrency or max(4, int(delivery.global_rate)))
         self.send_lease = timedelta(seconds=send_lease_seconds)
-        # A batch books slots up to batch_size / rate seconds ahead; the claim must outlive that.
+        # A batch takes at least batch_size / rate seconds to send; the claim must outlive that.
         self.claim_lease = timedelta(
             seconds=claim_lease_seconds or 60 + batch_size / delivery.global_rate * 2
         )
@@ -210,7 +214,7 @@ class OutboxDeliverer:
         jobs = await self._prepare(ids)
         if not jobs:
             return 0
-        jobs.sort(key=lambda job: job.slot)  # one chat's later messages let others go first
+        jobs.sort(key=lambda job: job.order)  # one chat's later messages let others go first
         if self.concurrency == 1:
             return sum([await self._send(job) for job in jobs])
         semaphore = asyncio.Semaphore(self.concurrency)
@@ -223,9 +227,11 @@ class OutboxDeliverer:
         return sum(results)
 
     async def _prepare(self, ids: list[int]) -> list[_Job]:
-        """Checks before sending: reason, quiet hours, per-chat backlog; renders; books slots."""
+        """Checks before sending: reason, quiet hours, per-chat backlog; renders. Slots are
+        booked later, one by one just before each send (the bulk lane books just in time)."""
         now = self.clock.now()
         jobs: list[_Job] = []
+        in_batch: dict[int, int] = {}  # chat → messages of this batch before this one
         async with self.sessionmaker.begin() as session:
             rows = (
                 await session.execute(
@@ -249,7 +255,8 @@ class OutboxDeliverer:
                 if not message.urgent and self.rules.in_quiet_hours(now):
                     self._release(message, due_at=self.rules.quiet_over(now))
                     continue
-                wait = self.limiter.chat_wait(message.chat_id)
+                earlier = in_batch.get(message.chat_id, 0)
+                wait = self.limiter.chat_wait(message.chat_id) + earlier * self.limiter.per_chat_interval
                 if wait > self.max_chat_wait:
                     # This chat has a backlog: let other chats go first, come back for it.
                     self._release(message, due_at=now + timedelta(seconds=wait))
@@ -264,8 +271,8 @@ class OutboxDeliverer:
                         "outbox %s (%s): cannot render: %s", message.id, message.kind, type(exc).__name__
                     )
                     continue
-                slot = self.limiter.reserve(message.chat_id)
-                jobs.append(_Job(message.id, message.chat_id, message.user_id, text, markup, slot))
+                in_batch[message.chat_id] = earlier + 1
+                jobs.append(_Job(message.id, message.chat_id, message.user_id, text, markup, wait))
         return jobs
 
     @staticmethod
@@ -286,17 +293,15 @@ class OutboxDeliverer:
 
     # -- one message ----------------------------------------------------------------------------
     async def _send(self, job: _Job) -> bool:
-        delay = job.slot - self.limiter.monotonic()
-        if delay > 0:
-            await self.limiter.sleep(delay)
-        # A 429 after this slot was booked pauses it too. Wait before the row is marked
-        # `sending` (its send lease must not run out while it waits); a long pause hands the
-        # row back instead of holding the claim.
-        paused = self.limiter.pause_remaining()
-        if paused > self.max_chat_wait:
-            await self._postpone(job, paused)
+        # The slot is booked and waited for before the row is marked `sending` (its send lease
+        # must not run out while it waits). Bulk lane: handlers' replies go first; a long wait
+        # (a long 429 pause, replies using the whole budget) hands the row back instead of
+        # holding the claim. A pause that begins after the booking is waited out by `settle`.
+        try:
+            await self.limiter.acquire(job.chat_id, lane=BULK, give_up_after=self.max_chat_wait, settle=False)
+        except Busy as busy:
+            await self._postpone(job, max(busy.retry_in, 1.0))
             return False
-        await self.limiter.wait_pause()
         now = self.clock.now()
         async with self.sessionmaker.begin() as session:
             # The previous messages' "sent" marks ride along in this commit (one commit per
@@ -320,6 +325,7 @@ class OutboxDeliverer:
         if attempts is None:  # our claim expired and someone else took it
             return False
         token = slot_taken.set(True)
+        lane = send_lane.set(BULK)
         try:
             if not self._on_bot:  # otherwise the bot's RateLimitMiddleware settles, closest to the wire
                 await self.limiter.settle(job.chat_id)
@@ -351,6 +357,7 @@ class OutboxDeliverer:
             await self._retry_or_fail(job, attempts, self._backoff(attempts), type(exc).__name__)
             return False
         finally:
+            send_lane.reset(lane)
             slot_taken.reset(token)
         self._sent.append((job.id, self.clock.now(), job.user_id))
         return True

@@ -3,6 +3,7 @@ inner middleware that answers each button press once."""
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,6 +19,7 @@ from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from infra.ratelimit import release_before_wait
 from infra.storage import SqlStorage, current_session, flush_pending, prime
 from models import FsmRecord, User
 from services.clock import Clock
@@ -35,7 +37,18 @@ class DbSessionMiddleware(BaseMiddleware):
     """One session per update: commit when the handler returns, roll back when it raises.
 
     The only owner of the unit of work: handlers get `services` (all over this session) and
-    never commit or roll back themselves."""
+    never commit or roll back themselves.
+
+    No connection is held while a reply waits to be sent: the middleware publishes a checkpoint
+    (`infra.ratelimit.release_before_wait`) that the rate limiter awaits before a reply would
+    wait for its send slot longer than a few milliseconds, or out a 429 pause. The checkpoint
+    writes the FSM's pending writes and commits, so the connection goes back to the pool (and,
+    on SQLite, the write lock is released) while the reply waits; the rest of the update runs
+    in a new transaction on the same session (objects stay loaded: expire_on_commit is off).
+    The trade-off: such an update is committed in two parts. What it did before the wait is
+    kept even if a later step fails (the later part is rolled back) — e.g. a case filed whose
+    confirmation could not be sent; pressing again then shows it as already filed. Without a
+    wait nothing changes: the update is all-or-nothing."""
 
     def __init__(
         self,
@@ -51,22 +64,38 @@ class DbSessionMiddleware(BaseMiddleware):
         async with self.sessionmaker() as session:
             data["session"] = session
             data["services"] = Services(session, self.clock, self.rules)
+
+            async def checkpoint() -> None:
+                if not session.in_transaction():
+                    return  # holds no connection
+                await flush_pending(session)
+                await session.commit()
+                self._kick(session, data)
+
             token = current_session.set(session)
+            hook = release_before_wait.set(checkpoint)
             try:
                 result = await handler(event, data)
             except Exception:
                 await session.rollback()
                 raise
             finally:
+                release_before_wait.reset(hook)
                 current_session.reset(token)
             await flush_pending(session)  # the FSM writes of this update, in its transaction
             await session.commit()
-            # Notifications this update queued are committed now: have them sent at once
-            # instead of at the next poll (`delivery` exists when the scheduler runs).
-            delivery = data.get("delivery")
-            if session.info.pop(OUTBOX_DIRTY, False) and delivery is not None:
-                delivery.kick()
+            self._kick(session, data)
             return result
+
+    @staticmethod
+    def _kick(session: AsyncSession, data: dict[str, Any]) -> None:
+        # Notifications this update queued are committed now: have them sent at once
+        # instead of at the next poll (`delivery` exists when the scheduler runs).
+        # Run in an empty context: the delivery run it starts must not inherit this update's
+        # session or checkpoint (a checkpoint kicks while they are set).
+        delivery = data.get("delivery")
+        if session.info.pop(OUTBOX_DIRTY, False) and delivery is not None:
+            contextvars.Context().run(delivery.kick)
 
 
 class UserLockMiddleware(BaseMiddleware):

@@ -188,6 +188,21 @@ def kick(delivery: DeliveryRuntime | None) -> None:
         delivery.kick()
 
 
+def make_limiter(
+    bot: Bot, settings: Settings, on_wait: ratelimit.WaitObserver | None = None
+) -> ratelimit.BaseRateLimiter:
+    """The send budget: in Redis, shared by every instance of this bot, when REDIS_URL is set;
+    otherwise this process's own. `on_wait(lane, seconds)` hears every wait (metrics)."""
+    rate, per_chat = settings.delivery.global_rate, settings.delivery.per_chat_interval
+    if settings.redis.url:
+        from infra.shared_ratelimit import SharedRateLimiter
+
+        return SharedRateLimiter.from_url(
+            settings.redis.url, rate, per_chat, prefix=f"hromada:ratelimit:{bot.id}", on_wait=on_wait
+        )
+    return ratelimit.RateLimiter(rate, per_chat, on_wait=on_wait)
+
+
 def setup_scheduler(
     dispatcher: Dispatcher,
     *,
@@ -198,14 +213,14 @@ def setup_scheduler(
     settings: Settings,
     deliverer: OutboxDeliverer | None = None,
     share_limits: bool = True,
+    on_limiter_wait: ratelimit.WaitObserver | None = None,
 ) -> DeliveryRuntime:
     """Create the runtime, hook it to the dispatcher's startup/shutdown, expose it to handlers
     as `delivery`. With `share_limits`, the rate limiter is put on the bot's session so handler
-    replies and outbox messages share one budget."""
-    if share_limits:
-        ratelimit.install(
-            bot, ratelimit.RateLimiter(settings.delivery.global_rate, settings.delivery.per_chat_interval)
-        )
+    replies and outbox messages share one budget (with REDIS_URL, shared by all instances)."""
+    limiter: ratelimit.BaseRateLimiter | None = None  # ours to close
+    if share_limits and ratelimit.installed(bot) is None:
+        limiter = ratelimit.install(bot, make_limiter(bot, settings, on_limiter_wait))
     deliverer = deliverer or OutboxDeliverer(bot, sessionmaker, i18n, clock, settings)
     runtime = DeliveryRuntime(deliverer, sessionmaker, clock, settings)
 
@@ -214,6 +229,8 @@ def setup_scheduler(
 
     async def on_shutdown() -> None:
         await runtime.stop()
+        if limiter is not None:
+            await limiter.close()
 
     dispatcher.startup.register(on_startup)
     dispatcher.shutdown.register(on_shutdown)
