@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.delivery import OutboxDeliverer
 from infra import ratelimit
 from infra.logsafe import describe_exception
+from infra.metrics import Metrics
 from infra.settings import Settings
 from services.clock import Clock
 from services.mobile_office import plan_day_before_reminders
@@ -206,6 +207,9 @@ def setup_scheduler(
         ratelimit.install(
             bot, ratelimit.RateLimiter(settings.delivery.global_rate, settings.delivery.per_chat_interval)
         )
+    metrics = dispatcher.get("metrics")
+    if isinstance(metrics, Metrics):
+        metrics.install(bot)  # every Bot API call of this bot, by method and result
     deliverer = deliverer or OutboxDeliverer(bot, sessionmaker, i18n, clock, settings)
     runtime = DeliveryRuntime(deliverer, sessionmaker, clock, settings)
 
