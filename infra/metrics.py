@@ -150,7 +150,8 @@ async def probe_database(engine: AsyncEngine, timeout: float = DB_TIMEOUT) -> st
 
 # Built from our own state constants, nothing from outside.
 _BACKLOG_SQL = (
-    f"SELECT kind, state, COUNT(*) FROM outbox WHERE state IN ('{PENDING}', '{SENDING}') GROUP BY kind, state"  # noqa: S608, E501
+    "SELECT kind, state, COUNT(*) FROM outbox "  # noqa: S608
+    f"WHERE state IN ('{PENDING}', '{SENDING}') GROUP BY kind, state"
 )
 
 
