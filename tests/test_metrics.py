@@ -32,9 +32,10 @@ from bot.webhook import create_web_app
 from infra import ratelimit
 from infra.db import create_engine
 from infra.metrics import Metrics, SendMetricsMiddleware, observe_limiter_wait
-from infra.settings import DatabaseSettings, Settings, load_settings
+from infra.settings import DatabaseSettings, load_settings
 from infra.telegram_session import HromadaAiohttpSession
 from models import OutboxMessage, utcnow
+from tests.factories import add_worker
 from tests.processes import free_port
 
 SECRET = secrets.token_urlsafe(32)
@@ -285,8 +286,9 @@ async def standin() -> AsyncIterator[str]:
     await runner.cleanup()
 
 
-async def test_sends_by_result_over_real_http(settings: Settings, standin: str) -> None:
+async def test_sends_by_result_over_real_http(standin: str) -> None:
     metrics = Metrics(process=False)
+    settings = load_settings(database=DatabaseSettings(DATABASE_URL="sqlite+aiosqlite:///:memory:"))
     bot = create_bot(settings, session=HromadaAiohttpSession(api=TelegramAPIServer.from_base(standin)))
     metrics.install(bot)
     try:
@@ -341,9 +343,7 @@ async def test_readyz_answers_200_when_the_database_answers(app: App, bot: Bot) 
         assert alive.status == 200 and (await alive.json())["status"] == "ok"
 
 
-async def test_readyz_answers_503_without_a_database_while_healthz_stays_alive(
-    db_url: str, settings: Settings
-) -> None:
+async def test_readyz_answers_503_without_a_database_while_healthz_stays_alive(db_url: str) -> None:
     async with app_on(_nowhere(db_url)) as app:
         bot = create_bot(app.settings, session=RecordingSession())
         async with web_client(app, bot) as client:
@@ -387,3 +387,15 @@ async def test_readyz_gives_up_on_a_database_that_never_answers(db: AsyncEngine)
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_a_refusal_by_the_rules_counts_as_handled(
+    app: App, make_client, reference, sessionmaker
+) -> None:
+    await add_worker(sessionmaker, 7_320_001, "ves-csp")
+    worker = make_client(user_id=7_320_001)
+    replies = await worker.click_data("case:take:999")  # no such case: the rules refuse
+    assert replies and replies[0].kind == "alert" and "Звернення не знайдено" in replies[0].text
+    body = app.metrics.render()[0].decode()
+    assert value(body, "hromada_updates_total", kind="callback_query", outcome="handled") == 1
+    assert value(body, "hromada_updates_total", kind="callback_query", outcome="error") == 0
