@@ -223,6 +223,8 @@ class Metrics:
             ["method", "result"],
             registry=self.registry,
         )
+        self._update_counters: dict[tuple[str, str], Counter] = {}
+        self._update_timers: dict[str, Histogram] = {}
         self.snapshot = _Snapshot()
         self.registry.register(_ScrapeTimeCollector(self))
         self.registry.register(_ProcessWide())
@@ -230,8 +232,16 @@ class Metrics:
             ProcessCollector(registry=self.registry)  # RSS, CPU seconds, open files
 
     def observe_update(self, kind: str, outcome: str, seconds: float) -> None:
-        self.updates.labels(kind=kind, outcome=outcome).inc()
-        self.update_seconds.labels(kind=kind).observe(seconds)
+        # The labelled children are looked up once per label set: `labels()` takes a lock and
+        # builds a key on every call, and this runs for every update.
+        counter = self._update_counters.get((kind, outcome))
+        if counter is None:
+            counter = self._update_counters[(kind, outcome)] = self.updates.labels(kind=kind, outcome=outcome)
+        timer = self._update_timers.get(kind)
+        if timer is None:
+            timer = self._update_timers[kind] = self.update_seconds.labels(kind=kind)
+        counter.inc()
+        timer.observe(seconds)
 
     def install(self, bot: Bot) -> None:
         """Count the calls of this bot (once per bot)."""
