@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import signal
+import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
+import aiohttp
 import pytest
 from aiogram import Bot
 from aiogram.client.telegram import TelegramAPIServer
@@ -36,7 +39,9 @@ from infra.settings import DatabaseSettings, load_settings
 from infra.telegram_session import HromadaAiohttpSession
 from models import OutboxMessage, utcnow
 from tests.factories import add_worker
-from tests.processes import free_port
+from tests.processes import clean_env, free_port, hromada_bot_command
+from tests.test_webhook_smoke import TOKEN as SMOKE_TOKEN
+from tests.test_webhook_smoke import FakeBotApi, start_update
 
 SECRET = secrets.token_urlsafe(32)
 HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -399,3 +404,82 @@ async def test_a_refusal_by_the_rules_counts_as_handled(
     body = app.metrics.render()[0].decode()
     assert value(body, "hromada_updates_total", kind="callback_query", outcome="handled") == 1
     assert value(body, "hromada_updates_total", kind="callback_query", outcome="error") == 0
+
+
+# -- the real process ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def bot_api() -> AsyncIterator[tuple[FakeBotApi, str]]:
+    """The smoke test's Bot API stand-in over real HTTP: records calls, answers like Telegram."""
+    api = FakeBotApi()
+    server = web.Application()
+    server.router.add_post("/bot{token}/{method}", api.handle)
+    runner = web.AppRunner(server)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield api, f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+async def test_the_webhook_process_serves_metrics_readiness_and_json_logs(bot_api, db_url: str, db) -> None:
+    api, api_base = bot_api
+    port = free_port()
+    env = clean_env(
+        BOT_TOKEN=SMOKE_TOKEN,
+        TELEGRAM_API_BASE=api_base,
+        WEBHOOK_SECRET=SECRET,
+        WEBHOOK_PORT=str(port),
+        DATABASE_URL=db_url,
+        LOG_FORMAT="json",
+    )
+    process = await asyncio.create_subprocess_exec(
+        *hromada_bot_command(), "webhook", env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+
+            async def ready() -> bool:
+                try:
+                    async with http.get(f"{base}/readyz") as response:
+                        return response.status == 200
+                except aiohttp.ClientError:
+                    assert process.returncode is None, "the process ended"
+                    return False
+
+            await until(ready, timeout=60)
+            async with http.post(
+                f"{base}/telegram/webhook", json=start_update(1, 7_330_001), headers={HEADER: SECRET}
+            ) as response:
+                assert response.status == 200
+
+            async def replied() -> bool:
+                return bool(api.sent("sendMessage"))
+
+            await until(replied)
+
+            async def counted() -> bool:
+                async with http.get(f"{base}/metrics") as response:
+                    body = await response.text()
+                return value(body, "hromada_telegram_requests_total", method="sendMessage", result="ok") == 1
+
+            await until(counted)  # the reply is counted just after the stand-in saw it
+            async with http.get(f"{base}/metrics") as response:
+                body = await response.text()
+        assert value(body, "hromada_updates_total", kind="message", outcome="handled") == 1
+        assert value(body, "hromada_update_handling_seconds_count", kind="message") == 1
+        assert value(body, "hromada_outbox_backlog_query_ok") == 1
+        assert value(body, "process_resident_memory_bytes") > 0
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 10) == 0
+        assert process.stdout is not None
+        output = (await process.stdout.read()).decode()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    entries = [json.loads(line) for line in output.splitlines()]  # every line is one JSON object
+    assert any(e["message"].startswith("webhook listening") for e in entries), output
+    assert "Olena" not in output and "7330001" not in body
