@@ -3,8 +3,9 @@ middleware that counts and times every update.
 
 - `/healthz` — liveness: the process and its event loop answer. It does not touch the database:
   a database outage is not cured by restarting the bot (Docker's health check uses this one).
-- `/readyz` — readiness: the database answers `SELECT 1` within a short timeout; 200 or 503,
-  each with a small JSON body (a load balancer stops sending updates to a 503 instance).
+- `/readyz` — readiness: a new connection to the database answers `SELECT 1` within a short
+  timeout; 200 or 503, each with a small JSON body (a load balancer stops sending updates to a
+  503 instance). Not through the updates' pool: a busy pool is load, not unreadiness.
 - `/metrics` — Prometheus exposition of the app's registry (infra/metrics.py), with the outbox
   backlog and the pool's use read at scrape time.
 """
@@ -21,7 +22,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.middlewares import Handler
-from infra.metrics import ERROR, HANDLED, NOT_HANDLED, Metrics, probe_database
+from infra.metrics import ERROR, HANDLED, NOT_HANDLED, Metrics, probe_database, probe_engine
 from services.errors import DomainError
 
 
@@ -66,11 +67,18 @@ def _kind(event: TelegramObject) -> str:
 
 
 def add_routes(web_app: web.Application, engine: AsyncEngine, metrics: Metrics) -> None:
+    probe = probe_engine(engine.url)
+
+    async def close_probe(_web_app: web.Application) -> None:
+        await probe.dispose()
+
+    web_app.on_cleanup.append(close_probe)
+
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
     async def readyz(_request: web.Request) -> web.Response:
-        problem = await probe_database(engine)
+        problem = await probe_database(probe)
         if problem is not None:
             return web.json_response({"status": "unavailable", "database": problem}, status=503)
         return web.json_response({"status": "ok", "database": "ok"})

@@ -39,7 +39,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessColl
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from infra.telegram_session import MalformedAnswer
 from models.outbox import PENDING, SENDING
@@ -134,6 +136,16 @@ async def fetch_rows(engine: AsyncEngine, sql: str, timeout: float = DB_TIMEOUT)
             finally:
                 await cursor.close()
         return [tuple(row) for row in (await conn.exec_driver_sql(sql)).all()]
+
+
+def probe_engine(url: URL | str) -> AsyncEngine:
+    """An engine for the readiness probe: a new connection per probe, none kept.
+
+    Not the updates' pool: when every pooled connection is busy (a burst of updates), the probe
+    would wait for one and report a database that answers fine as unavailable, and a load
+    balancer would take a loaded instance out, loading the others more. A connection of its own
+    also proves what readiness asks: that a new connection to the database can be made now."""
+    return create_async_engine(url, poolclass=NullPool, hide_parameters=True)
 
 
 async def probe_database(engine: AsyncEngine, timeout: float = DB_TIMEOUT) -> str | None:

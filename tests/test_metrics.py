@@ -26,7 +26,7 @@ from aiogram.methods import SendMessage
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bot.factory import App, build_app, create_bot
 from bot.offline import RecordingSession
@@ -330,9 +330,9 @@ def _nowhere(db_url: str) -> str:
 
 
 @asynccontextmanager
-async def app_on(url: str) -> AsyncIterator[App]:
+async def app_on(url: str, engine: AsyncEngine | None = None) -> AsyncIterator[App]:
     settings = load_settings(database=DatabaseSettings(DATABASE_URL=url))
-    app = build_app(settings, engine=create_engine(url))
+    app = build_app(settings, engine=engine or create_engine(url))
     try:
         yield app
     finally:
@@ -346,6 +346,26 @@ async def test_readyz_answers_200_when_the_database_answers(app: App, bot: Bot) 
         assert await ready.json() == {"status": "ok", "database": "ok"}
         alive = await client.get("/healthz")
         assert alive.status == 200 and (await alive.json())["status"] == "ok"
+
+
+async def test_a_busy_pool_is_load_not_unreadiness(db: AsyncEngine) -> None:
+    url = db.url.render_as_string(hide_password=False)
+    one_connection = create_async_engine(url, pool_size=1, max_overflow=0, hide_parameters=True)
+    async with app_on(url, one_connection) as app:
+        bot = create_bot(app.settings, session=RecordingSession())
+        async with web_client(app, bot) as client:
+            held = await app.engine.connect()  # the pool's only connection, as a long update holds it
+            try:
+                started = time.monotonic()
+                ready = await client.get("/readyz")
+                assert ready.status == 200, await ready.text()
+                assert time.monotonic() - started < 1.5
+                body = await scrape(client)  # the backlog query waits for the pool, gives up
+            finally:
+                await held.close()
+            assert value(body, "hromada_db_pool_in_use") == 1
+            assert value(body, "hromada_outbox_backlog_query_ok") == 0
+            assert value(await scrape(client), "hromada_outbox_backlog_query_ok") == 1
 
 
 async def test_readyz_answers_503_without_a_database_while_healthz_stays_alive(db_url: str) -> None:
