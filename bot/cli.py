@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from infra.logformat import configure_logging
 from infra.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("hromada_bot")
@@ -73,14 +74,14 @@ async def _seed(settings: Settings, path: Path) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     level = args.log_level or ("WARNING" if args.command == "console" else "INFO")
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if level != "DEBUG":
-        logging.getLogger("alembic").setLevel(logging.WARNING)  # it announces every plugin at INFO
     try:
         settings = load_settings()
     except SettingsError as exc:
         print(f"hromada-bot: {exc}", file=sys.stderr)
         return 2
+    configure_logging(level, settings.logging.log_format)
+    if level != "DEBUG":
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # it announces every plugin at INFO
     try:
         if args.command == "migrate":
             return asyncio.run(_migrate(settings, args.revision, args.downgrade))

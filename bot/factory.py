@@ -18,10 +18,12 @@ from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.middlewares import AnswerPressOnce, DbSessionMiddleware, UserLockMiddleware, UserMiddleware
+from bot.observability import UpdateMetricsMiddleware
 from handlers import build_root_router
 from handlers.kit.jobs import Jobs
 from infra.db import create_engine, create_sessionmaker, dedicated_sessionmaker
 from infra.i18n import UserLanguageMiddleware, create_i18n
+from infra.metrics import Metrics
 from infra.settings import Settings
 from infra.storage import SqlStorage
 from infra.telegram_session import HromadaAiohttpSession
@@ -44,6 +46,11 @@ class App:
     storage: BaseStorage
     dispatcher: Dispatcher
     extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def metrics(self) -> Metrics:
+        metrics: Metrics = self.dispatcher["metrics"]
+        return metrics
 
     async def close(self) -> None:
         await self.dispatcher.storage.close()
@@ -115,6 +122,8 @@ def create_dispatcher(
     workflow_data.setdefault("jobs", Jobs())
     # A status import talks to the database over a connection of its own, never the updates' pool.
     workflow_data.setdefault("import_sessions", partial(dedicated_sessionmaker, settings.database.url))
+    # This app's metrics (a registry of its own); the scheduler counts the bot's calls into it.
+    metrics = workflow_data.setdefault("metrics", Metrics())
     dp = Dispatcher(
         storage=storage,
         disable_fsm=True,
@@ -125,7 +134,9 @@ def create_dispatcher(
         **workflow_data,
     )
     # Outer middlewares on the update itself, so every update type gets them, in this order:
-    # one person at a time → one DB unit of work → our user row → FSM state → language.
+    # counted and timed → one person at a time → one DB unit of work → our user row → FSM state
+    # → language.
+    dp.update.outer_middleware(UpdateMetricsMiddleware(metrics))
     dp.update.outer_middleware(UserLockMiddleware(isolation_for(storage)))
     dp.update.outer_middleware(
         DbSessionMiddleware(sessionmaker, clock, ReminderRules.from_settings(settings))

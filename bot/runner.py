@@ -41,6 +41,7 @@ async def run_polling(settings: Settings) -> int:
 def install_background_jobs(app: App, bot: Bot) -> None:
     """Outbox delivery and reminders (APScheduler), started and stopped with the dispatcher."""
     from bot.scheduler import setup_scheduler
+    from infra.metrics import observe_limiter_wait
 
     setup_scheduler(
         app.dispatcher,
@@ -49,4 +50,5 @@ def install_background_jobs(app: App, bot: Bot) -> None:
         i18n=app.i18n,
         clock=app.clock,
         settings=app.settings,
+        on_limiter_wait=observe_limiter_wait,
     )

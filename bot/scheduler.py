@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.delivery import OutboxDeliverer
 from infra import ratelimit
 from infra.logsafe import describe_exception
+from infra.metrics import Metrics
 from infra.settings import Settings
 from services.clock import Clock
 from services.mobile_office import plan_day_before_reminders
@@ -221,6 +222,9 @@ def setup_scheduler(
     limiter: ratelimit.BaseRateLimiter | None = None  # ours to close
     if share_limits and ratelimit.installed(bot) is None:
         limiter = ratelimit.install(bot, make_limiter(bot, settings, on_limiter_wait))
+    metrics = dispatcher.get("metrics")
+    if isinstance(metrics, Metrics):
+        metrics.install(bot)  # every Bot API call of this bot, by method and result
     deliverer = deliverer or OutboxDeliverer(bot, sessionmaker, i18n, clock, settings)
     runtime = DeliveryRuntime(deliverer, sessionmaker, clock, settings)
 

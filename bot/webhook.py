@@ -1,4 +1,5 @@
-"""Webhook server (aiohttp): Telegram's secret-token check, `/healthz`, clean stop on SIGTERM."""
+"""Webhook server (aiohttp): Telegram's secret-token check, `/healthz`, `/readyz`, `/metrics`
+(bot/observability.py), clean stop on SIGTERM."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from typing import Any
 from aiogram import Bot, Dispatcher
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
-from sqlalchemy import text
 
 from bot.factory import App, build_app, create_bot, settle_for_serving
+from bot.observability import add_routes
 from bot.runner import install_background_jobs, require_token
 from infra.logsafe import describe_exception
 from infra.migrate import prepare_embedded_database
@@ -59,15 +60,7 @@ class SecretTokenHandler(SimpleRequestHandler):
 def create_web_app(app: App, bot: Bot, secret: str) -> web.Application:
     web_app = web.Application()
 
-    async def healthz(_request: web.Request) -> web.Response:
-        try:
-            async with app.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        except Exception as exc:  # the check must answer, not crash
-            return web.json_response({"status": "degraded", "database": type(exc).__name__}, status=503)
-        return web.json_response({"status": "ok"})
-
-    web_app.router.add_get("/healthz", healthz)
+    add_routes(web_app, app.engine, app.metrics)  # /healthz, /readyz, /metrics
     SecretTokenHandler(app.dispatcher, bot, secret).register(web_app, path=app.settings.telegram.webhook_path)
     setup_application(web_app, app.dispatcher, bot=bot)
     return web_app

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import zoneinfo
 from datetime import time
-from typing import Annotated, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -185,6 +185,18 @@ class DeliverySettings(BaseSettings):
     retention_days: Annotated[int, Field(alias="RETENTION_DAYS", ge=30, le=36500)] = 1095
 
 
+class LoggingSettings(BaseSettings):
+    model_config = _COMMON
+
+    # "json": one JSON object per line for a log collector; "text": lines for a person.
+    log_format: Annotated[Literal["text", "json"], Field(alias="LOG_FORMAT")] = "text"
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+
 class Settings:
     """All sections together; build with `load_settings()`."""
 
@@ -195,12 +207,14 @@ class Settings:
         redis: RedisSettings,
         locale: LocaleSettings,
         delivery: DeliverySettings,
+        logging: LoggingSettings | None = None,
     ) -> None:
         self.telegram = telegram
         self.database = database
         self.redis = redis
         self.locale = locale
         self.delivery = delivery
+        self.logging = logging if logging is not None else LoggingSettings()
 
 
 _Section = TypeVar("_Section", bound=BaseSettings)
@@ -223,6 +237,7 @@ def load_settings(
     redis: RedisSettings | None = None,
     locale: LocaleSettings | None = None,
     delivery: DeliverySettings | None = None,
+    logging: LoggingSettings | None = None,
 ) -> Settings:
     """Read every section not given; raise `SettingsError` with one line naming the bad variable."""
     return Settings(
@@ -231,4 +246,5 @@ def load_settings(
         redis=redis if redis is not None else _read(RedisSettings),
         locale=locale if locale is not None else _read(LocaleSettings),
         delivery=delivery if delivery is not None else _read(DeliverySettings),
+        logging=logging if logging is not None else _read(LoggingSettings),
     )

@@ -29,6 +29,7 @@ def clean_env(**overrides: str) -> dict[str, str]:
         "QUIET_HOURS_",
         "OUTBOX_",
         "INVITE_TTL_HOURS",
+        "LOG_FORMAT",
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
     env.update(overrides)
