@@ -195,7 +195,10 @@ class PgAdvisoryIsolation(BaseEventIsolation):
                 async with asyncio.timeout(self.call_timeout):
                     released = (await self._conn.execute(_UNLOCK, {"key": k})).scalar()
             except _CONNECTION_ERRORS:
-                await self._drop()  # PostgreSQL releases the locks of a connection that is gone
+                # PostgreSQL released the locks of the connection that is gone, maybe before the
+                # update ended.
+                await self._drop()
+                log.warning("a person's lock was lost with its database connection")
                 return
         if not released:
             log.warning("a person's lock was no longer held at release")
