@@ -21,14 +21,18 @@ from bot.middlewares import AnswerPressOnce, DbSessionMiddleware, UserLockMiddle
 from bot.observability import UpdateMetricsMiddleware
 from handlers import build_root_router
 from handlers.kit.jobs import Jobs
-from infra.db import create_engine, create_sessionmaker, dedicated_sessionmaker
+from infra.db import create_engine, create_sessionmaker, dedicated_sessionmaker, is_sqlite
 from infra.i18n import UserLanguageMiddleware, create_i18n
+from infra.isolation import PgAdvisoryIsolation
 from infra.metrics import Metrics
 from infra.settings import Settings
 from infra.storage import SqlStorage
 from infra.telegram_session import HromadaAiohttpSession
 from services.clock import Clock
 from services.reminders import ReminderRules
+
+# The dispatcher's per-person lock, kept in its workflow data so the app can close it.
+ISOLATION = "event_isolation"
 
 # Used where no real token is needed (console, tests): the right shape, never valid on Telegram.
 OFFLINE_TOKEN = "42:OFFLINE-console-token-not-for-telegram"  # noqa: S105 - a placeholder, not a secret
@@ -53,8 +57,15 @@ class App:
         return metrics
 
     async def close(self) -> None:
-        await self.dispatcher.storage.close()
+        await self.close_dispatcher()
         await self.engine.dispose()
+
+    async def close_dispatcher(self) -> None:
+        """What the dispatcher holds: the FSM storage and the per-person lock (its connection)."""
+        await self.dispatcher.storage.close()
+        isolation: BaseEventIsolation | None = self.dispatcher.workflow_data.get(ISOLATION)
+        if isolation is not None:
+            await isolation.close()
 
 
 # Collect the youngest generation after this many new container objects (default 700).
@@ -96,14 +107,16 @@ def create_storage(settings: Settings, sessionmaker: async_sessionmaker[AsyncSes
     return SqlStorage(sessionmaker)
 
 
-def isolation_for(storage: BaseStorage) -> BaseEventIsolation:
-    """Per-person update lock: in this process, or in Redis when several instances share it."""
-    if isinstance(storage, SqlStorage):
-        return SimpleEventIsolation()
+def isolation_for(storage: BaseStorage, database_url: str | None = None) -> BaseEventIsolation:
+    """Per-person update lock: in Redis when the FSM lives there (shared by all instances);
+    else, on PostgreSQL, an advisory lock per person (shared by all instances on that database);
+    else (SQLite: one file, one process) in this process."""
     from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
 
     if isinstance(storage, RedisStorage):
         return RedisEventIsolation(redis=storage.redis)
+    if database_url is not None and not is_sqlite(database_url):
+        return PgAdvisoryIsolation(database_url)
     return SimpleEventIsolation()
 
 
@@ -137,7 +150,9 @@ def create_dispatcher(
     # counted and timed → one person at a time → one DB unit of work → our user row → FSM state
     # → language.
     dp.update.outer_middleware(UpdateMetricsMiddleware(metrics))
-    dp.update.outer_middleware(UserLockMiddleware(isolation_for(storage)))
+    isolation = isolation_for(storage, settings.database.url)
+    dp[ISOLATION] = isolation  # closed by App.close
+    dp.update.outer_middleware(UserLockMiddleware(isolation))
     dp.update.outer_middleware(
         DbSessionMiddleware(sessionmaker, clock, ReminderRules.from_settings(settings))
     )

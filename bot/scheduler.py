@@ -2,7 +2,10 @@
 
 It holds no state of its own: every job reads the database (the source of truth) and writes
 outbox rows, and the deliverer sends whatever is due. Jobs are plain async functions taking
-what they need; each runs in its own transaction.
+what they need; each runs in its own transaction. Several instances may run the scheduler:
+each planning run takes a PostgreSQL advisory lock for its job in that transaction and skips
+when another instance holds it; the deliverer's claims share the rows safely (SKIP LOCKED). On
+SQLite (one process) there is nothing to share.
 
 - deliver  every `settings.delivery.poll_seconds`: `OutboxDeliverer.deliver_due()`.
 - agendas  every minute: today's agenda for each worker with visits, once the agenda hour passed.
@@ -36,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.delivery import OutboxDeliverer
 from infra import ratelimit
+from infra.isolation import try_job_lock
 from infra.logsafe import describe_exception
 from infra.metrics import Metrics
 from infra.settings import Settings
@@ -91,8 +95,14 @@ class DeliveryRuntime:
             self._running = False
 
     async def _in_transaction(self, name: str, job: Callable[[AsyncSession], Awaitable[int]]) -> None:
+        """Run a planning job in its own transaction, at one instance at a time: one that finds
+        the job running elsewhere skips this run (the other plans the same rows). The planning
+        is idempotent anyway (dedupe keys), so a run after another adds nothing twice."""
         try:
             async with self.sessionmaker.begin() as session:
+                if not await try_job_lock(session, name):
+                    log.debug("%s: running at another instance, skipped here", name)
+                    return
                 added = await job(session)
             if added:
                 log.info("%s: %d message(s) planned", name, added)
@@ -115,6 +125,9 @@ class DeliveryRuntime:
         days = self.settings.delivery.retention_days
         try:
             async with self.sessionmaker.begin() as session:
+                if not await try_job_lock(session, "retention"):
+                    log.debug("retention: running at another instance, skipped here")
+                    return
                 await PrivacyService(session, self.clock).apply_retention(self.clock.now(), days)
         except Exception:
             log.exception("retention failed")

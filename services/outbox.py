@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import OutboxMessage, User
@@ -48,30 +49,47 @@ async def enqueue(
     queues a row that its deliverer sees as due in the future."""
     if user is None and chat_id is None:
         raise ValueError("enqueue needs a user or a chat_id")
-    if dedupe_key is not None:
-        existing = await session.scalar(
-            select(OutboxMessage.id).where(OutboxMessage.dedupe_key == dedupe_key)
+    values: dict[str, Any] = {
+        "kind": kind,
+        "user_id": user.id if user else None,
+        "chat_id": user.telegram_id if user else chat_id,
+        "due_at": due_at,
+        "urgent": urgent,
+        "payload": {**(payload or {}), VERSION_KEY: PAYLOAD_VERSION},
+        "state": PENDING,
+        "dedupe_key": dedupe_key,
+        "case_id": case_id,
+        "visit_id": visit_id,
+        "document_request_id": document_request_id,
+        "application_id": application_id,
+    }
+    message: OutboxMessage | None
+    if dedupe_key is None:
+        message = OutboxMessage(**values)
+        session.add(message)
+        await session.flush()
+    else:
+        # One statement that adds nothing when the key exists, also when another transaction
+        # is adding it right now (a check first and an insert after would race: the loser's
+        # whole transaction would fail on the unique key). PostgreSQL makes the second writer
+        # wait for the first one's commit, then skip.
+        message = await session.scalar(
+            _insert(session)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=[OutboxMessage.dedupe_key])
+            .returning(OutboxMessage)
         )
-        if existing is not None:
+        if message is None:
             return None
-    message = OutboxMessage(
-        kind=kind,
-        user_id=user.id if user else None,
-        chat_id=user.telegram_id if user else chat_id,
-        due_at=due_at,
-        urgent=urgent,
-        payload={**(payload or {}), VERSION_KEY: PAYLOAD_VERSION},
-        state=PENDING,
-        dedupe_key=dedupe_key,
-        case_id=case_id,
-        visit_id=visit_id,
-        document_request_id=document_request_id,
-        application_id=application_id,
-    )
-    session.add(message)
-    await session.flush()
     session.info[OUTBOX_DIRTY] = True
     return message
+
+
+def _insert(session: AsyncSession) -> Any:
+    """INSERT with ON CONFLICT for the session's database (both dialects have it)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(OutboxMessage)
+    return sqlite.insert(OutboxMessage)
 
 
 async def cancel_pending(session: AsyncSession, *conditions: Any) -> int:

@@ -125,7 +125,7 @@ async def reference(sessionmaker) -> None:
 async def app(settings: Settings, db: AsyncEngine, clock: Clock) -> AsyncIterator[App]:
     app = build_app(settings, clock=clock, engine=db)
     yield app
-    await app.dispatcher.storage.close()
+    await app.close_dispatcher()
 
 
 @pytest.fixture

@@ -279,7 +279,7 @@ async def test_draft_survives_a_restart(resident: BotClient, settings, db, bot, 
         replies = await client.click("Надіслати звернення")
         assert any("VES-" in r.text for r in replies)
     finally:
-        await app2.dispatcher.storage.close()
+        await app2.close_dispatcher()
     async with sessionmaker() as session:
         case = await session.scalar(select(Case))
         assert case is not None and case.description == DESCRIPTION
