@@ -80,6 +80,7 @@ async def other(settings, db, bot, tg) -> AsyncIterator[_Instance]:
 
 
 # -- per-person lock through the whole bot ----------------------------------------------------------
+@pytest.mark.postgres_only
 async def test_album_split_across_two_instances_keeps_every_file(
     app, make_client, other, reference, db
 ) -> None:
@@ -137,6 +138,7 @@ async def _enters_within(isolation: PgAdvisoryIsolation, key: StorageKey, second
     return True
 
 
+@pytest.mark.postgres_only
 async def test_same_person_waits_for_the_other_instance(two_isolations) -> None:
     first, second = two_isolations
     entered, leave = asyncio.Event(), asyncio.Event()
@@ -151,6 +153,7 @@ async def test_same_person_waits_for_the_other_instance(two_isolations) -> None:
     assert await waiter  # and gets it once the other instance is done
 
 
+@pytest.mark.postgres_only
 async def test_other_people_go_in_parallel(two_isolations) -> None:
     first, second = two_isolations
     entered, leave = asyncio.Event(), asyncio.Event()
@@ -164,6 +167,7 @@ async def test_other_people_go_in_parallel(two_isolations) -> None:
         await holder
 
 
+@pytest.mark.postgres_only
 async def test_one_process_two_updates_of_one_person_take_turns(two_isolations) -> None:
     """PostgreSQL's session locks are re-entrant for their connection: the in-process lock is
     what keeps two local updates of one person apart."""
@@ -183,6 +187,7 @@ async def test_one_process_two_updates_of_one_person_take_turns(two_isolations) 
     assert first._local == {}  # nothing kept for people who are not waiting
 
 
+@pytest.mark.postgres_only
 async def test_lock_goes_with_its_connection_and_the_instance_reconnects(two_isolations, db, caplog) -> None:
     first, second = two_isolations
     entered, leave = asyncio.Event(), asyncio.Event()
@@ -222,6 +227,7 @@ async def test_lock_goes_with_its_connection_and_the_instance_reconnects(two_iso
     assert await _enters_within(second, KEY, 1)
 
 
+@pytest.mark.postgres_only
 async def test_waiting_is_bounded(two_isolations, db) -> None:
     first, _ = two_isolations
     impatient = PgAdvisoryIsolation(_url(db), wait_timeout=0.3)
@@ -238,6 +244,7 @@ async def test_waiting_is_bounded(two_isolations, db) -> None:
         await impatient.close()
 
 
+@pytest.mark.postgres_only
 async def test_cancelled_waiter_leaves_no_lock_behind(two_isolations) -> None:
     first, second = two_isolations
     entered, leave = asyncio.Event(), asyncio.Event()
@@ -368,6 +375,7 @@ async def test_two_instances_plan_each_reminder_once(runtimes, sessionmaker, ref
     assert reported == expected
 
 
+@pytest.mark.postgres_only
 async def test_a_job_running_at_another_instance_is_skipped_here(
     runtimes, sessionmaker, db, reference
 ) -> None:

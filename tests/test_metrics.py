@@ -386,6 +386,7 @@ async def test_readyz_answers_503_without_a_database_while_healthz_stays_alive(d
             assert value(body, "hromada_outbox_backlog_query_ok") == 0
 
 
+@pytest.mark.postgres_only
 async def test_readyz_gives_up_on_a_database_that_never_answers(db: AsyncEngine) -> None:
     if db.dialect.name != "postgresql":
         pytest.skip("a server that accepts and stays silent is a network database's failure")
