@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.middlewares import AnswerPressOnce, DbSessionMiddleware, UserLockMiddleware, UserMiddleware
 from handlers import build_root_router
 from handlers.kit.jobs import Jobs
-from infra.db import create_engine, create_sessionmaker, dedicated_sessionmaker
+from infra.db import DbTimeouts, create_engine, create_sessionmaker, dedicated_sessionmaker
 from infra.i18n import UserLanguageMiddleware, create_i18n
 from infra.settings import Settings
 from infra.storage import SqlStorage
@@ -149,7 +149,11 @@ def build_app(
     storage: BaseStorage | None = None,
     **workflow_data: Any,
 ) -> App:
-    engine = engine or create_engine(settings.database.url, echo=settings.database.echo)
+    engine = engine or create_engine(
+        settings.database.url,
+        echo=settings.database.echo,
+        timeouts=DbTimeouts.from_settings(settings.database),
+    )
     sessionmaker = create_sessionmaker(engine)
     i18n = create_i18n(settings.locale.default_language)
     clock = clock or Clock()
