@@ -53,6 +53,9 @@ class TelegramSettings(BaseSettings):
     webhook_host: Annotated[str, Field(alias="WEBHOOK_HOST")] = "127.0.0.1"
     webhook_port: Annotated[int, Field(alias="WEBHOOK_PORT", ge=1, le=65535)] = 8080
     webhook_path: Annotated[str, Field(alias="WEBHOOK_PATH")] = "/telegram/webhook"
+    # Longest time one update may take inside the webhook request before it is given up and
+    # answered 503 (Telegram delivers it again); Telegram itself waits about a minute.
+    webhook_handle_timeout: Annotated[float, Field(alias="WEBHOOK_HANDLE_TIMEOUT", gt=0, le=55)] = 25.0
     admin_ids: Annotated[str, Field(alias="ADMIN_TELEGRAM_IDS")] = ""
 
     @field_validator("bot_token")
