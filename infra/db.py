@@ -248,7 +248,7 @@ def _watch_connections(engine: AsyncEngine, bounds: DbTimeouts) -> None:
         record.info["idle_since"] = time.monotonic()
         driver = dbapi_connection.driver_connection
         try:
-            await_only(driver.execute(";", timeout=min(2.0, bounds.connect)))
+            await_only(driver.execute("SELECT 1", timeout=min(2.0, bounds.connect)))
         except Exception as exc:
             if not (_is_transport_failure(exc) or database_unavailable(exc) or driver.is_closed()):
                 raise
