@@ -78,7 +78,7 @@ from aiogram.exceptions import (
 )
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import I18n
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import and_, bindparam, case, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -386,7 +386,7 @@ class OutboxDeliverer:
         carried: list[int] = []
         try:
             async with self.sessionmaker.begin() as session:
-                carried = await self._write_marks(session)
+                await self._write_marks(session, carried)
                 yield session
         except BaseException:
             self._flushing.difference_update(carried)
@@ -395,10 +395,12 @@ class OutboxDeliverer:
             self._flushing.discard(oid)
             self._sent.pop(oid, None)
 
-    async def _write_marks(self, session: AsyncSession) -> list[int]:
+    async def _write_marks(self, session: AsyncSession, carried: list[int]) -> None:
         ids = sorted(oid for oid in self._sent if oid not in self._flushing)
         if not ids:
-            return []
+            return
+        # Noted before the first statement: if that one fails, they are handed back.
+        carried.extend(ids)
         self._flushing.update(ids)
         rows = OutboxMessage.__table__
         await session.execute(
@@ -412,7 +414,13 @@ class OutboxDeliverer:
                     and_(rows.c.state == FAILED, rows.c.last_error == OUTCOME_UNKNOWN),
                 ),
             )
-            .values(state=SENT, sent_at=bindparam("at"), claimed_by=None, claimed_until=None),
+            .values(
+                state=SENT,
+                sent_at=bindparam("at"),
+                claimed_by=None,
+                claimed_until=None,
+                last_error=case((rows.c.state == FAILED, None), else_=rows.c.last_error),
+            ),
             [{"oid": oid, "at": self._sent[oid][0]} for oid in ids],
         )
         user_ids = sorted({uid for oid in ids if (uid := self._sent[oid][1]) is not None})
@@ -422,7 +430,6 @@ class OutboxDeliverer:
                 .where(User.id.in_(user_ids), User.reachable.is_(False))
                 .values(reachable=True, unreachable_since=None)
             )
-        return ids
 
     async def flush(self) -> None:
         """Write the pending "sent" marks now (raises when the database is away; they stay)."""

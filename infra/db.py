@@ -65,7 +65,7 @@ class DbTimeouts:
     connect: float = 5.0
     command: float | None = 10.0
     pool: float = 5.0
-    idle_check: float = 10.0
+    idle_check: float = 2.0
     keepalive: int = 10
 
     @classmethod
@@ -176,6 +176,9 @@ def create_engine(
         max_overflow=max_overflow,
         pool_recycle=1800,
         pool_timeout=bounds.pool,
+        # The most recently returned connection is handed out next: under load a few hot
+        # connections serve everything and are never idle long enough to be pinged.
+        pool_use_lifo=True,
         connect_args=connect_args,
     )
     _watch_connections(engine, bounds)

@@ -126,7 +126,7 @@ class DatabaseSettings(BaseSettings):
     connect_timeout: Annotated[float, Field(alias="DATABASE_CONNECT_TIMEOUT", gt=0, le=300)] = 5.0
     command_timeout: Annotated[float, Field(alias="DATABASE_COMMAND_TIMEOUT", ge=0, le=3600)] = 10.0
     pool_timeout: Annotated[float, Field(alias="DATABASE_POOL_TIMEOUT", gt=0, le=300)] = 5.0
-    idle_check: Annotated[float, Field(alias="DATABASE_IDLE_CHECK", ge=0, le=3600)] = 10.0
+    idle_check: Annotated[float, Field(alias="DATABASE_IDLE_CHECK", ge=0, le=3600)] = 2.0
     tcp_keepalive: Annotated[int, Field(alias="DATABASE_TCP_KEEPALIVE", ge=0, le=7200)] = 10
 
     @field_validator("url")
