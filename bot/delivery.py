@@ -78,7 +78,7 @@ from aiogram.exceptions import (
 )
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import I18n
-from sqlalchemy import and_, bindparam, case, or_, select, update
+from sqlalchemy import Table, and_, bindparam, case, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -402,7 +402,7 @@ class OutboxDeliverer:
         # Noted before the first statement: if that one fails, they are handed back.
         carried.extend(ids)
         self._flushing.update(ids)
-        rows = OutboxMessage.__table__
+        rows = cast(Table, OutboxMessage.__table__)
         await session.execute(
             update(rows)
             .where(
