@@ -410,3 +410,37 @@ async def test_sqlite_database_that_cannot_be_opened_is_an_outage(tmp_path) -> N
 def test_timeouts_come_from_settings(settings) -> None:
     bounds = DbTimeouts.from_settings(settings.database)
     assert (bounds.connect, bounds.command, bounds.pool) == (5.0, 10.0, 5.0)
+
+
+async def test_instances_sharing_redis_apologise_once_per_update(settings) -> None:
+    from redis.asyncio import Redis
+
+    from bot.webhook import outage_memory
+    from infra.once import RedisOnce
+
+    probe = Redis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        await probe.ping()
+    except Exception as exc:  # whatever the client raises, Redis is not there
+        pytest.skip(f"Redis not available: {type(exc).__name__}")
+    finally:
+        await probe.aclose()
+    settings.redis.url = "redis://127.0.0.1:6379/0"
+    first, second = outage_memory(settings), outage_memory(settings)
+    assert isinstance(first, RedisOnce) and isinstance(second, RedisOnce)
+    key = f"test:{time.time_ns()}"
+    try:
+        assert await first.first(key) is True
+        assert await second.first(key) is False, "the other instance already told this update"
+        assert await first.first(key) is False
+    finally:
+        await first.redis.delete(first.prefix + key)
+        await first.close()
+        await second.close()
+    # Redis away: this process's memory decides (at worst one repeat per instance).
+    lost = RedisOnce.from_url("redis://127.0.0.1:1/0", prefix="x:", ttl=60)
+    try:
+        assert await lost.first("k") is True
+        assert await lost.first("k") is False
+    finally:
+        await lost.close()
