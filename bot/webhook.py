@@ -75,6 +75,7 @@ class SecretTokenHandler(SimpleRequestHandler):
         self.i18n = i18n
         self.once: Once = once or MemoryOnce()
         self.handle_timeout = handle_timeout
+        self._abandoned: set[asyncio.Future[Any]] = set()
 
     def verify_secret(self, telegram_secret_token: str, bot: Bot) -> bool:
         try:
@@ -84,6 +85,7 @@ class SecretTokenHandler(SimpleRequestHandler):
         return hmac.compare_digest(given, self._secret)
 
     async def close(self) -> None:
+        await asyncio.gather(*self._abandoned, return_exceptions=True)
         await super().close()
         await self.once.close()
 
@@ -101,25 +103,37 @@ class SecretTokenHandler(SimpleRequestHandler):
             # text: only its frames and types are logged.
             log.error("webhook update %s failed:\n%s", shown_id, describe_exception(exc))
             return web.json_response({})
-        timeout = asyncio.timeout(self.handle_timeout)
+        task = asyncio.ensure_future(
+            self.dispatcher.feed_update(bot, update, **self.data, redelivered_on_failure=True)
+        )
         try:
-            async with timeout:
-                result = await self.dispatcher.feed_update(
-                    bot, update, **self.data, redelivered_on_failure=True
-                )
-        except Exception as exc:
-            if not (timeout.expired() or database_unavailable(exc)):
-                log.error("webhook update %s failed:\n%s", shown_id, describe_exception(exc))
-                return web.json_response({})
-            log.warning(
-                "webhook update %s not handled (%s); Telegram will deliver it again",
-                shown_id,
-                "timed out" if timeout.expired() else f"database unavailable: {exception_types(exc)}",
+            done, _ = await asyncio.wait({task}, timeout=self.handle_timeout)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if not done:
+            # Given up; its clean-up (a rollback on a dead connection) may take a moment more
+            # and must not delay the answer: it finishes on its own.
+            task.cancel()
+            self._abandoned.add(task)
+            task.add_done_callback(self._abandoned.discard)
+            return await self._not_handled(bot, update, shown_id, "timed out")
+        exc = task.exception()
+        if exc is None:
+            result = task.result()
+            method = result if isinstance(result, TelegramMethod) else None
+            return web.Response(body=self._build_response_writer(bot=bot, result=method))
+        if database_unavailable(exc):
+            return await self._not_handled(
+                bot, update, shown_id, f"database unavailable: {exception_types(exc)}"
             )
-            await tell_outage(bot, update, self.i18n, will_retry=True, once=self.once)
-            return web.json_response({"ok": False}, status=503)
-        method = result if isinstance(result, TelegramMethod) else None
-        return web.Response(body=self._build_response_writer(bot=bot, result=method))
+        log.error("webhook update %s failed:\n%s", shown_id, describe_exception(exc))
+        return web.json_response({})
+
+    async def _not_handled(self, bot: Bot, update: Update, shown_id: object, why: str) -> web.Response:
+        log.warning("webhook update %s not handled (%s); Telegram will deliver it again", shown_id, why)
+        await tell_outage(bot, update, self.i18n, will_retry=True, once=self.once)
+        return web.json_response({"ok": False}, status=503)
 
 
 def outage_memory(settings: Settings) -> Once:

@@ -444,3 +444,58 @@ async def test_instances_sharing_redis_apologise_once_per_update(settings) -> No
         assert await lost.first("k") is False
     finally:
         await lost.close()
+
+
+async def test_handling_time_is_bounded(settings, proxy: TcpProxy, tg: RecordingSession) -> None:
+    """An update stuck longer than WEBHOOK_HANDLE_TIMEOUT is given up: 503 (Telegram delivers it
+    again) and the apology, well before Telegram stops waiting."""
+    settings.telegram.webhook_handle_timeout = 1.0
+    slow = DbTimeouts(connect=5.0, command=5.0, pool=5.0, idle_check=0)
+    async with proxied_app(settings, proxy, slow) as app:
+        bot = create_bot(settings, session=tg)
+        async with webhook(app, bot) as http:
+            assert await post(http, message_update(900_401, 60_007, "/start")) == 200
+            proxy.mode = BLACKHOLE
+            started = time.monotonic()
+            assert await post(http, message_update(900_402, 60_007, "/start")) == 503
+            took = time.monotonic() - started
+    assert 1.0 <= took < 3.0, took
+    assert len(apologies(tg, 60_007)) == 1
+
+
+class SlowForOneChat(RecordingSession):
+    """Telegram takes its time answering calls for one chat."""
+
+    def __init__(self, slow_chat: int, delay: float) -> None:
+        super().__init__()
+        self.slow_chat, self.delay = slow_chat, delay
+
+    async def make_request(self, bot, method, timeout=None):  # type: ignore[no-untyped-def]
+        if getattr(method, "chat_id", None) == self.slow_chat:
+            await asyncio.sleep(self.delay)
+        return await super().make_request(bot, method, timeout)
+
+
+async def test_updates_are_handled_concurrently(settings, db, pg_only: str, reference: None) -> None:
+    """Handling inside the request does not serialise the webhook: a person whose reply is slow
+    does not hold up another person's update. (PostgreSQL: SQLite has one writer at a time, and
+    a reply is sent inside its update's transaction.)"""
+    tg = SlowForOneChat(60_008, delay=2.0)
+    app = build_app(settings, engine=db)
+    bot = create_bot(settings, session=tg)
+    try:
+        async with webhook(app, bot) as http:
+
+            async def timed(update: dict) -> tuple[int, float]:
+                started = time.monotonic()
+                status = await post(http, update)
+                return status, time.monotonic() - started
+
+            slow, fast = await asyncio.gather(
+                timed(message_update(900_501, 60_008, "/start")),
+                timed(message_update(900_502, 60_009, "/start")),
+            )
+    finally:
+        await app.dispatcher.storage.close()
+    assert slow[0] == fast[0] == 200
+    assert slow[1] >= 2.0 and fast[1] < 1.5, (slow, fast)
