@@ -118,16 +118,16 @@ class SecretTokenHandler(SimpleRequestHandler):
             self._abandoned.add(task)
             task.add_done_callback(self._abandoned.discard)
             return await self._not_handled(bot, update, shown_id, "timed out")
-        exc = task.exception()
-        if exc is None:
+        error = task.exception()
+        if error is None:
             result = task.result()
             method = result if isinstance(result, TelegramMethod) else None
             return web.Response(body=self._build_response_writer(bot=bot, result=method))
-        if database_unavailable(exc):
+        if database_unavailable(error):
             return await self._not_handled(
-                bot, update, shown_id, f"database unavailable: {exception_types(exc)}"
+                bot, update, shown_id, f"database unavailable: {exception_types(error)}"
             )
-        log.error("webhook update %s failed:\n%s", shown_id, describe_exception(exc))
+        log.error("webhook update %s failed:\n%s", shown_id, describe_exception(error))
         return web.json_response({})
 
     async def _not_handled(self, bot: Bot, update: Update, shown_id: object, why: str) -> web.Response:
