@@ -499,3 +499,36 @@ async def test_updates_are_handled_concurrently(settings, db, pg_only: str, refe
         await app.dispatcher.storage.close()
     assert slow[0] == fast[0] == 200
     assert slow[1] >= 2.0 and fast[1] < 1.5, (slow, fast)
+
+
+async def test_sqlite_locked_by_a_long_writer_apologises_then_handles_the_redelivery(
+    settings, db_url: str, db, reference: None, tg: RecordingSession
+) -> None:
+    """The embedded database held by another writer (a backup, a migration) longer than the
+    handling bound: 503 and one apology; once it is free the redelivery is handled."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("SQLite's single writer")
+    settings.telegram.webhook_handle_timeout = 1.0
+    app = build_app(settings, engine=db)
+    bot = create_bot(settings, session=tg)
+    person = BotClient(app.dispatcher, bot, tg, user_id=60_010)
+    try:
+        await to_step_one(person)
+        step = message_update(900_601, 60_010, "Весел")
+        path = db_url.split(":///", 1)[1]
+        async with webhook(app, bot) as http:
+            holder = sqlite3.connect(path, isolation_level=None)
+            holder.execute("BEGIN IMMEDIATE")
+            try:
+                assert await post(http, step) == 503
+                assert await post(http, step) == 503
+            finally:
+                holder.rollback()
+                holder.close()
+            assert len(apologies(tg, 60_010)) == 1
+            person.read()
+            assert await post(http, step) == 200
+            replies = person.read()
+            assert replies and "Веселівська" in str(replies[-1].inline), replies
+    finally:
+        await app.dispatcher.storage.close()
