@@ -11,7 +11,10 @@ the webhook over real HTTP, and Telegram is a recording session. Nothing of ours
 - delivery: a message sent just before the database went away ends `sent`, is not resent, and is
   not turned "outcome unknown", even when another instance expired it meanwhile;
 - a silent outage: updates succeed again within seconds after it ends (the seconds are printed);
-- only outages count as outages: a bug is answered 200 as before.
+- handling is bounded (503 in time) and concurrent (a slow person does not hold up another);
+- SQLite held by a long writer: the same apology, 503 and handled redelivery;
+- only outages count as outages: a bug is answered 200 as before; instances sharing Redis
+  apologise once per update.
 """
 
 from __future__ import annotations
