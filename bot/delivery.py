@@ -2,7 +2,8 @@
 
 `OutboxDeliverer(bot, sessionmaker, i18n, clock, settings).deliver_due() -> int` sends every
 row that is due now and returns how many were sent. The database is the source of truth; the
-deliverer keeps nothing but the rate limiter's slot book in memory.
+deliverer keeps in memory only the rate limiter's slot book and the "sent" marks of messages
+Telegram accepted whose mark is not committed yet (see "Sent marks" below).
 
 Life of a row (models/outbox.py):
 
@@ -29,13 +30,25 @@ deliverer sends one row at a time there).
 Guarantee (for the README): **at most once per row; exactly once unless an instance dies in the
 middle of sending.** A row is marked `sending` and committed immediately before its API call;
 its `sent` mark is committed together with the next row's `sending` mark (or at the end of the
-batch), so there is one commit per message. Rows an instance had claimed but not started when it
-died stay `pending` and are taken by another instance once the claim lease (`claimed_until`)
-expires — neither lost nor doubled. A row still `sending` after its send lease expired has an
-unknown outcome (the instance died during the call, or after it but before the mark was
-committed); it is never resent but marked `failed` with last_error "outcome unknown". So a crash
-never sends anything twice and can lose at most the message in flight at that instant — one per
-concurrent sender (`concurrency`; one on SQLite) — visible as failed/outcome unknown.
+batch), so there is one commit per message.
+
+Sent marks survive a database blip: a mark stays in the deliverer's memory until the commit
+that carries it succeeded — a failed commit (the database went away between the API call and
+the mark) leaves it there, and it rides along with the next commit. Each run writes the marks
+still pending first, before it expires stale `sending` rows or claims new work, and a run that
+cannot reach the database fails and is tried again at the next poll: so the mark lands as soon as
+the database is back, the row is never resent (it stays `sending` meanwhile, which nothing
+claims) and never reported "outcome unknown". If the outage outlasted the send lease and another
+instance already marked the row failed/outcome unknown, the mark corrects it to `sent`. Only
+the death of the process loses those marks (then: outcome unknown, as below).
+
+Rows an instance had claimed but not started when it died stay `pending` and are taken by
+another instance once the claim lease (`claimed_until`) expires — neither lost nor doubled. A
+row still `sending` after its send lease expired has an unknown outcome (the instance died
+during the call, or after it but before the mark was committed); it is never resent but marked
+`failed` with last_error "outcome unknown". So a crash never sends anything twice and can lose
+at most the message in flight at that instant — one per concurrent sender (`concurrency`; one on
+SQLite) — visible as failed/outcome unknown.
 Deliberate exception: a transient error (timeout, 5xx) after Telegram really delivered is retried
 and can, in that rare case, repeat the message; a lost message would be worse than a repeat there.
 """
@@ -47,6 +60,8 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -65,7 +80,7 @@ from aiogram.exceptions import (
 )
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import I18n
-from sqlalchemy import or_, select, update
+from sqlalchemy import Table, and_, bindparam, case, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -148,11 +163,17 @@ class OutboxDeliverer:
         self.max_attempts = delivery.max_attempts
         self.rules = rules or ReminderRules.from_settings(settings)
         self.renderer = renderer
-        self._sent: list[tuple[int, datetime, int | None]] = []  # sent, mark not yet committed
+        # Sent, mark not yet committed: row id -> (sent at, user id); `_flushing`: the ids some
+        # transaction is carrying right now (others leave them to it unless it fails).
+        self._sent: dict[int, tuple[datetime, int | None]] = {}
+        self._flushing: set[int] = set()
 
     # -- public ---------------------------------------------------------------------------------
     async def deliver_due(self, limit: int | None = None) -> int:
         """Send what is due now (every due row, or at most `limit` claims); returns rows sent."""
+        # Marks left from a run the database interrupted go first: until they are written,
+        # those rows must not be expired as "outcome unknown" (nor anything new be claimed).
+        await self.flush()
         await self.expire_stale_sending()
         sent = 0
         claimed_total = 0
@@ -303,10 +324,9 @@ class OutboxDeliverer:
             await self._postpone(job, max(busy.retry_in, 1.0))
             return False
         now = self.clock.now()
-        async with self.sessionmaker.begin() as session:
+        async with self._carrying_marks() as session:
             # The previous messages' "sent" marks ride along in this commit (one commit per
             # message instead of two); until then they are `sending` — never resent.
-            await self._flush_sent(session)
             started = await session.execute(
                 update(OutboxMessage)
                 .where(
@@ -359,25 +379,58 @@ class OutboxDeliverer:
         finally:
             send_lane.reset(lane)
             slot_taken.reset(token)
-        self._sent.append((job.id, self.clock.now(), job.user_id))
+        self._sent[job.id] = (self.clock.now(), job.user_id)
         return True
 
     @staticmethod
     def _backoff(attempts: int) -> float:
         return min(BACKOFF_BASE * 2 ** (attempts - 1), BACKOFF_MAX)
 
-    async def _flush_sent(self, session: AsyncSession) -> None:
-        if not self._sent:
+    @asynccontextmanager
+    async def _carrying_marks(self) -> AsyncIterator[AsyncSession]:
+        """A transaction that also writes the pending "sent" marks; they are forgotten only when
+        it committed, and stay pending for the next one when it failed."""
+        carried: list[int] = []
+        try:
+            async with self.sessionmaker.begin() as session:
+                await self._write_marks(session, carried)
+                yield session
+        except BaseException:
+            self._flushing.difference_update(carried)
+            raise
+        for oid in carried:
+            self._flushing.discard(oid)
+            self._sent.pop(oid, None)
+
+    async def _write_marks(self, session: AsyncSession, carried: list[int]) -> None:
+        ids = sorted(oid for oid in self._sent if oid not in self._flushing)
+        if not ids:
             return
-        done, self._sent = self._sent, []
+        # Noted before the first statement: if that one fails, they are handed back.
+        carried.extend(ids)
+        self._flushing.update(ids)
+        rows = cast(Table, OutboxMessage.__table__)
         await session.execute(
-            update(OutboxMessage),
-            [
-                {"id": oid, "state": SENT, "sent_at": at, "claimed_by": None, "claimed_until": None}
-                for oid, at, _ in done
-            ],
+            update(rows)
+            .where(
+                rows.c.id == bindparam("oid"),
+                # Still ours, or expired as "outcome unknown" by someone while the database was
+                # away: it was delivered, and `sent` is the truth.
+                or_(
+                    rows.c.state == SENDING,
+                    and_(rows.c.state == FAILED, rows.c.last_error == OUTCOME_UNKNOWN),
+                ),
+            )
+            .values(
+                state=SENT,
+                sent_at=bindparam("at"),
+                claimed_by=None,
+                claimed_until=None,
+                last_error=case((rows.c.state == FAILED, None), else_=rows.c.last_error),
+            ),
+            [{"oid": oid, "at": self._sent[oid][0]} for oid in ids],
         )
-        user_ids = sorted({uid for _, _, uid in done if uid is not None})
+        user_ids = sorted({uid for oid in ids if (uid := self._sent[oid][1]) is not None})
         if user_ids:
             await session.execute(
                 update(User)
@@ -386,10 +439,15 @@ class OutboxDeliverer:
             )
 
     async def flush(self) -> None:
-        """Write the buffered "sent" marks now."""
-        if self._sent:
-            async with self.sessionmaker.begin() as session:
-                await self._flush_sent(session)
+        """Write the pending "sent" marks now (raises when the database is away; they stay)."""
+        if any(oid not in self._flushing for oid in self._sent):
+            async with self._carrying_marks():
+                pass
+
+    @property
+    def pending_marks(self) -> int:
+        """Messages sent whose `sent` mark is not committed yet."""
+        return len(self._sent)
 
     async def _finish(self, job: _Job, state: str, error: str | None) -> None:
         now = self.clock.now()

@@ -21,7 +21,7 @@ from bot.middlewares import AnswerPressOnce, DbSessionMiddleware, UserLockMiddle
 from bot.observability import UpdateMetricsMiddleware
 from handlers import build_root_router
 from handlers.kit.jobs import Jobs
-from infra.db import create_engine, create_sessionmaker, dedicated_sessionmaker, is_sqlite
+from infra.db import DbTimeouts, create_engine, create_sessionmaker, dedicated_sessionmaker, is_sqlite
 from infra.i18n import UserLanguageMiddleware, create_i18n
 from infra.isolation import PgAdvisoryIsolation
 from infra.metrics import Metrics
@@ -175,7 +175,11 @@ def build_app(
     storage: BaseStorage | None = None,
     **workflow_data: Any,
 ) -> App:
-    engine = engine or create_engine(settings.database.url, echo=settings.database.echo)
+    engine = engine or create_engine(
+        settings.database.url,
+        echo=settings.database.echo,
+        timeouts=DbTimeouts.from_settings(settings.database),
+    )
     sessionmaker = create_sessionmaker(engine)
     i18n = create_i18n(settings.locale.default_language)
     clock = clock or Clock()

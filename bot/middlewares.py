@@ -11,6 +11,7 @@ from typing import Any
 from aiogram import BaseMiddleware
 from aiogram.dispatcher.flags import get_flag
 from aiogram.dispatcher.middlewares.user_context import EventContext
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.middleware import FSMContextMiddleware
 from aiogram.fsm.storage.base import BaseEventIsolation, StorageKey
 from aiogram.types import CallbackQuery, TelegramObject
@@ -184,5 +185,11 @@ class AnswerPressOnce(CallbackAnswerMiddleware):
         )
         result = await handler(event, data)
         if not answer.disabled and not answer.answered:
-            await self.answer(event, answer)
+            try:
+                await self.answer(event, answer)
+            except TelegramBadRequest as exc:
+                # The press was handled; only its answer came too late ("query is too old",
+                # e.g. a press delivered again after an outage, already answered with the
+                # apology). Failing here would roll the handled update back.
+                log.info("press answer refused: %s", type(exc).__name__)
         return result

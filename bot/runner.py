@@ -1,4 +1,9 @@
-"""Long polling: the way to run the bot for real with a BotFather token."""
+"""Long polling: the way to run the bot for real with a BotFather token.
+
+aiogram's polling acknowledges an update by moving its offset, whatever became of it, so an
+update that failed because the database was away cannot come back: the error router
+(handlers/errors.py) asks the person plainly to send it again in a few minutes. (The webhook
+answers 503 instead and Telegram delivers the update again: bot/webhook.py.)"""
 
 from __future__ import annotations
 

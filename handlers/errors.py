@@ -1,18 +1,27 @@
 """One error router: refusals raised by services are answered in the user's language; anything
 else is logged without personal data and apologised for. A button press always gets an answer,
-so its spinner never hangs. The form state is kept (nothing typed is lost)."""
+so its spinner never hangs. The form state is kept (nothing typed is lost).
+
+The database being away (`infra.db.database_unavailable`: refused or reset connection, a
+timeout, no pooled connection, server shutting down, SQLite busy) is not a bug and is not
+answered as one. Under the webhook (`redelivered_on_failure`) the error is raised on, so the
+webhook answers Telegram with a 5xx, Telegram delivers the update again, and the person is told
+once that it will be handled (handlers/outage.py). Under long polling the update cannot come
+back, so the person is asked to send it again in a few minutes."""
 
 from __future__ import annotations
 
 import logging
 
-from aiogram import Router
+from aiogram import Bot, Router
 from aiogram.filters import ExceptionTypeFilter
 from aiogram.types import ErrorEvent
 from aiogram.types import User as TgUser
 from aiogram.types.update import UpdateTypeLookupError
 from aiogram.utils.i18n import I18n
 
+from handlers.outage import tell_outage
+from infra.db import database_unavailable
 from infra.i18n import LANGUAGES, language_from_telegram
 from infra.logsafe import describe_exception, exception_types
 from services.errors import DomainError
@@ -64,9 +73,22 @@ async def on_refusal(
 async def on_error(
     event: ErrorEvent,
     i18n: I18n,
+    bot: Bot,
     user_language: str | None = None,
     event_from_user: TgUser | None = None,
+    redelivered_on_failure: bool = False,
 ) -> None:
+    if database_unavailable(event.exception):
+        if redelivered_on_failure:
+            raise event.exception  # the webhook answers 5xx and apologises (bot/webhook.py)
+        log.warning(
+            "update %s (%s): database unavailable (%s); asked to send again",
+            event.update.update_id,
+            _kind(event),
+            exception_types(event.exception),
+        )
+        await tell_outage(bot, event.update, i18n, will_retry=False, stored_language=user_language)
+        return
     # Update id, kind and exception types, with the traceback's frames but none of the
     # exceptions' messages: those may quote what the person typed (SQL parameters, a refused
     # row in PostgreSQL's DETAIL, a validation error's input).

@@ -53,6 +53,9 @@ class TelegramSettings(BaseSettings):
     webhook_host: Annotated[str, Field(alias="WEBHOOK_HOST")] = "127.0.0.1"
     webhook_port: Annotated[int, Field(alias="WEBHOOK_PORT", ge=1, le=65535)] = 8080
     webhook_path: Annotated[str, Field(alias="WEBHOOK_PATH")] = "/telegram/webhook"
+    # Longest time one update may take inside the webhook request before it is given up and
+    # answered 503 (Telegram delivers it again); Telegram itself waits about a minute.
+    webhook_handle_timeout: Annotated[float, Field(alias="WEBHOOK_HANDLE_TIMEOUT", gt=0, le=55)] = 25.0
     admin_ids: Annotated[str, Field(alias="ADMIN_TELEGRAM_IDS")] = ""
 
     @field_validator("bot_token")
@@ -118,6 +121,13 @@ class DatabaseSettings(BaseSettings):
 
     url: Annotated[str, Field(alias="DATABASE_URL")] = "sqlite+aiosqlite:///./hromada.db"
     echo: Annotated[bool, Field(alias="DATABASE_ECHO")] = False
+    # PostgreSQL only (infra/db.py says why each exists). Seconds; 0 turns a bound off. A silent
+    # outage is noticed after at most about these times, and a dead connection is then replaced.
+    connect_timeout: Annotated[float, Field(alias="DATABASE_CONNECT_TIMEOUT", gt=0, le=300)] = 5.0
+    command_timeout: Annotated[float, Field(alias="DATABASE_COMMAND_TIMEOUT", ge=0, le=3600)] = 10.0
+    pool_timeout: Annotated[float, Field(alias="DATABASE_POOL_TIMEOUT", gt=0, le=300)] = 5.0
+    idle_check: Annotated[float, Field(alias="DATABASE_IDLE_CHECK", ge=0, le=3600)] = 2.0
+    tcp_keepalive: Annotated[int, Field(alias="DATABASE_TCP_KEEPALIVE", ge=0, le=7200)] = 10
 
     @field_validator("url")
     @classmethod

@@ -11,7 +11,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 import models
-from infra.db import create_engine, is_sqlite
+from infra.db import DbTimeouts, create_engine, is_sqlite
 
 config = context.config
 target_metadata = models.Base.metadata
@@ -56,7 +56,8 @@ def _run_sync(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_engine(_url())
+    # A migration may rewrite a big table in one statement: no statement timeout here.
+    engine = create_engine(_url(), timeouts=DbTimeouts(command=None))
     try:
         async with engine.begin() as conn:
             await conn.run_sync(_run_sync)
