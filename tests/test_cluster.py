@@ -48,6 +48,8 @@ RESIDENT_BASE = 7_100_000
 WORKER_BASE = 7_200_000
 REMINDERS = 150
 REMINDER_BASE = 7_300_000
+# Each reply normally comes within a second or two; a reply answered 429 never comes.
+STEP_TIMEOUT = 10.0
 
 
 # -- the stand-in ---------------------------------------------------------------------------------
@@ -74,7 +76,9 @@ async def test_standin_answers_the_bots_methods_in_telegrams_shapes(standin_bot)
     assert await bot.answer_callback_query("q-1", text="ok") is True
     with pytest.raises(TelegramBadRequest, match="query is too old"):
         await bot.answer_callback_query("q-1")  # one answer per press, as Telegram
-    album = await bot.send_media_group(502, [{"type": "photo", "media": "f1"}, {"type": "photo", "media": "f2"}])
+    album = await bot.send_media_group(
+        502, [{"type": "photo", "media": "f1"}, {"type": "photo", "media": "f2"}]
+    )
     assert len(album) == 2 and album[0].media_group_id == album[1].media_group_id
     assert (await bot.copy_message(503, 501, sent.message_id)).message_id > 0
     assert (await bot.get_file("doc-1")).file_path
@@ -153,18 +157,20 @@ async def _need_services() -> None:
 async def test_three_instances_behind_haproxy_keep_limits_and_never_double() -> None:
     await _need_services()
     rng = random.Random(11)
+    t0 = time.monotonic()
     async with Cluster(instances=3) as cluster:
+        print(f"cluster up in {time.monotonic() - t0:.1f} s")
         routes = await cluster.routes()
         teams = await cluster.add_workers(1, WORKER_BASE)
         reminder_chats = [REMINDER_BASE + i for i in range(REMINDERS)]
         started = time.monotonic()
         stop = asyncio.Event()
-        workers = [cluster.worker(tg) for ids in teams.values() for tg in ids]
+        workers = [cluster.worker(tg, timeout=STEP_TIMEOUT) for ids in teams.values() for tg in ids]
         taking = [asyncio.create_task(w.take_cases(stop, double_tap=True)) for w in workers]
 
         async def resident(i: int) -> bool:
             await asyncio.sleep(i * 0.1)
-            person = cluster.person(RESIDENT_BASE + i)
+            person = cluster.person(RESIDENT_BASE + i, timeout=STEP_TIMEOUT)
             try:
                 await file_request(
                     person, routes[i % len(routes)], think=lambda: rng.uniform(0.2, 0.6), double_tap=True
@@ -251,7 +257,9 @@ async def test_three_instances_behind_haproxy_keep_limits_and_never_double() -> 
     reminders_received = Counter(
         c.chat_id for c in calls if c.ok and c.method == "sendMessage" and c.chat_id in set(reminder_chats)
     )
-    assert all(n == 1 for n in reminders_received.values()), [k for k, n in reminders_received.items() if n > 1]
+    assert all(n == 1 for n in reminders_received.values()), [
+        k for k, n in reminders_received.items() if n > 1
+    ]
 
     # Whole: every resident finished, every case filed and taken, every reminder sent.
     sends = [c for c in calls if c.creates_message]

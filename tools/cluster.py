@@ -171,6 +171,8 @@ class Step:
     answered: float | None = None
     reply: Call | None = None
     expects_reply: bool = True
+    # What the person waited for after this step never showed up (e.g. the next button).
+    incomplete: bool = False
 
     @property
     def reply_ms(self) -> float | None:
@@ -183,7 +185,7 @@ class Step:
     @property
     def lost(self) -> bool:
         """The update's expected effect never came: no reply (or, for a press, no answer)."""
-        if self.status != 200:
+        if self.status != 200 or self.incomplete:
             return True
         if self.kind == "callback" and self.answered is None:
             return True
@@ -392,7 +394,14 @@ async def file_request(
     from handlers.kit.callbacks import ConsentCb, IntakeCb, LanguageCb
 
     async def step(action: Awaitable[Step]) -> Step:
-        done = await action
+        try:
+            done = await action
+        except NotShown:
+            # The button to press never appeared: the previous update's effect is missing.
+            if not person.steps:
+                raise
+            person.steps[-1].incomplete = True
+            raise FlowAbandoned(person.steps[-1]) from None
         if done.lost:
             raise FlowAbandoned(done)
         pause = think()
@@ -416,11 +425,15 @@ async def file_request(
     steps.append(await step(person.click(IntakeCb(action="adone").pack())))
     steps.append(await step(person.click(IntakeCb(action="beh", value="self").pack())))
     steps.append(await step(person.contact(f"+38050{person.user_id % 10_000_000:07d}", until=shows_confirm)))
-    confirm = await person.wait_button(lambda _text, data: _is_confirm(data))
+    try:
+        confirm = await person.wait_button(lambda _text, data: _is_confirm(data))
+    except NotShown:
+        person.steps[-1].incomplete = True
+        raise FlowAbandoned(person.steps[-1]) from None
     if not double_tap:
         steps.append(await step(person.click(confirm)))
         return steps
-    message_id = await person.wait_shown(confirm)
+    message_id = await person.wait_shown(confirm)  # shown: just found
     first, second = await asyncio.gather(
         person.click(confirm, message_id=message_id),
         person.click(confirm, message_id=message_id, expects_reply=False),
@@ -533,12 +546,16 @@ class Cluster:
         )
         api_base = await self.standin.start()
         self.database_url, self.database_name = await create_database("hromada_cluster")
+        # Starting a bot process (imports) takes far longer than migrating and seeding: both at
+        # once. Nothing in a starting process needs the tables before its first update, and
+        # updates come only once everything is up.
+        starting = asyncio.gather(*(self._start_process(i, api_base) for i in range(self.instances)))
         await upgrade(self.database_url)
         self.engine = create_engine(self.database_url)
         self.sessionmaker = create_sessionmaker(self.engine)
         async with self.sessionmaker.begin() as session:
             await load_reference_file(session, SAMPLE)
-        await asyncio.gather(*(self._start_process(i, api_base) for i in range(self.instances)))
+        await starting
         await asyncio.gather(*(self._wait_healthy(p) for p in self.processes))
         if self.balancer:
             await self._start_haproxy()
