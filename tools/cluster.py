@@ -46,6 +46,7 @@ import aiohttp
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from handlers.kit.callbacks import ConsentCb, IntakeCb, LanguageCb
 from tests.pgtools import create_database, drop_database
 from tests.processes import clean_env, free_port, hromada_bot_command
 from tools.telegram_standin import Call, TelegramStandIn
@@ -238,7 +239,7 @@ class Person:
     def callback_update(self, data: str, message_id: int) -> tuple[dict[str, Any], str]:
         update_id = next(_ids) + self.cluster.update_id_base
         query_id = f"{self.user_id}-{update_id}"
-        shown = self.cluster.standin.messages.get((self.user_id, message_id), {})
+        shown = self.cluster.standin.shown(self.user_id).get(message_id, {})
         message: dict[str, Any] = {
             "message_id": message_id,
             "date": int(time.time()),
@@ -296,17 +297,15 @@ class Person:
             raise NotShown(f"no matching button in chat {self.user_id}") from None
 
     def last_message_id(self) -> int | None:
-        ids = [mid for (chat, mid) in self.cluster.standin.messages if chat == self.user_id]
-        return max(ids) if ids else None
+        return max(self.cluster.standin.shown(self.user_id), default=None)
 
     def button(self, match: Callable[[str, str], bool]) -> str | None:
         """Callback data of the first button (text, data) on screen for which match is true,
         newest message first."""
         standin = self.cluster.standin
-        for (chat, _mid), shown in sorted(standin.messages.items(), key=lambda kv: -kv[0][1]):
-            if chat != self.user_id:
-                continue
-            for text, data in _buttons(shown.get("reply_markup")):
+        shown = standin.shown(self.user_id)
+        for message_id in sorted(shown, reverse=True):
+            for text, data in _buttons(shown[message_id].get("reply_markup")):
                 if match(text, data):
                     return data
         return None
@@ -391,7 +390,6 @@ async def file_request(
     to see it) and then `think()` seconds. With `double_tap` the confirm button is pressed twice
     at once, as an impatient person does (each press may reach another instance). Raises
     FlowAbandoned when a step is not answered."""
-    from handlers.kit.callbacks import ConsentCb, IntakeCb, LanguageCb
 
     async def step(action: Awaitable[Step]) -> Step:
         try:

@@ -33,6 +33,7 @@ Files: `GET /file/bot<token>/<path>` answers a few bytes for any path `getFile` 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import math
@@ -214,7 +215,8 @@ class TelegramStandIn:
         self.by_chat: dict[int | str, list[Call]] = defaultdict(list)
         self.answers: dict[str, Call] = {}  # callback_query_id → its first accepted answer
         # Current text and inline keyboard of each message, as the person would see it now.
-        self.messages: dict[tuple[int | str, int], dict[str, Any]] = {}
+        # chat → message id → {"text", "reply_markup"}.
+        self.messages: dict[int | str, dict[int, dict[str, Any]]] = defaultdict(dict)
         self._accepted: deque[float] = deque()  # arrival times of accepted message-creating calls
         self._last_in_chat: dict[int | str, float] = {}
         self._message_ids = itertools.count(1000)
@@ -222,6 +224,10 @@ class TelegramStandIn:
         self._seq = itertools.count()
         self._tick = asyncio.Event()
         self._runner: web.AppRunner | None = None
+        self._lag_task: asyncio.Task[None] | None = None
+        # Worst event-loop lag seen (s): arrival times are stamped by this loop, so a lag this
+        # large can bunch arrivals that the bot spaced correctly. Reported next to the checks.
+        self.loop_lag_max = 0.0
         self.base_url = ""
 
     # -- server -------------------------------------------------------------------------------
@@ -242,9 +248,22 @@ class TelegramStandIn:
         assert server is not None and server.sockets  # type: ignore[attr-defined]
         bound = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         self.base_url = f"http://{host}:{bound}"
+        self._lag_task = asyncio.create_task(self._watch_lag())
         return self.base_url
 
+    async def _watch_lag(self, every: float = 0.005) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(every)
+            self.loop_lag_max = max(self.loop_lag_max, loop.time() - before - every)
+
     async def stop(self) -> None:
+        if self._lag_task is not None:
+            self._lag_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lag_task
+            self._lag_task = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -389,7 +408,7 @@ class TelegramStandIn:
         message.update(extra)
         if isinstance(params.get("reply_markup"), dict) and "inline_keyboard" in params["reply_markup"]:
             message["reply_markup"] = params["reply_markup"]
-        self.messages[(chat, message_id)] = {
+        self.messages[chat][message_id] = {
             "text": message.get("text") or message.get("caption") or "",
             "reply_markup": message.get("reply_markup"),
         }
@@ -480,7 +499,7 @@ class TelegramStandIn:
                 return True, None
             message_id = int(params.get("message_id") or 0)
             chat = chat_id if isinstance(chat_id, int) else 0
-            shown = self.messages.setdefault((chat, message_id), {"text": "", "reply_markup": None})
+            shown = self.messages[chat].setdefault(message_id, {"text": "", "reply_markup": None})
             if method == "editMessageText":
                 shown["text"] = str(params.get("text", ""))
             elif method == "editMessageCaption":
@@ -511,10 +530,15 @@ class TelegramStandIn:
     def responses_429(self, calls: Iterable[Call] | None = None) -> int:
         return sum(1 for c in (self.calls if calls is None else calls) if c.limited)
 
+    def shown(self, chat_id: int | str) -> dict[int, dict[str, Any]]:
+        """Messages of this chat as the person sees them now: message id → text, reply_markup."""
+        return self.messages.get(chat_id, {})
+
     def keyboard(self, chat_id: int, data: str) -> int | None:
         """The newest message in this chat that shows a button with this callback data now."""
-        for (chat, message_id), shown in sorted(self.messages.items(), key=lambda kv: -kv[0][1]):
-            if chat == chat_id and any(d == data for _t, d in inline_buttons(shown["reply_markup"])):
+        shown = self.shown(chat_id)
+        for message_id in sorted(shown, reverse=True):
+            if any(d == data for _t, d in inline_buttons(shown[message_id]["reply_markup"])):
                 return message_id
         return None
 
