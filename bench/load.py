@@ -217,6 +217,7 @@ async def run_load(
     await asyncio.gather(*tasks)
     stop_sampling.set()
     await sampler
+    await cluster.standin.synced()
     finished = time.monotonic()
 
     lo, hi = phase.window

@@ -53,10 +53,10 @@ STEP_TIMEOUT = 10.0
 
 
 # -- the stand-in ---------------------------------------------------------------------------------
-@pytest.fixture
-async def standin_bot():
+@pytest.fixture(params=["same-loop", "own-thread", "own-process"])
+async def standin_bot(request):
     standin = TelegramStandIn(token=TOKEN)
-    base = await standin.start()
+    base = await standin.start(thread=request.param == "own-thread", process=request.param == "own-process")
     bot = Bot(TOKEN, session=HromadaAiohttpSession(api=TelegramAPIServer.from_base(base)))
     yield standin, bot
     await bot.session.close()
@@ -70,8 +70,11 @@ async def test_standin_answers_the_bots_methods_in_telegrams_shapes(standin_bot)
     sent = await bot.send_message(501, "Вітаємо", reply_markup=keyboard)
     assert sent.chat.id == 501 and sent.reply_markup is not None
     assert sent.reply_markup.inline_keyboard[0][0].callback_data == "x:1"
+    await standin.synced()
+    assert standin.keyboard(501, "x:1") == sent.message_id
     edited = await bot.edit_message_text("Змінено", chat_id=501, message_id=sent.message_id)
     assert edited.message_id == sent.message_id and edited.text == "Змінено"
+    await standin.synced()
     assert standin.keyboard(501, "x:1") is None, "the edit took the keyboard away"
     assert await bot.answer_callback_query("q-1", text="ok") is True
     with pytest.raises(TelegramBadRequest, match="query is too old"):
@@ -84,6 +87,7 @@ async def test_standin_answers_the_bots_methods_in_telegrams_shapes(standin_bot)
     assert (await bot.get_file("doc-1")).file_path
     assert await bot.delete_message(501, sent.message_id) is True
     assert await bot.set_webhook("https://bot.example.org/hook", secret_token="s" * 32) is True
+    await standin.synced()
     assert [c.method for c in standin.calls if c.ok][:3] == ["getMe", "sendMessage", "editMessageText"]
 
 
@@ -95,12 +99,14 @@ async def test_standin_enforces_telegrams_limits_with_retry_after(standin_bot) -
     assert caught.value.retry_after >= 1
     # Edits and callback answers are not message-creating: not limited.
     await bot.edit_message_text("edit", chat_id=601, message_id=1000)
+    await standin.synced()
     refused = 0
     for chat in range(700, 740):  # 40 chats, one message each, as fast as possible
         try:
             await bot.send_message(chat, "x")
         except TelegramRetryAfter:
             refused += 1
+    await standin.synced()
     accepted = [c for c in standin.sends() if c.ok]
     assert len(accepted) <= 30 or accepted[-1].at - accepted[-31].at >= 1.0 - standin.tolerance
     assert refused >= 40 + 1 - 30, "at most 30 messages are accepted in one second"
@@ -111,6 +117,8 @@ async def test_standin_enforces_telegrams_limits_with_retry_after(standin_bot) -
 
 async def test_standin_faults_look_like_a_broken_network(standin_bot) -> None:
     standin, bot = standin_bot
+    if standin._process is not None:
+        pytest.skip("faults are injected in-process or in-thread")
     standin.inject(Fault("html", status=502, method="sendMessage"))
     with pytest.raises(MalformedAnswer):
         await bot.send_message(801, "x")
@@ -164,6 +172,7 @@ async def test_three_instances_behind_haproxy_keep_limits_and_never_double() -> 
         teams = await cluster.add_workers(1, WORKER_BASE)
         reminder_chats = [REMINDER_BASE + i for i in range(REMINDERS)]
         started = time.monotonic()
+        cluster.standin.loop_lag_max = 0.0
         stop = asyncio.Event()
         workers = [cluster.worker(tg, timeout=STEP_TIMEOUT) for ids in teams.values() for tg in ids]
         taking = [asyncio.create_task(w.take_cases(stop, double_tap=True)) for w in workers]
@@ -202,6 +211,7 @@ async def test_three_instances_behind_haproxy_keep_limits_and_never_double() -> 
         await asyncio.sleep(1)  # the last takes' answers
         stop.set()
         await asyncio.gather(*taking)
+        await cluster.standin.synced()
         elapsed = time.monotonic() - started
         stats = await cluster.balancer_stats()
         calls = [c for c in cluster.standin.calls if c.at >= started]

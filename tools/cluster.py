@@ -542,7 +542,7 @@ class Cluster:
         self.http = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=120), connector=aiohttp.TCPConnector(limit=0)
         )
-        api_base = await self.standin.start()
+        api_base = await self.standin.start(process=True)
         self.database_url, self.database_name = await create_database("hromada_cluster")
         # Starting a bot process (imports) takes far longer than migrating and seeding: both at
         # once. Nothing in a starting process needs the tables before its first update, and

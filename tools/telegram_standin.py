@@ -32,19 +32,28 @@ Files: `GET /file/bot<token>/<path>` answers a few bytes for any path `getFile` 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import concurrent.futures
 import contextlib
+import dataclasses
 import itertools
 import json
 import math
+import os
+import signal
+import sys
+import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+ROOT = Path(__file__).resolve().parent.parent
 # Calls that create a message in a chat: Telegram's per-chat and global message limits count
 # these. Edits, callback answers, deletions and getters are not limited here (Telegram does not
 # document limits for them; the bot's limiter does not book slots for them either).
@@ -173,6 +182,18 @@ class Fault:
         return self.chat_id is None or self.chat_id == chat_id
 
 
+def _edited(shown: dict[str, Any] | None, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """A message's text and inline keyboard after an edit (an edit without a keyboard removes it,
+    as on Telegram)."""
+    text = (shown or {}).get("text", "")
+    if method == "editMessageText":
+        text = str(params.get("text", ""))
+    elif method == "editMessageCaption":
+        text = str(params.get("caption", ""))
+    markup = params.get("reply_markup")
+    return {"text": text, "reply_markup": markup if isinstance(markup, dict) else None}
+
+
 def _chat(chat_id: int) -> dict[str, Any]:
     if chat_id > 0:
         return {"id": chat_id, "type": "private", "first_name": "Person"}
@@ -224,6 +245,12 @@ class TelegramStandIn:
         self._seq = itertools.count()
         self._tick = asyncio.Event()
         self._runner: web.AppRunner | None = None
+        self._owner: asyncio.AbstractEventLoop | None = None  # the loop that reads and waits
+        self.on_record: Callable[[Call], None] | None = None
+        self._process: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._thread: threading.Thread | None = None
+        self._server_loop: asyncio.AbstractEventLoop | None = None
         self._lag_task: asyncio.Task[None] | None = None
         # Worst event-loop lag seen (s): arrival times are stamped by this loop, so a lag this
         # large can bunch arrivals that the bot spaced correctly. Reported next to the checks.
@@ -236,10 +263,50 @@ class TelegramStandIn:
         app.router.add_post("/bot{token}/{method}", self.handle)
         app.router.add_get("/bot{token}/{method}", self.handle)
         app.router.add_get("/file/bot{token}/{path:.*}", self.file)
+        app.router.add_get("/_standin/count", self.count)
         return app
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve on host:port (0: any free port); returns the base URL for TELEGRAM_API_BASE."""
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 0, *, thread: bool = False, process: bool = False
+    ) -> str:
+        """Serve on host:port (0: any free port); returns the base URL for TELEGRAM_API_BASE.
+
+        With `thread`, the server runs on an event loop of its own in a separate thread, so
+        arrivals are stamped when they arrive even while the caller's loop is busy (driving
+        hundreds of people, say): a stamp delayed by a busy loop can make correctly spaced
+        calls look bunched. Records are still read, and waited for, from the caller's loop.
+
+        With `process`, the server is a process of its own (`python -m tools.telegram_standin`)
+        that reports every call as a JSON line; this object mirrors them (same records, same
+        waiting), and neither this loop nor this process's GIL can delay a stamp. Arrival times
+        are `time.monotonic()` there, the same system-wide clock as here. Faults are not
+        available in this mode."""
+        self._owner = asyncio.get_running_loop()
+        self._tick = asyncio.Event()
+        if process:
+            return await self._spawn(host, port)
+        if not thread:
+            return await self._serve(host, port)
+        started: concurrent.futures.Future[str] = concurrent.futures.Future()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._server_loop = loop
+            try:
+                started.set_result(loop.run_until_complete(self._serve(host, port)))
+            except BaseException as exc:
+                started.set_exception(exc)
+                loop.close()
+                return
+            loop.run_forever()
+            loop.run_until_complete(self._close())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="telegram-standin", daemon=True)
+        self._thread.start()
+        return await asyncio.wrap_future(started)
+
+    async def _serve(self, host: str, port: int) -> str:
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
@@ -258,7 +325,7 @@ class TelegramStandIn:
             await asyncio.sleep(every)
             self.loop_lag_max = max(self.loop_lag_max, loop.time() - before - every)
 
-    async def stop(self) -> None:
+    async def _close(self) -> None:
         if self._lag_task is not None:
             self._lag_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -268,8 +335,67 @@ class TelegramStandIn:
             await self._runner.cleanup()
             self._runner = None
 
+    async def _spawn(self, host: str, port: int) -> str:
+        command = [sys.executable, "-m", "tools.telegram_standin", "--host", host, "--port", str(port)]
+        command += ["--rate", str(self.rate), "--per-chat-interval", str(self.per_chat_interval)]
+        command += ["--tolerance", str(self.tolerance), "--bot-id", str(self.bot_user["id"])]
+        if self.token is not None:
+            command += ["--token", self.token]
+        if not self.enforce:
+            command.append("--no-limits")
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        }
+        self._process = await asyncio.create_subprocess_exec(
+            *command, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, limit=16 * 1024 * 1024
+        )
+        assert self._process.stdout is not None
+        first = await asyncio.wait_for(self._process.stdout.readline(), 60)
+        if not first:
+            raise RuntimeError("the stand-in process did not start")
+        self.base_url = json.loads(first)["listening"]
+        self._reader = asyncio.create_task(self._mirror(self._process.stdout))
+        return self.base_url
+
+    async def _mirror(self, stdout: asyncio.StreamReader) -> None:
+        while line := await stdout.readline():
+            item = json.loads(line)
+            if "call" in item:
+                self._record(Call(**item["call"]))
+            elif "lag" in item:
+                self.loop_lag_max = max(self.loop_lag_max, float(item["lag"]))
+
+    async def stop(self) -> None:
+        if self._process is not None:
+            process, self._process = self._process, None
+            if process.returncode is None:
+                process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+            if self._reader is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._reader, 5)
+                self._reader = None
+            return
+        if self._thread is None:
+            await self._close()
+            return
+        loop, thread = self._server_loop, self._thread
+        self._thread = self._server_loop = None
+        if loop is not None:
+            loop.call_soon_threadsafe(loop.stop)
+        await asyncio.to_thread(thread.join, 10)
+
     # -- faults -------------------------------------------------------------------------------
     def inject(self, fault: Fault) -> Fault:
+        if self._process is not None:
+            raise NotImplementedError(
+                "faults are injected in-process or in-thread, not into a stand-in process"
+            )
         self.faults.append(fault)
         return fault
 
@@ -294,16 +420,41 @@ class TelegramStandIn:
             params[key] = value
         return params
 
+    def _track(self, call: Call) -> None:
+        """What the person sees: a message created or edited by an accepted call."""
+        if not call.ok or call.message_id is None:
+            return
+        chat = call.chat_id if isinstance(call.chat_id, int) else 0
+        if call.method in EDIT_METHODS:
+            self.messages[chat][call.message_id] = _edited(
+                self.messages[chat].get(call.message_id), call.method, call.params
+            )
+        elif call.method in MESSAGE_METHODS and call.method != "copyMessage":
+            markup = call.params.get("reply_markup")
+            inline = markup if isinstance(markup, dict) and "inline_keyboard" in markup else None
+            self.messages[chat][call.message_id] = {"text": call.text, "reply_markup": inline}
+
     def _record(self, call: Call) -> Call:
+        self._track(call)
+        if self.on_record is not None:
+            self.on_record(call)
         self.calls.append(call)
         if call.chat_id is not None:
             self.by_chat[call.chat_id].append(call)
         query_id = call.callback_query_id
         if call.method == "answerCallbackQuery" and call.ok and query_id is not None:
             self.answers.setdefault(query_id, call)
+        owner = self._owner
+        if owner is not None and self._thread is not None:
+            owner.call_soon_threadsafe(self._wake)
+        else:
+            self._wake()
+        return call
+
+    def _wake(self) -> None:
+        """Let every waiter check its condition again (on the loop that waits)."""
         tick, self._tick = self._tick, asyncio.Event()
         tick.set()
-        return call
 
     def _over_limit(self, now: float, chat_id: int | str | None) -> int | None:
         """retry_after (seconds) if a message-creating call now would break a limit, else None."""
@@ -374,6 +525,21 @@ class TelegramStandIn:
         self._record(Call(seq, now, method, chat_id, params, 200, message_id=message_id))
         return web.json_response({"ok": True, "result": result})
 
+    async def count(self, request: web.Request) -> web.Response:
+        """How many calls were recorded (lets a mirror know when it has caught up)."""
+        return web.json_response({"calls": len(self.calls)})
+
+    async def synced(self, timeout: float = 30.0) -> None:
+        """Wait until every call the server recorded so far is in these records (a stand-in
+        process reports them a moment after answering); at once in the other modes."""
+        if self._process is None:
+            return
+        import aiohttp
+
+        async with aiohttp.ClientSession() as http, http.get(f"{self.base_url}/_standin/count") as response:
+            recorded = (await response.json())["calls"]
+        await self.wait_for(lambda: len(self.calls) >= recorded, timeout)
+
     async def file(self, request: web.Request) -> web.Response:
         return web.Response(body=b"stand-in file\n", content_type="application/octet-stream")
 
@@ -408,10 +574,6 @@ class TelegramStandIn:
         message.update(extra)
         if isinstance(params.get("reply_markup"), dict) and "inline_keyboard" in params["reply_markup"]:
             message["reply_markup"] = params["reply_markup"]
-        self.messages[chat][message_id] = {
-            "text": message.get("text") or message.get("caption") or "",
-            "reply_markup": message.get("reply_markup"),
-        }
         return message
 
     def _file(self, kind: str) -> dict[str, Any]:
@@ -499,13 +661,7 @@ class TelegramStandIn:
                 return True, None
             message_id = int(params.get("message_id") or 0)
             chat = chat_id if isinstance(chat_id, int) else 0
-            shown = self.messages[chat].setdefault(message_id, {"text": "", "reply_markup": None})
-            if method == "editMessageText":
-                shown["text"] = str(params.get("text", ""))
-            elif method == "editMessageCaption":
-                shown["text"] = str(params.get("caption", ""))
-            markup = params.get("reply_markup")
-            shown["reply_markup"] = markup if isinstance(markup, dict) else None
+            shown = _edited(self.messages.get(chat, {}).get(message_id), method, params)
             message: dict[str, Any] = {
                 "message_id": message_id,
                 "date": int(time.time()),
@@ -531,8 +687,9 @@ class TelegramStandIn:
         return sum(1 for c in (self.calls if calls is None else calls) if c.limited)
 
     def shown(self, chat_id: int | str) -> dict[int, dict[str, Any]]:
-        """Messages of this chat as the person sees them now: message id → text, reply_markup."""
-        return self.messages.get(chat_id, {})
+        """Messages of this chat as the person sees them now: message id → text, reply_markup.
+        A copy: the server may be adding to it from its own thread."""
+        return dict(self.messages.get(chat_id, {}))
 
     def keyboard(self, chat_id: int, data: str) -> int | None:
         """The newest message in this chat that shows a button with this callback data now."""
@@ -589,3 +746,51 @@ def per_chat_gaps(calls: Iterable[Call]) -> list[float]:
 
 def per_chat_violations(calls: Iterable[Call], interval: float = 1.0, tolerance: float = 0.005) -> int:
     return sum(1 for gap in per_chat_gaps(calls) if gap < interval - tolerance)
+
+
+# -- as a process of its own ------------------------------------------------------------------------
+async def _serve_process(args: argparse.Namespace) -> None:
+    standin = TelegramStandIn(
+        token=args.token,
+        rate=args.rate,
+        per_chat_interval=args.per_chat_interval,
+        tolerance=args.tolerance,
+        enforce=not args.no_limits,
+        bot_id=args.bot_id,
+    )
+
+    def report(call: Call) -> None:
+        sys.stdout.write(json.dumps({"call": dataclasses.asdict(call)}, default=str) + "\n")
+        sys.stdout.flush()
+
+    standin.on_record = report
+    url = await standin.start(args.host, args.port)
+    print(json.dumps({"listening": url}), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.5)
+        if standin.loop_lag_max:
+            print(json.dumps({"lag": standin.loop_lag_max}), flush=True)
+            standin.loop_lag_max = 0.0
+    await standin.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Bot API stand-in; prints each call as a JSON line")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--token", default=None)
+    parser.add_argument("--bot-id", type=int, default=None)
+    parser.add_argument("--rate", type=int, default=30)
+    parser.add_argument("--per-chat-interval", type=float, default=1.0)
+    parser.add_argument("--tolerance", type=float, default=0.005)
+    parser.add_argument("--no-limits", action="store_true")
+    asyncio.run(_serve_process(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
