@@ -52,6 +52,7 @@ import random
 import statistics
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -264,6 +265,7 @@ async def run_load(
         "callback_p50_ms": pct(answers, 50),
         "callback_p95_ms": pct(answers, 95),
         "responses_429": cluster.standin.responses_429(calls),
+        "responses_429_by_limit": dict(Counter(c.limit for c in calls if c.limited)),
         "lost_updates": lost_steps + missing_cases,
         "lost_no_reply": lost_steps,
         "lost_confirmed_without_case": missing_cases,

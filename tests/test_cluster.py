@@ -285,6 +285,7 @@ async def test_three_instances_behind_haproxy_keep_limits_and_never_double() -> 
         "per_chat_violations": per_chat_violations(sends, tolerance=cluster.standin.tolerance),
         "min_per_chat_gap_s": round(min(per_chat_gaps(sends), default=1.0), 3),
         "responses_429": cluster.standin.responses_429(calls),
+        "responses_429_by_limit": dict(Counter(c.limit for c in calls if c.limited)),
         "standin_loop_lag_max_ms": round(cluster.standin.loop_lag_max * 1000, 1),
         "balancer": stats,
     }

@@ -120,6 +120,7 @@ class Call:
     retry_after: int | None = None  # set when answered 429
     message_id: int | None = None  # of the message created or edited
     fault: str | None = None  # the injected fault's kind, if one answered this call
+    limit: str | None = None  # which limit a 429 enforced: "global" or "chat"
 
     @property
     def ok(self) -> bool:
@@ -456,17 +457,18 @@ class TelegramStandIn:
         tick, self._tick = self._tick, asyncio.Event()
         tick.set()
 
-    def _over_limit(self, now: float, chat_id: int | str | None) -> int | None:
-        """retry_after (seconds) if a message-creating call now would break a limit, else None."""
+    def _over_limit(self, now: float, chat_id: int | str | None) -> tuple[int, str] | None:
+        """(retry_after in seconds, which limit) if a message-creating call now would break a
+        limit, else None."""
         window = 1.0 - self.tolerance
         while self._accepted and self._accepted[0] <= now - window:
             self._accepted.popleft()
         if len(self._accepted) >= self.rate:
-            return max(1, math.ceil(self._accepted[0] + 1.0 - now))
+            return max(1, math.ceil(self._accepted[0] + 1.0 - now)), "global"
         if chat_id is not None:
             last = self._last_in_chat.get(chat_id)
             if last is not None and now - last < self.per_chat_interval - self.tolerance:
-                return max(1, math.ceil(last + self.per_chat_interval - now))
+                return max(1, math.ceil(last + self.per_chat_interval - now)), "chat"
         return None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -494,9 +496,12 @@ class TelegramStandIn:
             return self._fault(request, fault)
 
         if method in MESSAGE_METHODS and self.enforce:
-            retry_after = self._over_limit(now, chat_id)
-            if retry_after is not None:
-                self._record(Call(seq, now, method, chat_id, params, 429, retry_after=retry_after))
+            over = self._over_limit(now, chat_id)
+            if over is not None:
+                retry_after, limit = over
+                self._record(
+                    Call(seq, now, method, chat_id, params, 429, retry_after=retry_after, limit=limit)
+                )
                 return web.json_response(
                     {
                         "ok": False,
