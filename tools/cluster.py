@@ -34,6 +34,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -48,7 +49,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from handlers.kit.callbacks import ConsentCb, IntakeCb, LanguageCb
 from tests.pgtools import create_database, drop_database
-from tests.processes import clean_env, free_port, hromada_bot_command
+from tests.processes import clean_env, free_port
 from tools.telegram_standin import Call, TelegramStandIn
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -583,10 +584,14 @@ class Cluster:
         log_path = self.workdir / f"bot{index + 1}.log"
         log = log_path.open("wb")
         try:
+            # This checkout's code, whatever an installed `hromada-bot` script would import.
+            pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
             process = await asyncio.create_subprocess_exec(
-                *hromada_bot_command(),
+                sys.executable,
+                "-m",
+                "bot.cli",
                 "webhook",
-                env=clean_env(**self.settings_env(port, api_base)),
+                env=clean_env(**self.settings_env(port, api_base), PYTHONPATH=pythonpath),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.workdir,  # no .env of the developer's is read
