@@ -1,4 +1,4 @@
-"""Intake benchmark: the whole new-request form through the real dispatcher, against bare aiogram.
+"""Intake CPU-cost profile: the whole new-request form through the real dispatcher, next to bare aiogram.
 
 N residents (default 200, consent already given) each drive the complete form — /new, hromada
 search, hromada, settlement, service, a vulnerability marker, Done, description, "no files",
@@ -9,10 +9,10 @@ tests/pgtools.create_database), migrated with `infra.migrate.upgrade` and seeded
 data/sample_reference.yaml. Telegram is a recording session (no network).
 
 In the same run and over the same updates, a bare aiogram Dispatcher with one trivial async
-handler per update type is fed the same way: the target's baseline, whose handler returns
-without a reply. For context a second bare Dispatcher answers like aiogram's echo bot (a message
-gets `message.answer(text)`, a press `query.answer()`): one API call through the same recording
-session, where the real flow makes one to three. The same number of `/help` updates
+handler per update type is fed the same way: a yardstick of what aiogram alone costs, whose
+handler returns without a reply. For context a second bare Dispatcher answers like aiogram's
+echo bot (a message gets `message.answer(text)`, a press `query.answer()`): one API call
+through the same recording session, where the real flow makes one to three. The same number of `/help` updates
 (the cheapest path through the real app: middlewares, the user row, FSM pre-read, one reply)
 is measured too (over a quarter of the updates). Rounds alternate full / bare / echo / floor;
 medians are quoted.
@@ -21,8 +21,13 @@ Every full round is checked: exactly N new cases.
 At most --inflight updates are in the dispatcher at once (like a webhook worker pool); each
 update uses one database connection (the FSM storage joins the update's session).
 
+This is a profile of CPU cost per update, with no pass/fail: how the bot behaves for people
+(latency, the send budget, losses under load, several instances) is measured over real HTTP by
+bench/load.py, whose targets are the ones that count. The ratio to a no-op dispatcher it once
+had as a target says little about that and is printed only as a figure.
+
 Usage:  python bench/intake.py [--residents 200] [--rounds 3] [--inflight 16]
-The last line printed is one JSON object with the figures and the target ratio (>= 0.25).
+The last line printed is one JSON object with the figures (no target, no meets_target).
 """
 
 from __future__ import annotations
@@ -64,7 +69,6 @@ from services.reference_data import load_reference_file  # noqa: E402
 from tests.pgtools import create_database, drop_database  # noqa: E402
 
 SAMPLE = ROOT / "data" / "sample_reference.yaml"
-TARGET_RATIO = 0.25
 UPDATES_PER_FLOW = 12
 # (search text, hromada, settlement, service): spread over hromadas so that the per-hromada
 # case counters are not one hot row.
@@ -322,8 +326,8 @@ async def main() -> None:
     echo_rate = statistics.median(echo_rates)
     print(
         f"median over {args.rounds} rounds, {updates} updates each ({n} residents x {UPDATES_PER_FLOW}, "
-        f"{inflight} in flight): full {full:.1f}/s, bare {bare_rate:.1f}/s, ratio {ratio:.3f} "
-        f"(target >= {TARGET_RATIO}); echo bot {echo_rate:.1f}/s = {echo_rate / bare_rate:.3f} of bare, "
+        f"{inflight} in flight): full {full:.1f}/s, bare {bare_rate:.1f}/s, ratio {ratio:.3f}; "
+        f"echo bot {echo_rate:.1f}/s = {echo_rate / bare_rate:.3f} of bare, "
         f"full = {full / echo_rate:.3f} of echo; "
         f"app floor (/help) {floor:.1f}/s = {floor / bare_rate:.3f} of bare"
     )
@@ -333,8 +337,6 @@ async def main() -> None:
                 "full_updates_per_s": round(full, 1),
                 "bare_updates_per_s": round(bare_rate, 1),
                 "ratio": round(ratio, 3),
-                "target_ratio": TARGET_RATIO,
-                "meets_target": ratio >= TARGET_RATIO,
                 "residents": n,
                 "updates_per_round": updates,
                 "rounds": args.rounds,

@@ -1,71 +1,44 @@
-"""The real `hromada-bot webhook` process, with its Bot API pointed at a local fake server.
+"""The real `hromada-bot webhook` process, with its Bot API pointed at the local stand-in.
 
-A /start update with the right secret gets a sendMessage at the fake server; a wrong secret
+A /start update with the right secret gets a sendMessage at the stand-in; a wrong secret
 gets 401 and no reply; /healthz answers; SIGTERM stops the process cleanly within 5 s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from sqlalchemy import select
 
 from infra.db import create_sessionmaker
 from models import User, utcnow
 from services.outbox import enqueue
 from tests.processes import clean_env, free_port, hromada_bot_command
+from tools.telegram_standin import TelegramStandIn
 
 TOKEN = "123456:TEST-token-for-the-local-fake-api-server"
 SECRET = "smoke-secret_0123456789abcdefABCDEF"
 
 
-@dataclass
-class FakeBotApi:
-    calls: list[tuple[str, dict[str, str]]] = field(default_factory=list)
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        method = request.match_info["method"]
-        data = dict(await request.post()) if request.can_read_body else {}
-        self.calls.append((method, {k: str(v) for k, v in data.items()}))
-        self.arrived.set()
-        result: object = True
-        if method == "getMe":
-            result = {"id": 123456, "is_bot": True, "first_name": "Hromada", "username": "hromada_bot"}
-        elif method.startswith("send"):
-            chat_id = int(data.get("chat_id", 0))
-            result = {
-                "message_id": len(self.calls),
-                "date": int(time.time()),
-                "chat": {"id": chat_id, "type": "private"},
-                "text": str(data.get("text", "")),
-            }
-        return web.json_response({"ok": True, "result": result})
-
-    def sent(self, method: str) -> list[dict[str, str]]:
-        return [data for name, data in self.calls if name == method]
-
-
 @pytest.fixture
-async def fake_api() -> AsyncIterator[tuple[FakeBotApi, str]]:
-    api = FakeBotApi()
-    app = web.Application()
-    app.router.add_post("/bot{token}/{method}", api.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield api, f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+async def fake_api() -> AsyncIterator[tuple[TelegramStandIn, str]]:
+    """The Bot API stand-in (tools/telegram_standin.py): Telegram's answers and limits."""
+    api = TelegramStandIn(token=TOKEN)
+    base = await api.start()
+    yield api, base
+    await api.stop()
+
+
+def sent(api: TelegramStandIn, method: str) -> list[dict[str, Any]]:
+    """Parameters of the accepted calls of this method, in order."""
+    return [call.params for call in api.calls if call.method == method and call.ok]
 
 
 def start_update(update_id: int, user_id: int) -> dict:
@@ -129,9 +102,9 @@ async def test_webhook_process_end_to_end(fake_api, db_url: str, db) -> None:
                 await asyncio.sleep(0.2)
 
             # It registered its webhook with Telegram, secret included.
-            await wait_for(lambda: api.sent("setWebhook"))
-            assert api.sent("setWebhook")[0]["secret_token"] == SECRET
-            assert api.sent("setWebhook")[0]["url"] == "https://bot.example.org/telegram/webhook"
+            await wait_for(lambda: sent(api, "setWebhook"))
+            assert sent(api, "setWebhook")[0]["secret_token"] == SECRET
+            assert sent(api, "setWebhook")[0]["url"] == "https://bot.example.org/telegram/webhook"
 
             url = f"{base}/telegram/webhook"
             async with http.post(
@@ -145,13 +118,13 @@ async def test_webhook_process_end_to_end(fake_api, db_url: str, db) -> None:
             ) as r:
                 assert r.status == 200
 
-            await wait_for(lambda: api.sent("sendMessage"))
-            sent = api.sent("sendMessage")
-            assert [m["chat_id"] for m in sent] == ["779"], (
+            await wait_for(lambda: sent(api, "sendMessage"))
+            replies = sent(api, "sendMessage")
+            assert [m["chat_id"] for m in replies] == ["779"], (
                 "only the update with the right secret is answered"
             )
-            assert "Вітаємо" in sent[0]["text"]
-            assert json.loads(sent[0]["reply_markup"])["inline_keyboard"]
+            assert "Вітаємо" in replies[0]["text"]
+            assert replies[0]["reply_markup"]["inline_keyboard"]
 
             # The process's scheduler delivers the outbox: a queued notice reaches Telegram.
             # (The reply left inside the update; its transaction may commit a moment later.)
@@ -178,8 +151,9 @@ async def test_webhook_process_end_to_end(fake_api, db_url: str, db) -> None:
                     },
                     due_at=utcnow(),  # the webhook process runs on the real clock
                 )
-            await wait_for(lambda: len(api.sent("sendMessage")) == 2, timeout=30)
-            assert "VES-2026-000042" in api.sent("sendMessage")[1]["text"]
+            await wait_for(lambda: len(sent(api, "sendMessage")) == 2, timeout=30)
+            assert "VES-2026-000042" in sent(api, "sendMessage")[1]["text"]
+            assert api.responses_429() == 0, "one process keeps the per-chat spacing"
 
         started = time.monotonic()
         process.send_signal(signal.SIGTERM)
