@@ -45,14 +45,21 @@ drop_pg_database = drop_database
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked `postgres_only` (what SQLite, one file used by one process, cannot have:
-    several instances, network failures) run on PostgreSQL only: their SQLite variant is
-    deselected, not skipped, so a skip in a run always means something is missing."""
+    """Tests marked `postgres_only` (or using the `pg_only` fixture: what SQLite, one file used by
+    one process, cannot have — several instances, network failures) run on PostgreSQL only, and
+    `sqlite_only` ones (its single writer) on SQLite only: the other variant is deselected, not
+    skipped, so a skip in a run always means something is missing."""
     kept, dropped = [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
-        on_sqlite = callspec is not None and callspec.params.get("db_url") == "sqlite"
-        (dropped if on_sqlite and item.get_closest_marker("postgres_only") else kept).append(item)
+        backend = callspec.params.get("db_url") if callspec is not None else None
+        postgres_only = item.get_closest_marker("postgres_only") or "pg_only" in getattr(
+            item, "fixturenames", ()
+        )
+        wrong = (backend == "sqlite" and postgres_only) or (
+            backend == "postgresql" and item.get_closest_marker("sqlite_only")
+        )
+        (dropped if wrong else kept).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept

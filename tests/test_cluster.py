@@ -115,10 +115,10 @@ async def test_standin_enforces_telegrams_limits_with_retry_after(standin_bot) -
     assert limited.retry_after is not None and limited.retry_after >= 1
 
 
+# Faults are injected into a stand-in in this process (its loop or a thread of its own).
+@pytest.mark.parametrize("standin_bot", ["same-loop", "own-thread"], indirect=True)
 async def test_standin_faults_look_like_a_broken_network(standin_bot) -> None:
     standin, bot = standin_bot
-    if standin._process is not None:
-        pytest.skip("faults are injected in-process or in-thread")
     standin.inject(Fault("html", status=502, method="sendMessage"))
     with pytest.raises(MalformedAnswer):
         await bot.send_message(801, "x")

@@ -499,11 +499,12 @@ async def test_updates_are_handled_concurrently(settings, db, pg_only: str, refe
                 timed(message_update(900_502, 60_009, "/start")),
             )
     finally:
-        await app.dispatcher.storage.close()
+        await app.close_dispatcher()
     assert slow[0] == fast[0] == 200
     assert slow[1] >= 2.0 and fast[1] < 1.5, (slow, fast)
 
 
+@pytest.mark.sqlite_only
 async def test_sqlite_locked_by_a_long_writer_apologises_then_handles_the_redelivery(
     settings, db_url: str, db, reference: None, tg: RecordingSession
 ) -> None:
@@ -534,4 +535,4 @@ async def test_sqlite_locked_by_a_long_writer_apologises_then_handles_the_redeli
             replies = person.read()
             assert replies and "Веселівська" in str(replies[-1].inline), replies
     finally:
-        await app.dispatcher.storage.close()
+        await app.close_dispatcher()

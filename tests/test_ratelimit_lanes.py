@@ -341,7 +341,7 @@ async def one_connection_app(settings, db, clock):
     app = build_app(settings, clock=clock, engine=engine)
     app.held = held
     yield app
-    await app.dispatcher.storage.close()
+    await app.close_dispatcher()
     await engine.dispose()
 
 
