@@ -347,7 +347,7 @@ async def load_codifier(session: AsyncSession, codifier: Codifier) -> CodifierRe
     report.hromadas_created = len(new_h)
 
     hromada_ids = dict(
-        (await session.execute(select(Hromada.katottg, Hromada.id).where(Hromada.katottg.is_not(None)))).tuples()
+        (await session.execute(select(Hromada.katottg, Hromada.id).where(Hromada.katottg.is_not(None)))).tuples().all()
     )
     existing_s = {
         row.katottg: row
