@@ -68,7 +68,9 @@ _TYPE_PREFIX = re.compile(
     r"^(?:смт|сщ|с-ще|селище\s+міського\s+типу|селище|село|сел|місто|пгт|пос|хутір|с|м|г)(?:\.\s*|\s+)"
 )
 # "... громада", "... ТГ", "... ОТГ" after a hromada's name.
-_HROMADA_SUFFIX = re.compile(r"\s+(?:(?:сільська|селищна|міська)\s+)?(?:територіальна\s+)?(?:громада|тг|отг|hromada)$")
+_HROMADA_SUFFIX = re.compile(
+    r"\s+(?:(?:сільська|селищна|міська)\s+)?(?:територіальна\s+)?(?:громада|тг|отг|hromada)$"
+)
 
 KATOTTG_PATTERN = re.compile(r"^UA\d{17}$")
 
@@ -249,7 +251,9 @@ def _resolve(selectors: Sequence[str], tops: dict[str, str]) -> set[str]:
                 or search_key(name) == search_key(selector.removesuffix(" область"))
             ]
             if not found:
-                raise CodifierError(f"no oblast {selector!r} in the codifier (try a code like UA23 or a name)")
+                raise CodifierError(
+                    f"no oblast {selector!r} in the codifier (try a code like UA23 or a name)"
+                )
             chosen.update(found)
     if not chosen:
         raise CodifierError("no oblast chosen")
@@ -266,7 +270,9 @@ class CodifierReport:
 
     @property
     def changed(self) -> bool:
-        return any((self.hromadas_created, self.hromadas_updated, self.settlements_created, self.settlements_updated))
+        return any(
+            (self.hromadas_created, self.hromadas_updated, self.settlements_created, self.settlements_updated)
+        )
 
     def summary(self) -> str:
         return (
@@ -347,22 +353,24 @@ async def load_codifier(session: AsyncSession, codifier: Codifier) -> CodifierRe
     report.hromadas_created = len(new_h)
 
     hromada_ids = dict(
-        (await session.execute(select(Hromada.katottg, Hromada.id).where(Hromada.katottg.is_not(None)))).tuples().all()
+        (await session.execute(select(Hromada.katottg, Hromada.id).where(Hromada.katottg.is_not(None))))
+        .tuples()
+        .all()
     )
     existing_s = {
         row.katottg: row
         for row in (
             await session.execute(
-                select(Settlement.id, Settlement.katottg, Settlement.kind, Settlement.code, Settlement.name_uk).where(
-                    Settlement.katottg.is_not(None)
-                )
+                select(
+                    Settlement.id, Settlement.katottg, Settlement.kind, Settlement.code, Settlement.name_uk
+                ).where(Settlement.katottg.is_not(None))
             )
         ).all()
     }
     new_s: list[dict[str, Any]] = []
     for s in codifier.settlements:
-        row = existing_s.get(s.katottg)
-        if row is None:
+        srow = existing_s.get(s.katottg)
+        if srow is None:
             new_s.append(
                 {
                     "hromada_id": hromada_ids[s.hromada],
@@ -376,12 +384,12 @@ async def load_codifier(session: AsyncSession, codifier: Codifier) -> CodifierRe
             )
             continue
         changes = {}
-        if row.kind != s.kind:
+        if srow.kind != s.kind:
             changes["kind"] = s.kind
-        if row.code == s.katottg and row.name_uk != s.name:
+        if srow.code == s.katottg and srow.name_uk != s.name:
             changes.update(name_uk=s.name, name_en=transliterate(s.name), search_key=search_key(s.name))
         if changes:
-            await session.execute(update(Settlement).where(Settlement.id == row.id).values(**changes))
+            await session.execute(update(Settlement).where(Settlement.id == srow.id).values(**changes))
             report.settlements_updated += 1
     for chunk in _chunks(new_s):
         await session.execute(insert(Settlement), chunk)
@@ -453,7 +461,15 @@ class PlaceSearch:
         ).all()
         for sid, skey, kind, name in rows:
             match = "exact" if skey == key else "prefix"
-            ranked[sid] = (_MATCH_ORDER[match], 0, _KIND_ORDER.get(kind or "C", 9), len(skey), name, sid, match)
+            ranked[sid] = (
+                _MATCH_ORDER[match],
+                0,
+                _KIND_ORDER.get(kind or "C", 9),
+                len(skey),
+                name,
+                sid,
+                match,
+            )
         budget = typo_budget(key)
         exact_or_prefix = sum(1 for r in ranked.values() if r[0] <= 1)
         if budget and exact_or_prefix < limit:
@@ -512,9 +528,10 @@ class PlaceSearch:
         return PlaceResults(hits, await self.hromadas(query, hromadas), more)
 
     async def settlement_with_hromada(self, settlement_id: int) -> Settlement | None:
-        return await self.session.scalar(
+        found: Settlement | None = await self.session.scalar(
             select(Settlement).where(Settlement.id == settlement_id).options(selectinload(Settlement.hromada))
         )
+        return found
 
 
 def hromada_search_key(name_uk: str, name_en: str) -> str:

@@ -413,7 +413,9 @@ async def apply_reference(session: AsyncSession, spec: ReferenceFile) -> LoadRep
     for ref in sorted(refs - hromada_ids.keys()):
         row = await session.scalar(select(Hromada).where(Hromada.katottg == ref))
         if row is None:
-            raise ReferenceDataError(f"no hromada with KATOTTG code {ref} (load its oblast from the codifier)")
+            raise ReferenceDataError(
+                f"no hromada with KATOTTG code {ref} (load its oblast from the codifier)"
+            )
         hromada_ids[ref], oblast_of[ref] = row.id, row.oblast
     for r in spec.routing:
         for code in r.settlements or []:
