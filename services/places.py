@@ -450,6 +450,67 @@ class PlaceSearch:
         key = query_key(query)
         if len(key) < 2:
             return [], False
+        ranked = await self._ranked(key, limit)
+        if not ranked and " " in key:
+            ranked = await self._qualified(key)
+        order = sorted(ranked.values())
+        chosen = order[:limit]
+        if not chosen:
+            return [], False
+        ids = [r[5] for r in chosen]
+        loaded = {
+            s.id: s
+            for s in (
+                await self.session.scalars(
+                    select(Settlement).where(Settlement.id.in_(ids)).options(selectinload(Settlement.hromada))
+                )
+            ).all()
+        }
+        hits = [SettlementHit(loaded[r[5]], r[6]) for r in chosen if r[5] in loaded]
+        return hits, len(order) > limit
+
+    async def _qualified(self, key: str) -> dict[int, tuple[Any, ...]]:
+        """ "Миколаївка Бердянський", "Веселе Веселівська": a name followed by words of its
+        hromada, raion or oblast, to pick one of many namesakes."""
+        words = key.split(" ")
+        for cut in range(len(words) - 1, 0, -1):
+            name, qualifier = " ".join(words[:cut]), words[cut:]
+            rows = (
+                await self.session.execute(
+                    select(
+                        Settlement.id,
+                        Settlement.search_key,
+                        Settlement.kind,
+                        Settlement.name_uk,
+                        Hromada.search_key,
+                        Hromada.raion_uk,
+                        Hromada.oblast_uk,
+                    )
+                    .join(Hromada, Hromada.id == Settlement.hromada_id)
+                    .where(self._prefix(Settlement.search_key, name))
+                    .order_by(func.length(Settlement.search_key), Settlement.search_key)
+                    .limit(_TYPO_ROWS)
+                )
+            ).all()
+            ranked: dict[int, tuple[Any, ...]] = {}
+            for sid, skey, kind, sname, hkey, raion, oblast in rows:
+                around = f"{hkey} {search_key(raion or '')} {search_key(oblast or '')}".split()
+                if all(any(w.startswith(q) for w in around) for q in qualifier):
+                    match = "exact" if skey == name else "prefix"
+                    ranked[sid] = (
+                        _MATCH_ORDER[match],
+                        0,
+                        _KIND_ORDER.get(kind or "C", 9),
+                        len(skey),
+                        sname,
+                        sid,
+                        match,
+                    )
+            if ranked:
+                return ranked
+        return {}
+
+    async def _ranked(self, key: str, limit: int) -> dict[int, tuple[Any, ...]]:
         ranked: dict[int, tuple[Any, ...]] = {}
         rows = (
             await self.session.execute(
@@ -472,39 +533,33 @@ class PlaceSearch:
             )
         budget = typo_budget(key)
         exact_or_prefix = sum(1 for r in ranked.values() if r[0] <= 1)
-        if budget and exact_or_prefix < limit:
-            n = len(key)
+        if not budget or exact_or_prefix >= limit:
+            return ranked
+        n = len(key)
+        # Candidates with the same first two letters; if none is close, a typo may be in the
+        # second letter: the same first letter and the same length (both bounded sets).
+        for head, low, high in ((key[:2], n - budget, n + budget), (key[:1], n, n)):
             candidates = (
                 await self.session.execute(
                     select(Settlement.id, Settlement.search_key, Settlement.kind, Settlement.name_uk)
                     .where(
-                        self._prefix(Settlement.search_key, key[:2]),
-                        func.length(Settlement.search_key).between(n - budget, n + budget),
+                        self._prefix(Settlement.search_key, head),
+                        func.length(Settlement.search_key).between(low, high),
                     )
                     .limit(_TYPO_ROWS)
                 )
             ).all()
+            found = False
             for sid, skey, kind, name in candidates:
                 if sid in ranked:
                     continue
                 distance = within_distance(key, skey, budget)
                 if distance is not None:
+                    found = True
                     ranked[sid] = (2, distance, _KIND_ORDER.get(kind or "C", 9), len(skey), name, sid, "typo")
-        order = sorted(ranked.values())
-        chosen = order[:limit]
-        if not chosen:
-            return [], False
-        ids = [r[5] for r in chosen]
-        loaded = {
-            s.id: s
-            for s in (
-                await self.session.scalars(
-                    select(Settlement).where(Settlement.id.in_(ids)).options(selectinload(Settlement.hromada))
-                )
-            ).all()
-        }
-        hits = [SettlementHit(loaded[r[5]], r[6]) for r in chosen if r[5] in loaded]
-        return hits, len(order) > limit
+            if found:
+                break
+        return ranked
 
     async def hromadas(self, query: str, limit: int = 8) -> list[Hromada]:
         """Hromadas whose Ukrainian or English name contains the query; names that begin with
