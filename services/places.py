@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload
 
 from models import Hromada, Settlement
 
@@ -462,7 +462,7 @@ class PlaceSearch:
             s.id: s
             for s in (
                 await self.session.scalars(
-                    select(Settlement).where(Settlement.id.in_(ids)).options(selectinload(Settlement.hromada))
+                    select(Settlement).where(Settlement.id.in_(ids)).options(joinedload(Settlement.hromada))
                 )
             ).all()
         }
@@ -532,8 +532,9 @@ class PlaceSearch:
                 match,
             )
         budget = typo_budget(key)
-        exact_or_prefix = sum(1 for r in ranked.values() if r[0] <= 1)
-        if not budget or exact_or_prefix >= limit:
+        # Typos are looked for only when the name as typed is not a settlement's whole name and
+        # too few names begin with it.
+        if not budget or len(ranked) >= limit or any(r[0] == 0 for r in ranked.values()):
             return ranked
         n = len(key)
         # Candidates with the same first two letters; if none is close, a typo may be in the
@@ -584,7 +585,7 @@ class PlaceSearch:
 
     async def settlement_with_hromada(self, settlement_id: int) -> Settlement | None:
         found: Settlement | None = await self.session.scalar(
-            select(Settlement).where(Settlement.id == settlement_id).options(selectinload(Settlement.hromada))
+            select(Settlement).where(Settlement.id == settlement_id).options(joinedload(Settlement.hromada))
         )
         return found
 
