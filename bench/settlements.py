@@ -158,14 +158,16 @@ async def run_one(url: str, label: str, queries_n: int, seed: int) -> dict[str, 
     everything = [t for ts in times.values() for t in ts]
     for kind, ts in sorted(times.items()):
         print(
-            f"[{label}] {kind:<10} n={len(ts):<5} p50 {statistics.median(ts):6.2f} ms  p95 {pct(ts, 0.95):6.2f} ms"
+            f"[{label}] {kind:<10} n={len(ts):<5} "
+            f"p50 {statistics.median(ts):6.2f} ms  p95 {pct(ts, 0.95):6.2f} ms"
         )
     p50, p95 = statistics.median(everything), pct(everything, 0.95)
     pk50 = statistics.median(pk)
     print(
         f"[{label}] all        n={len(everything):<5} p50 {p50:6.2f} ms  p95 {p95:6.2f} ms; "
         f"primary-key lookup p50 {pk50:.2f} ms p95 {pct(pk, 0.95):.2f} ms; "
-        f"search / pk (p50) = {p50 / pk50:.1f}x; exact names found first {found['exact']}/{len(times.get('exact', []))}"
+        f"search / pk (p50) = {p50 / pk50:.1f}x; "
+        f"exact names found first {found['exact']}/{len(times.get('exact', []))}"
     )
     return {
         "search_p50_ms": round(p50, 2),
