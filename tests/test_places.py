@@ -238,3 +238,62 @@ async def test_nothing_for_too_short_or_unknown(loaded) -> None:
         assert (await PlaceSearch(s).search("М")).settlements == []
         found = await PlaceSearch(s).search("Хогвартс")
     assert found.settlements == [] and found.hromadas == []
+
+
+# -- status imports by KATOTTG code --------------------------------------------------------------
+async def test_a_status_import_may_name_the_hromada_by_katottg(tmp_path, reference, sessionmaker) -> None:
+    from datetime import UTC, datetime
+
+    from models import Application
+    from services.clock import FrozenClock
+    from services.status_import import StatusImporter
+    from tests.test_import import write_csv
+
+    path = write_csv(
+        tmp_path / "statuses.csv",
+        [
+            [
+                "Номер заяви",
+                "Телефон",
+                "Вид допомоги",
+                "Статус",
+                "Дата зміни статусу",
+                "Код КАТОТТГ",
+                "Громада",
+            ],
+            # The hromada's code; a settlement's code (Пирятин); a code wins over a wrong name.
+            ["K-1", "+380501234567", "subsidy", "Прийнято", "18.11.2026", "UA23080010000036379", ""],
+            ["K-2", "+380501234568", "subsidy", "Прийнято", "18.11.2026", "UA53040090010096696", ""],
+            [
+                "K-3",
+                "+380501234569",
+                "subsidy",
+                "Прийнято",
+                "18.11.2026",
+                "ua23020070000049788",
+                "Пирятинська",
+            ],
+            ["K-4", "+380501234560", "subsidy", "Прийнято", "18.11.2026", "", "Піщанська"],
+            ["K-5", "+380501234561", "subsidy", "Прийнято", "18.11.2026", "UA99999999999999999", ""],
+            ["K-6", "+380501234562", "subsidy", "Прийнято", "18.11.2026", "не код", ""],
+        ],
+    )
+    report = await StatusImporter(
+        sessionmaker, FrozenClock(datetime(2026, 11, 22, 10, tzinfo=UTC))
+    ).import_file(path)
+    assert (report.added, report.rejected) == (4, 2)
+    assert [(r.line, r.reason, r.column) for r in report.rejections] == [
+        (6, "unknown_hromada", "katottg"),
+        (7, "unknown_hromada", "katottg"),
+    ]
+    async with sessionmaker() as s:
+        codes = dict(
+            (
+                await s.execute(
+                    select(Application.number, Hromada.code).join(
+                        Hromada, Hromada.id == Application.hromada_id
+                    )
+                )
+            ).all()
+        )
+    assert codes == {"K-1": "VES", "K-2": "PYR", "K-3": "BRS", "K-4": "PSH"}
