@@ -132,7 +132,7 @@ async def test_back_at_every_step_returns_to_the_previous_one(resident: BotClien
     replies = await resident.click("Назад")  # service -> settlement
     assert "Крок 2" in replies[-1].text
     replies = await resident.click("Назад")  # settlement -> hromada (the chosen one offered first)
-    assert "Крок 1" in replies[-1].text and "📍 Веселівська" in replies[-1].buttons()
+    assert "Крок 1" in replies[-1].text and "🏛 Веселівська громада" in replies[-1].buttons()
     await resident.click("Веселівська")
     await resident.click("Веселе")
     await resident.click("Житлова субсидія")

@@ -42,6 +42,7 @@ async def test_filing_by_village_name_among_namesakes(resident: BotClient, sessi
     # Back from the service goes back to the search, not to a settlement list.
     replies = await resident.click("Назад")
     assert "Крок 1" in replies[-1].text
+    assert replies[-1].buttons()[:2] == [ours, "🏛 Берестівська громада"]
     replies = await resident.send("Миколаївка Берестівська")
     assert [b for b in replies[-1].buttons() if b.startswith("📍")] == [ours]
     await resident.click(ours)

@@ -73,11 +73,18 @@ def cancel_question() -> InlineScreen:
 
 
 # -- the steps ---------------------------------------------------------------------------------
-def hromada_step(suggested: Sequence[Hromada], locale: str) -> InlineScreen:
-    """Step 1: type a part of the name; the draft's or the last request's hromada is one tap."""
+def hromada_step(
+    suggested: Sequence[Hromada], locale: str, settlement: Settlement | None = None
+) -> InlineScreen:
+    """Step 1: type a town, village or hromada; the draft's settlement (if chosen by search) and
+    the draft's or the last request's hromada are one tap."""
     builder = InlineKeyboardBuilder()
+    if settlement is not None:
+        label = place_label(settlement, locale)
+        builder.row(_button_text(f"📍 {label}", IntakeCb(action="ps", value=str(settlement.id))))
     for hromada in suggested:
-        builder.row(_button_text(f"📍 {hromada.name(locale)}", IntakeCb(action="h", value=str(hromada.id))))
+        label = _("intake.place.hromada") % {"hromada": hromada.name(locale)}
+        builder.row(_button_text(f"🏛 {label}", IntakeCb(action="h", value=str(hromada.id))))
     _nav(builder, back=False)
     return _("intake.ask_hromada") % {"min": SEARCH_MIN}, builder.as_markup()
 
