@@ -32,7 +32,16 @@ def _parser() -> argparse.ArgumentParser:
     seed = commands.add_parser(
         "seed", help="load reference data (hromadas, services, teams, routing) from YAML"
     )
-    seed.add_argument("--file", required=True, type=Path)
+    seed.add_argument("--file", type=Path, help="the YAML: services, teams, routing (and hromadas)")
+    seed.add_argument(
+        "--katottg-oblast",
+        action="append",
+        default=[],
+        metavar="OBLAST",
+        help="also load every hromada and settlement of this oblast from the official codifier "
+        "(KATOTTG code like UA23000000000064947 or UA23, a name like Запорізька, or all); "
+        "repeat or separate by commas",
+    )
     console = commands.add_parser("console", help="talk to the bot in this terminal; no token, no network")
     console.add_argument("--no-sample", action="store_true", help="do not load the sample reference data")
     imports = commands.add_parser("import-statuses", help="import an application status table (CSV/XLSX)")
@@ -52,22 +61,44 @@ async def _migrate(settings: Settings, revision: str, down: bool) -> int:
     return 0
 
 
-async def _seed(settings: Settings, path: Path) -> int:
+async def _seed(settings: Settings, path: Path | None, oblasts: Sequence[str]) -> int:
+    import time
+
     from infra.db import create_engine, create_sessionmaker
     from infra.migrate import prepare_embedded_database
+    from services.places import CodifierError, load_codifier, read_codifier
     from services.reference_data import ReferenceDataError, load_reference_file
 
+    if path is None and not oblasts:
+        print("seed: give --file, --katottg-oblast, or both", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    try:
+        # Read (and check) the codifier before touching the database.
+        codifier = await asyncio.to_thread(read_codifier, oblasts) if oblasts else None
+    except CodifierError as exc:
+        print(f"refused, nothing was changed: {exc}", file=sys.stderr)
+        return 1
     await prepare_embedded_database(settings.database.url)
     engine = create_engine(settings.database.url)
+    lines = []
     try:
+        # One transaction: the codifier first, so that the YAML's teams and rules may name its
+        # hromadas and settlements by KATOTTG code.
         async with create_sessionmaker(engine).begin() as session:
-            report = await load_reference_file(session, path)
-    except ReferenceDataError as exc:
+            if codifier is not None:
+                lines.append((await load_codifier(session, codifier)).summary())
+            if path is not None:
+                report = await load_reference_file(session, path)
+                lines.append(f"reference data loaded from {path}: {report.summary()}")
+    except (ReferenceDataError, CodifierError) as exc:
         print(f"refused, nothing was changed: {exc}", file=sys.stderr)
         return 1
     finally:
         await engine.dispose()
-    print(f"reference data loaded from {path}: {report.summary()}")
+    for line in lines:
+        print(line)
+    print(f"seed took {time.perf_counter() - started:.1f} s")
     return 0
 
 
@@ -86,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "migrate":
             return asyncio.run(_migrate(settings, args.revision, args.downgrade))
         if args.command == "seed":
-            return asyncio.run(_seed(settings, args.file))
+            return asyncio.run(_seed(settings, args.file, args.katottg_oblast))
         if args.command == "console":
             from bot.console import run_console
 

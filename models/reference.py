@@ -1,19 +1,33 @@
 """Reference data: hromadas, settlements, services and their checklists, teams, routing rules.
 
 Loaded from a YAML file by `hromada-bot seed` (services/reference_data.py) and editable by
-coordinators; rows are matched by their stable `code`.
+coordinators; rows are matched by their stable `code`. Hromadas and settlements may also carry
+their official KATOTTG code (the state codifier of places, services/places.py loads it): a row
+named in the YAML and in the codifier is one row, matched by that code.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, BigIntPK
 
 
+# A settlement or hromada name folded for search (services/places.py `search_key`). PostgreSQL
+# uses a btree index for `LIKE 'prefix%'` only with the pattern operator class (the database's
+# collation is not C); SQLite uses a plain index for `GLOB 'prefix*'`.
+def _place_indexes(table: str) -> tuple[Index, Index]:
+    return (
+        Index(f"ix_{table}_search_key", "search_key", postgresql_ops={"search_key": "text_pattern_ops"}),
+        # Unique where set: rows only the YAML knows have none.
+        Index(f"uq_{table}_katottg", "katottg", unique=True),
+    )
+
+
 class Hromada(Base):
     __tablename__ = "hromadas"
+    __table_args__ = _place_indexes("hromadas")
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     code: Mapped[str] = mapped_column(String(8), unique=True)  # case number prefix, e.g. VES
@@ -22,6 +36,14 @@ class Hromada(Base):
     oblast: Mapped[str] = mapped_column(String(40), index=True)  # oblast code, e.g. zaporizka
     # Occupied or front-line hromadas keep their data but accept no new requests to themselves.
     accepts_requests: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Official code, e.g. UA23060070000096089; None for rows that only the YAML knows.
+    katottg: Mapped[str | None] = mapped_column(String(19))
+    # The raion and oblast as people name them, to tell namesakes apart ("Мелітопольський").
+    raion_uk: Mapped[str | None] = mapped_column(String(120))
+    raion_en: Mapped[str | None] = mapped_column(String(120))
+    oblast_uk: Mapped[str | None] = mapped_column(String(120))
+    oblast_en: Mapped[str | None] = mapped_column(String(120))
+    search_key: Mapped[str] = mapped_column(String(160), default="")
 
     settlements: Mapped[list[Settlement]] = relationship(
         back_populates="hromada", order_by="Settlement.name_uk"
@@ -33,7 +55,7 @@ class Hromada(Base):
 
 class Settlement(Base):
     __tablename__ = "settlements"
-    __table_args__ = (UniqueConstraint("hromada_id", "code"),)
+    __table_args__ = (UniqueConstraint("hromada_id", "code"), *_place_indexes("settlements"))
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     hromada_id: Mapped[int] = mapped_column(ForeignKey("hromadas.id", ondelete="CASCADE"), index=True)
@@ -41,6 +63,10 @@ class Settlement(Base):
     name_uk: Mapped[str] = mapped_column(String(120))
     name_en: Mapped[str] = mapped_column(String(120))
     starosta_district: Mapped[str | None] = mapped_column(String(120))
+    katottg: Mapped[str | None] = mapped_column(String(19))
+    # Codifier category: M city, T urban-type settlement, C village, X settlement, K special city.
+    kind: Mapped[str | None] = mapped_column(String(1))
+    search_key: Mapped[str] = mapped_column(String(160), default="")
 
     hromada: Mapped[Hromada] = relationship(back_populates="settlements")
 

@@ -1,4 +1,5 @@
-"""Read access to reference data: hromadas, settlements, the service catalogue."""
+"""Read access to reference data: hromadas, settlements, the service catalogue. Searching
+places by name is services/places.py."""
 
 from __future__ import annotations
 
@@ -18,22 +19,6 @@ class CatalogueService:
         for service in rows:
             groups.setdefault(service.group_code, []).append(service)
         return list(groups.items())
-
-    async def search_hromadas(self, query: str, limit: int = 8) -> list[Hromada]:
-        """Case-insensitive substring search in both names (Cyrillic-safe on SQLite too)."""
-        needle = query.strip().casefold()
-        if not needle:
-            return []
-        # SQLite's lower() only folds ASCII, so fold in Python over the (small) candidate set.
-        rows = (await self.session.scalars(select(Hromada).order_by(Hromada.name_uk))).all()
-        hits = [h for h in rows if needle in h.name_uk.casefold() or needle in h.name_en.casefold()]
-        hits.sort(
-            key=lambda h: (
-                not (h.name_uk.casefold().startswith(needle) or h.name_en.casefold().startswith(needle)),
-                h.name_uk,
-            )
-        )
-        return hits[:limit]
 
     async def settlements(self, hromada_id: int) -> list[Settlement]:
         rows = await self.session.scalars(

@@ -17,6 +17,7 @@ from services.catalogue import CatalogueService
 from services.clock import Clock
 from services.documents import DocumentService
 from services.mobile_office import MobileOfficeService
+from services.places import PlaceSearch
 from services.queues import QueueService
 from services.reminders import ReminderRules
 from services.users import UserService
@@ -41,6 +42,10 @@ class Services:
     @cached_property
     def catalogue(self) -> CatalogueService:
         return CatalogueService(self.session)
+
+    @cached_property
+    def places(self) -> PlaceSearch:
+        return PlaceSearch(self.session)
 
     @cached_property
     def intake(self) -> IntakeService:

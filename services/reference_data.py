@@ -4,6 +4,11 @@ A malformed file is refused whole with the line and the reason, and nothing is w
 Rows are matched by `code`; a changed file updates rows, the same file twice changes nothing.
 Routing rules and checklists are replaced by exactly what the file says; hromadas, services
 and teams missing from the file are kept (cases refer to them).
+
+Hromadas and settlements may carry their official KATOTTG code (`katottg:`); a row with that
+code already in the database (loaded from the codifier, services/places.py) is the same row.
+Teams and routing rules may name a hromada or settlement by its KATOTTG code instead of ours:
+such a code is looked up in the database when the file is applied.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from models import (
     Settlement,
     Team,
 )
+from services.places import KATOTTG_PATTERN, hromada_search_key, is_katottg, search_key
 
 ServiceGroup = Literal["social_assistance", "care", "children", "idp", "employment", "humanitarian"]
 SERVICE_GROUPS: tuple[str, ...] = get_args(ServiceGroup)
@@ -71,6 +77,7 @@ class ServiceSpec(_Strict):
 class SettlementSpec(_Strict):
     code: str = Field(pattern=CODE_PATTERN, max_length=40)
     name: Names
+    katottg: str | None = Field(default=None, pattern=KATOTTG_PATTERN.pattern)
     starosta_district: str | None = Field(default=None, max_length=120)
 
 
@@ -78,6 +85,7 @@ class HromadaSpec(_Strict):
     code: str = Field(pattern=r"^[A-Z]{2,8}$")
     name: Names
     oblast: str = Field(pattern=CODE_PATTERN, max_length=40)
+    katottg: str | None = Field(default=None, pattern=KATOTTG_PATTERN.pattern)
     accepts_requests: bool = True
     settlements: list[SettlementSpec] = Field(min_length=1)
 
@@ -147,6 +155,10 @@ class ReferenceFile(_Strict):
     def _references(self) -> ReferenceFile:
         _no_duplicates([s.code for s in self.services], "service code")
         _no_duplicates([h.code for h in self.hromadas], "hromada code")
+        _no_duplicates([h.katottg for h in self.hromadas if h.katottg], "hromada katottg")
+        _no_duplicates(
+            [s.katottg for h in self.hromadas for s in h.settlements if s.katottg], "settlement katottg"
+        )
         _no_duplicates([t.code for t in self.teams], "team code")
         _no_duplicates([s.code for s in self.application_statuses], "status code")
         _no_duplicates([a.casefold() for s in self.application_statuses for a in s.aliases], "status alias")
@@ -154,12 +166,12 @@ class ReferenceFile(_Strict):
         services = {s.code for s in self.services}
         teams = {t.code for t in self.teams}
         for team in self.teams:
-            if team.hromada and team.hromada not in hromadas:
+            if team.hromada and team.hromada not in hromadas and not is_katottg(team.hromada):
                 raise ValueError(f"team {team.code}: unknown hromada {team.hromada!r}")
         for rule in self.routing:
             if rule.team not in teams:
                 raise ValueError(f"routing rule: unknown team {rule.team!r}")
-            if rule.hromada and rule.hromada not in hromadas:
+            if rule.hromada and rule.hromada not in hromadas and not is_katottg(rule.hromada):
                 raise ValueError(f"routing rule: unknown hromada {rule.hromada!r}")
             if rule.services != "*":
                 for code in rule.services:
@@ -168,9 +180,12 @@ class ReferenceFile(_Strict):
             if rule.settlements:
                 if not rule.hromada:
                     raise ValueError("routing rule: `settlements` need `hromada`")
-                known = {s.code for s in hromadas[rule.hromada].settlements}
+                spec = hromadas.get(rule.hromada)
+                known = {s.code for s in spec.settlements} if spec else set()
                 for code in rule.settlements:
-                    if code not in known:
+                    # A KATOTTG code, or any settlement of a hromada named by KATOTTG code, is
+                    # checked against the database when the file is applied.
+                    if code not in known and not is_katottg(code) and spec is not None:
                         raise ValueError(f"routing rule: hromada {rule.hromada} has no settlement {code!r}")
         return self
 
@@ -276,7 +291,7 @@ async def _upsert(
 ) -> _Row:
     row = await session.scalar(select(model).filter_by(**where))
     if row is None:
-        row = model(**where, **values)
+        row = model(**{**where, **values})
         session.add(row)
         await session.flush()
         report.count(report.created, what)
@@ -336,31 +351,83 @@ async def apply_reference(session: AsyncSession, spec: ReferenceFile) -> LoadRep
     settlement_ids: dict[tuple[str, str], int] = {}
     oblast_of: dict[str, str] = {}
     for h in spec.hromadas:
+        hromada_where: dict[str, Any] = {"code": h.code}
+        if h.katottg:
+            # The codifier may have written this hromada already (under a generated code).
+            by_code = await session.scalar(select(Hromada.id).where(Hromada.katottg == h.katottg))
+            if by_code is not None:
+                hromada_where = {"id": by_code}
         hromada = await _upsert(
             session,
             Hromada,
-            {"code": h.code},
+            hromada_where,
             {
+                "code": h.code,
                 "name_uk": h.name.uk,
                 "name_en": h.name.en,
                 "oblast": h.oblast,
                 "accepts_requests": h.accepts_requests,
+                "katottg": h.katottg,
+                "search_key": hromada_search_key(h.name.uk, h.name.en),
             },
             report,
             "hromadas",
         )
         hromada_ids[h.code] = hromada.id
         oblast_of[h.code] = h.oblast
+        if h.katottg:
+            hromada_ids[h.katottg] = hromada.id
+            oblast_of[h.katottg] = h.oblast
         for st in h.settlements:
+            settlement_where: dict[str, Any] = {"hromada_id": hromada.id, "code": st.code}
+            if st.katottg:
+                found = await session.scalar(select(Settlement.id).where(Settlement.katottg == st.katottg))
+                if found is not None:
+                    settlement_where = {"id": found}
             settlement = await _upsert(
                 session,
                 Settlement,
-                {"hromada_id": hromada.id, "code": st.code},
-                {"name_uk": st.name.uk, "name_en": st.name.en, "starosta_district": st.starosta_district},
+                settlement_where,
+                {
+                    "hromada_id": hromada.id,
+                    "code": st.code,
+                    "name_uk": st.name.uk,
+                    "name_en": st.name.en,
+                    "starosta_district": st.starosta_district,
+                    "katottg": st.katottg,
+                    "search_key": search_key(st.name.uk),
+                },
                 report,
                 "settlements",
             )
             settlement_ids[(h.code, st.code)] = settlement.id
+            if st.katottg:
+                settlement_ids[(h.code, st.katottg)] = settlement.id
+                if h.katottg:
+                    settlement_ids[(h.katottg, st.katottg)] = settlement.id
+                    settlement_ids[(h.katottg, st.code)] = settlement.id
+
+    # Teams and rules may name hromadas (and settlements) by KATOTTG code that only the
+    # database knows (loaded from the codifier).
+    refs = {t.hromada for t in spec.teams if t.hromada} | {r.hromada for r in spec.routing if r.hromada}
+    for ref in sorted(refs - hromada_ids.keys()):
+        row = await session.scalar(select(Hromada).where(Hromada.katottg == ref))
+        if row is None:
+            raise ReferenceDataError(
+                f"no hromada with KATOTTG code {ref} (load its oblast from the codifier)"
+            )
+        hromada_ids[ref], oblast_of[ref] = row.id, row.oblast
+    for r in spec.routing:
+        for code in r.settlements or []:
+            if r.hromada and (r.hromada, code) not in settlement_ids:
+                found = await session.scalar(
+                    select(Settlement.id).where(
+                        Settlement.katottg == code, Settlement.hromada_id == hromada_ids[r.hromada]
+                    )
+                )
+                if found is None:
+                    raise ReferenceDataError(f"routing rule: hromada {r.hromada} has no settlement {code!r}")
+                settlement_ids[(r.hromada, code)] = found
 
     team_ids: dict[str, int] = {}
     for t in spec.teams:

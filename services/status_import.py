@@ -14,6 +14,8 @@ Columns are found by header, in any order, any case; extra columns are ignored. 
     status   status, статус, стан, стан заяви          (values: codes or aliases from the YAML)
     date     date, status date, дата, дата зміни статусу, дата статусу  (dd.mm.yyyy or ISO)
     hromada  hromada, громада                          (optional: code or name)
+    katottg  katottg, код КАТОТТГ, КАТОТТГ             (optional: the official code of the
+             hromada or of one of its settlements; it wins over the hromada column)
 
 Budgets (`ImportLimits`), because any active worker may send a file: before anything is parsed,
 an XLSX's ZIP directory must show a modest unpacked size, no member packed suspiciously tightly
@@ -63,6 +65,7 @@ from services.applications import (
 )
 from services.clock import Clock
 from services.phones import normalize_phone
+from services.places import is_katottg
 from services.reminders import default_zone
 from services.text import tidy
 
@@ -87,6 +90,7 @@ HEADERS: dict[str, tuple[str, ...]] = {
     "status": ("status", "статус", "стан", "стан заяви"),
     "date": ("date", "status date", "changed at", "дата", "дата зміни статусу", "дата статусу"),
     "hromada": ("hromada", "громада"),
+    "katottg": ("katottg", "katottg code", "код катоттг", "катоттг", "код за катоттг", "код громади"),
 }
 REQUIRED = ("number", "phone", "kind", "status", "date")
 
@@ -563,7 +567,13 @@ class RowValidator:
             return Rejection(line, "future_date", "date")
         hromada_id = None
         hromada_raw = _text(self._cell(cells, "hromada"))
-        if hromada_raw:
+        katottg_raw = _text(self._cell(cells, "katottg")).upper()
+        if katottg_raw:
+            # A settlement's code begins with its hromada's (oblast, raion, hromada digits).
+            hromada_id = self.hromadas.get(katottg_raw[:9]) if is_katottg(katottg_raw) else None
+            if hromada_id is None:
+                return Rejection(line, "unknown_hromada", "katottg")
+        elif hromada_raw:
             key = _HROMADA_SUFFIX.sub("", hromada_raw.casefold())
             hromada_id = self.hromadas.get(key)
             if hromada_id is None:
@@ -636,12 +646,17 @@ class StatusImporter:
         async with self.sessionmaker() as session:
             vocabulary = await StatusVocabulary.load(session)
             rows = (
-                await session.execute(select(Hromada.id, Hromada.code, Hromada.name_uk, Hromada.name_en))
+                await session.execute(
+                    select(Hromada.id, Hromada.code, Hromada.name_uk, Hromada.name_en, Hromada.katottg)
+                )
             ).all()
         hromadas: dict[str, int] = {}
-        for hid, code, name_uk, name_en in rows:
+        for hid, code, name_uk, name_en, katottg in rows:
             for key in (code, name_uk, name_en):
                 hromadas[_HROMADA_SUFFIX.sub("", key.casefold())] = hid
+            if katottg:
+                # Upper case: never equal to a casefolded name.
+                hromadas[katottg[:9]] = hid
         return vocabulary, hromadas
 
     async def import_file(

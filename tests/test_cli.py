@@ -73,3 +73,18 @@ def test_seed_is_idempotent_and_refuses_a_broken_file(tmp_path) -> None:
     third = run(["seed", "--file", str(broken)], tmp_path)
     assert third.returncode == 1
     assert "refused, nothing was changed" in third.stderr and "unknown team 'ghost'" in third.stderr
+
+
+def test_seed_from_the_codifier_with_the_yaml_twice_changes_nothing(tmp_path) -> None:
+    sample = ROOT / "data" / "sample_reference.yaml"
+    args = ["seed", "--file", str(sample), "--katottg-oblast", "UA23", "--katottg-oblast", "Полтавська"]
+    first = run(args, tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "codifier (Запорізька, Полтавська): hromadas created" in first.stdout
+    assert "hromadas created 0" not in first.stdout
+    second = run(args, tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "hromadas created 0, updated 0; settlements created 0, updated 0" in second.stdout
+    assert "created: nothing; updated: nothing; removed: nothing" in second.stdout
+    unknown = run(["seed", "--katottg-oblast", "UA99"], tmp_path)
+    assert unknown.returncode == 1 and "no oblast 'UA99'" in unknown.stderr

@@ -52,7 +52,7 @@ async def test_full_filing_story_in_ukrainian(resident: BotClient, sessionmaker)
     replies = await resident.press("Нове звернення")
     assert "Крок 1" in replies[-1].text
     replies = await resident.send("Весел")
-    assert replies[-1].buttons()[0] == "Веселівська"
+    assert replies[-1].buttons()[0] == "🏛 Веселівська громада"
     replies = await resident.click("Веселівська")
     assert "Крок 2" in replies[-1].text and "Матвіївка" in replies[-1].buttons()
     replies = await resident.click("Матвіївка")
@@ -132,7 +132,7 @@ async def test_back_at_every_step_returns_to_the_previous_one(resident: BotClien
     replies = await resident.click("Назад")  # service -> settlement
     assert "Крок 2" in replies[-1].text
     replies = await resident.click("Назад")  # settlement -> hromada (the chosen one offered first)
-    assert "Крок 1" in replies[-1].text and "📍 Веселівська" in replies[-1].buttons()
+    assert "Крок 1" in replies[-1].text and "🏛 Веселівська громада" in replies[-1].buttons()
     await resident.click("Веселівська")
     await resident.click("Веселе")
     await resident.click("Житлова субсидія")
@@ -241,7 +241,7 @@ async def test_occupied_hromada_is_refused_with_advice(resident: BotClient) -> N
     replies = await resident.click("Комиш-Зорянська")
     assert replies[0].kind == "alert" and "де ви живете зараз" in replies[0].text
     replies = await resident.send("Весел")
-    assert "Веселівська" in replies[-1].buttons()
+    assert "🏛 Веселівська громада" in replies[-1].buttons()
 
 
 async def test_double_confirm_files_one_case(resident: BotClient, sessionmaker, db) -> None:

@@ -13,8 +13,9 @@ from handlers.kit.callbacks import IntakeCb
 from handlers.resident.intake import screens
 from handlers.resident.intake.steps import TABLE, Step, current, next_step, previous
 from infra.i18n import create_i18n
-from models import Hromada
+from models import Hromada, Settlement
 from services.cases import VULNERABILITY_MARKERS
+from services.places import PlaceResults, SettlementHit
 
 FOR_ME: dict[str, object] = {"on_behalf": False}
 FOR_OTHER: dict[str, object] = {"on_behalf": True}
@@ -142,13 +143,20 @@ def test_vulnerability_screen_marks_the_chosen_and_keeps_back_and_cancel(i18n: I
 
 
 def test_search_screen_escapes_what_was_typed_and_offers_hits(i18n: I18n) -> None:
-    text, markup = screens.hromada_hits("<b>x</b>", [], "uk")
+    text, markup = screens.place_hits("<b>x</b>", PlaceResults([], []), "uk")
     assert "&lt;b&gt;x&lt;/b&gt;" in text and "<b>x" not in text
     assert [cb.action for cb in _callbacks(markup)] == ["cancel"]  # no Back at the first step
-    hromada = Hromada(id=7, code="VES", name_uk="Веселівська", name_en="Vesele", oblast="zp")
-    text, markup = screens.hromada_hits("Весел", [hromada], "en")
-    assert [b.text for b in markup.inline_keyboard[0]] == ["Vesele"]
-    assert _callbacks(markup)[0] == IntakeCb(action="h", value="7")
+    hromada = Hromada(id=7, code="VES", name_uk="Веселівська", name_en="Veselivska", oblast="zp")
+    hromada.raion_uk, hromada.raion_en = "Мелітопольський", "Melitopolskyi"
+    village = Settlement(id=9, code="x", name_uk="Веселе", name_en="Vesele", kind="X", hromada=hromada)
+    text, markup = screens.place_hits(
+        "Весел", PlaceResults([SettlementHit(village, "prefix")], [hromada]), "uk"
+    )
+    assert [b.text for row in markup.inline_keyboard[:2] for b in row] == [
+        "🏛 Веселівська громада",
+        "📍 с-ще Веселе — Веселівська громада, Мелітопольський р-н",
+    ]
+    assert _callbacks(markup)[:2] == [IntakeCb(action="h", value="7"), IntakeCb(action="ps", value="9")]
 
 
 def test_summary_escapes_typed_values(i18n: I18n) -> None:

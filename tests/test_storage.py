@@ -145,7 +145,7 @@ async def test_a_form_step_reads_the_user_and_the_state_in_one_statement(db, res
     await resident.press("Нове звернення")
     with _Statements(db) as sql:
         replies = await resident.send("Весел")
-    assert replies[-1].buttons()[0] == "Веселівська"  # the step itself worked
+    assert replies[-1].buttons()[0] == "🏛 Веселівська громада"  # the step itself worked
     # The only read of fsm_records is the user row's join; the step wrote nothing to it.
     assert len(sql.seen) == 1 and sql.seen[0].startswith("SELECT users.id")
     assert "LEFT OUTER JOIN fsm_records" in sql.seen[0]

@@ -47,7 +47,13 @@ class FormFlow:
         if step == Step.hromada:
             resident = await services.users.consented_resident(self.user)
             suggested = await services.intake.suggested_hromadas(resident, data.get("hromada_id"))
-            return screens.hromada_step(suggested, locale)
+            settlement_id = data.get("settlement_id")
+            chosen = (
+                await services.places.settlement_with_hromada(int(settlement_id))
+                if data.get("by_settlement") and settlement_id
+                else None
+            )
+            return screens.hromada_step(suggested, locale, chosen)
         if step == Step.settlement:
             hromada = await services.catalogue.hromada(data["hromada_id"])
             settlements = await services.catalogue.settlements(data["hromada_id"])

@@ -1,4 +1,5 @@
-"""The new-request form's handlers: hromada → settlement → service → vulnerability →
+"""The new-request form's handlers: place (a town or village, or a hromada) → settlement (only
+after a hromada) → service → vulnerability →
 description → files → on whose behalf → phone → summary → confirm.
 
 Everything the resident entered lives in the FSM data (JSON, kept in the database), so a draft
@@ -61,7 +62,8 @@ from services.text import clean_file_name, clean_mime_type, tidy
 
 log = logging.getLogger(__name__)
 
-HROMADA_MATCHES = 8
+SETTLEMENT_MATCHES = 8
+HROMADA_MATCHES = 4
 
 
 def idempotency_key(user: User, draft_id: str) -> str:
@@ -129,8 +131,10 @@ async def hromada_search(message: Message, flow: FormFlow) -> None:
     if not screens.SEARCH_MIN <= len(query) <= screens.SEARCH_MAX:
         text, markup = screens.hromada_query_bad()
     else:
-        hits = await flow.services.catalogue.search_hromadas(query, limit=HROMADA_MATCHES)
-        text, markup = screens.hromada_hits(query, hits, flow.locale)
+        found = await flow.services.places.search(
+            query, settlements=SETTLEMENT_MATCHES, hromadas=HROMADA_MATCHES
+        )
+        text, markup = screens.place_hits(query, found, flow.locale)
     await message.answer(text, reply_markup=markup)
 
 
@@ -141,10 +145,25 @@ async def pick_hromada(
     if not value.isdigit():
         raise StaleAction()
     hromada = await flow.services.intake.accepting_hromada(int(value), flow.locale)
-    updates: dict[str, Any] = {"hromada_id": hromada.id}
-    if (await state.get_data()).get("hromada_id") != hromada.id:
+    updates: dict[str, Any] = {"hromada_id": hromada.id, "by_settlement": False}
+    data = await state.get_data()
+    if data.get("hromada_id") != hromada.id or data.get("by_settlement"):
         updates["settlement_id"] = None
     await flow.advance(Step.hromada, updates)
+
+
+async def pick_place(query: CallbackQuery, callback_data: IntakeCb, flow: FormFlow) -> None:
+    """A settlement from the search: its hromada follows, the settlement step is skipped."""
+    value = callback_data.value
+    settlement = await flow.services.places.settlement_with_hromada(int(value)) if value.isdigit() else None
+    if settlement is None:
+        raise StaleAction()
+    hromada = await flow.services.intake.accepting_hromada(settlement.hromada_id, flow.locale)
+    await flow.show(
+        Step.service,
+        updates={"hromada_id": hromada.id, "settlement_id": settlement.id, "by_settlement": True},
+        prefix=screens.place_chosen(settlement, flow.locale),
+    )
 
 
 async def pick_settlement(
@@ -374,6 +393,7 @@ def create_router() -> Router:
     cb.register(cancel_withdrawn, Action(IntakeCb, "cancel_no"), in_form)
     cb.register(on_back, Action(IntakeCb, "back"), in_form)
     cb.register(pick_hromada, Action(IntakeCb, "h"), StepIn(Step.hromada))
+    cb.register(pick_place, Action(IntakeCb, "ps"), StepIn(Step.hromada))
     cb.register(pick_settlement, Action(IntakeCb, "st"), StepIn(Step.settlement))
     cb.register(pick_service, Action(IntakeCb, "sv"), StepIn(Step.service))
     cb.register(toggle_marker, Action(IntakeCb, "vul"), StepIn(Step.vulnerability))

@@ -21,6 +21,7 @@ from handlers.kit.callbacks import IntakeCb
 from handlers.kit.render import escape_clipped, routing_reason
 from models import Case, Hromada, Service, Settlement, Team
 from services.cases import DESCRIPTION_MAX, DESCRIPTION_MIN, MAX_ATTACHMENTS, VULNERABILITY_MARKERS
+from services.places import PlaceResults
 from services.text import has_words
 
 Screen = tuple[str, InlineKeyboardMarkup | ReplyKeyboardMarkup]
@@ -72,11 +73,18 @@ def cancel_question() -> InlineScreen:
 
 
 # -- the steps ---------------------------------------------------------------------------------
-def hromada_step(suggested: Sequence[Hromada], locale: str) -> InlineScreen:
-    """Step 1: type a part of the name; the draft's or the last request's hromada is one tap."""
+def hromada_step(
+    suggested: Sequence[Hromada], locale: str, settlement: Settlement | None = None
+) -> InlineScreen:
+    """Step 1: type a town, village or hromada; the draft's settlement (if chosen by search) and
+    the draft's or the last request's hromada are one tap."""
     builder = InlineKeyboardBuilder()
+    if settlement is not None:
+        label = place_label(settlement, locale)
+        builder.row(_button_text(f"📍 {label}", IntakeCb(action="ps", value=str(settlement.id))))
     for hromada in suggested:
-        builder.row(_button_text(f"📍 {hromada.name(locale)}", IntakeCb(action="h", value=str(hromada.id))))
+        label = _("intake.place.hromada") % {"hromada": hromada.name(locale)}
+        builder.row(_button_text(f"🏛 {label}", IntakeCb(action="h", value=str(hromada.id))))
     _nav(builder, back=False)
     return _("intake.ask_hromada") % {"min": SEARCH_MIN}, builder.as_markup()
 
@@ -85,14 +93,44 @@ def hromada_query_bad() -> InlineScreen:
     return _only_nav(_("intake.hromada_query_bad") % {"min": SEARCH_MIN, "max": SEARCH_MAX}, back=False)
 
 
-def hromada_hits(query: str, hits: Sequence[Hromada], locale: str) -> InlineScreen:
+def place_label(settlement: Settlement, locale: str, *, with_oblast: bool = False) -> str:
+    """ "с. Миколаївка — Берестівська громада, Бердянський р-н": the hromada and raion (and the
+    oblast when results span several) tell namesakes apart."""
+    hromada = settlement.hromada
+    parts = [_("intake.place.hromada") % {"hromada": hromada.name(locale)}]
+    raion = hromada.raion_en if locale == "en" else hromada.raion_uk
+    if raion:
+        parts.append(_("intake.place.raion") % {"raion": raion})
+    oblast = hromada.oblast_en if locale == "en" else hromada.oblast_uk
+    if with_oblast and oblast:
+        parts.append(_("intake.place.oblast") % {"oblast": oblast})
+    kind = _("intake.place.kind." + settlement.kind) if settlement.kind else ""
+    return f"{kind}{settlement.name(locale)} — {', '.join(parts)}"
+
+
+def place_hits(query: str, found: PlaceResults, locale: str) -> InlineScreen:
+    """Hromadas first (🏛, then the settlement step), then settlements (📍, the hromada follows)."""
     builder = InlineKeyboardBuilder()
-    for hromada in hits:
-        builder.row(_button_text(hromada.name(locale), IntakeCb(action="h", value=str(hromada.id))))
+    for hromada in found.hromadas:
+        label = _("intake.place.hromada") % {"hromada": hromada.name(locale)}
+        builder.row(_button_text(f"🏛 {label}", IntakeCb(action="h", value=str(hromada.id))))
+    with_oblast = found.several_oblasts
+    for hit in found.settlements:
+        label = place_label(hit.settlement, locale, with_oblast=with_oblast)
+        builder.row(_button_text(f"📍 {label}", IntakeCb(action="ps", value=str(hit.settlement.id))))
     _nav(builder, back=False)
-    if hits:
-        return _("intake.hromada_found"), builder.as_markup()
-    return _("intake.hromada_not_found") % {"query": html.escape(query)}, builder.as_markup()
+    if not found.hromadas and not found.settlements:
+        return _("intake.place_not_found") % {"query": html.escape(query)}, builder.as_markup()
+    text = _("intake.place_found")
+    if found.more:
+        text += "\n" + _("intake.place_more")
+    return text, builder.as_markup()
+
+
+def place_chosen(settlement: Settlement, locale: str) -> str:
+    return _("intake.place_chosen") % {
+        "place": html.escape(place_label(settlement, locale, with_oblast=True))
+    }
 
 
 def settlement_step(hromada: Hromada | None, settlements: Sequence[Settlement], locale: str) -> InlineScreen:

@@ -61,15 +61,21 @@ BUTTON_STEPS = frozenset({Step.settlement, Step.service, Step.vulnerability, Ste
 
 
 def next_step(step: Step, data: Mapping[str, Any]) -> Step | None:
+    if step == Step.hromada and data.get("by_settlement") and data.get("settlement_id"):
+        return Step.service
     if step == Step.on_behalf and data.get("on_behalf"):
         return Step.on_behalf_name
     return TABLE[step][0]
 
 
 def previous(step: str, data: Mapping[str, Any]) -> Step | None:
-    """The step Back leads to; None at the first step (and for a step no longer known)."""
+    """The step Back leads to; None at the first step (and for a step no longer known). A
+    settlement chosen in the first step's search skipped the settlement step: Back from the
+    service goes back to the search."""
     if step not in _VALUES:
         return None
+    if step == Step.service and data.get("by_settlement"):
+        return Step.hromada
     if step == Step.contact and data.get("on_behalf"):
         return Step.on_behalf_relation
     return TABLE[Step(step)][1]

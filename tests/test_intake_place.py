@@ -1,0 +1,103 @@
+"""The form's first step by village name, through the real dispatcher: the resident types the
+village as they know it, picks it among namesakes (each shown with its hromada and raion), and
+the hromada follows; Back from the service returns to the search; a hromada chosen instead keeps
+the settlement step."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from bot.offline import BotClient
+from models import Case, Hromada, Settlement
+from services.places import load_codifier, read_codifier
+
+DESCRIPTION = "Потрібна допомога з оформленням субсидії на зиму."
+
+
+@pytest.fixture(scope="module")
+def zaporizka():
+    return read_codifier(["UA23"])
+
+
+@pytest.fixture
+async def codifier(sessionmaker, reference, zaporizka) -> None:
+    async with sessionmaker.begin() as s:
+        await load_codifier(s, zaporizka)
+
+
+async def test_filing_by_village_name_among_namesakes(resident: BotClient, sessionmaker, codifier) -> None:
+    replies = await resident.press("Нове звернення")
+    assert "Крок 1" in replies[-1].text and "села" in replies[-1].text
+    replies = await resident.send("с. миколаiвка")  # a prefix, lower case, a Latin "i"
+    buttons = replies[-1].buttons()
+    ours = "📍 с. Миколаївка — Берестівська громада, Бердянський р-н"
+    assert any(b.startswith(ours) for b in buttons)  # with its oblast: the YAML's Donetsk one is there too
+    namesakes = [b for b in buttons if b.startswith("📍 с. Миколаївка — ")]
+    assert len(namesakes) >= 3 and len(set(namesakes)) == len(namesakes)  # told apart
+    assert "📍 — населений пункт" in replies[-1].text
+
+    replies = await resident.click(ours)
+    assert "Крок 3" in replies[-1].text and "Миколаївка" in replies[-1].text and "обрано" in replies[-1].text
+    # Back from the service goes back to the search, not to a settlement list.
+    replies = await resident.click("Назад")
+    assert "Крок 1" in replies[-1].text
+    assert replies[-1].buttons()[:2] == [ours, "🏛 Берестівська громада"]
+    replies = await resident.send("Миколаївка Берестівська")
+    assert [b for b in replies[-1].buttons() if b.startswith("📍")] == [ours]
+    await resident.click(ours)
+    await resident.click("Житлова субсидія")
+    await resident.click("Далі")
+    await resident.send(DESCRIPTION)
+    await resident.click("Без файлів")
+    await resident.click("Для себе")
+    await resident.share_contact("380501234567")
+    replies = await resident.click("Надіслати звернення")
+    assert any("прийнято" in r.text.casefold() or "№" in r.text for r in replies)
+
+    async with sessionmaker() as s:
+        case = await s.scalar(select(Case))
+        assert case is not None
+        settlement = await s.get(Settlement, case.settlement_id)
+        hromada = await s.get(Hromada, case.hromada_id)
+    assert settlement is not None and settlement.katottg == "UA23020070060099471"
+    assert hromada is not None and hromada.code == "BRS"
+
+
+async def test_typed_with_a_typo_and_another_apostrophe(resident: BotClient, codifier) -> None:
+    await resident.press("Нове звернення")
+    replies = await resident.send("Новокамянка")  # Новокам’янка, Комиш-Зорянська громада
+    assert any(b.startswith("📍 с. Новокам’янка — Комиш-Зорянська громада") for b in replies[-1].buttons())
+    replies = await resident.send("Берестовее")
+    assert any(b.startswith("📍 с. Берестове — Берестівська громада") for b in replies[-1].buttons())
+
+
+async def test_an_occupied_hromada_is_refused_when_its_village_is_chosen(
+    resident: BotClient, codifier
+) -> None:
+    await resident.press("Нове звернення")
+    await resident.send("Комиш-Зоря")
+    replies = await resident.click("📍 с-ще Комиш-Зоря")
+    assert replies[0].kind == "alert" and "де ви живете зараз" in replies[0].text
+
+
+async def test_a_hromada_chosen_in_the_search_keeps_the_settlement_step(
+    resident: BotClient, codifier
+) -> None:
+    await resident.press("Нове звернення")
+    replies = await resident.send("Берестівська")
+    assert replies[-1].buttons()[0] == "🏛 Берестівська громада"
+    replies = await resident.click("🏛 Берестівська громада")
+    assert "Крок 2" in replies[-1].text and "Миколаївка" in replies[-1].buttons()
+    replies = await resident.click("Миколаївка")
+    assert "Крок 3" in replies[-1].text
+    replies = await resident.click("Назад")
+    assert "Крок 2" in replies[-1].text
+
+
+async def test_a_forged_settlement_button_is_refused(resident: BotClient, codifier) -> None:
+    from handlers.kit.callbacks import IntakeCb
+
+    await resident.press("Нове звернення")
+    replies = await resident.click_data(IntakeCb(action="ps", value="999999").pack())
+    assert replies[0].kind == "alert"
