@@ -67,7 +67,8 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from handlers.kit.notices import NoticeRenderer, render_notice
+from handlers.kit.notices import NoticeRenderer, notice_media, render_notice
+from handlers.kit.render import capped
 from infra import ratelimit
 from infra.ratelimit import RateLimiter, slot_taken
 from infra.settings import Settings
@@ -75,6 +76,7 @@ from infra.telegram_session import MalformedAnswer
 from models import OutboxMessage, User
 from models.outbox import CANCELLED, FAILED, PENDING, SENDING, SENT
 from services.clock import Clock
+from services.conversation import record_extra_messages
 from services.privacy import drop_reason
 from services.reminders import ReminderRules
 
@@ -84,6 +86,7 @@ BACKOFF_BASE = 5.0
 BACKOFF_MAX = 600.0
 RETRY_AFTER_MAX = 3600.0
 UNREACHABLE = "recipient unreachable (blocked the bot or deactivated)"
+CAPTION_MAX = 1024  # Telegram's limit for a file's caption
 OUTCOME_UNKNOWN = "outcome unknown: the sending instance stopped during the API call"
 
 
@@ -95,6 +98,8 @@ class _Job:
     text: str
     markup: InlineKeyboardMarkup | None
     slot: float
+    media: tuple[str, str] | None = None  # (type, file id): sent as that file, `text` its caption
+    case_id: int | None = None
 
 
 def default_instance_id() -> str:
@@ -144,7 +149,8 @@ class OutboxDeliverer:
         self.max_attempts = delivery.max_attempts
         self.rules = rules or ReminderRules.from_settings(settings)
         self.renderer = renderer
-        self._sent: list[tuple[int, datetime, int | None]] = []  # sent, mark not yet committed
+        # sent, mark not yet committed: (row, when, user, Telegram message id(s) it became)
+        self._sent: list[tuple[int, datetime, int | None, list[int]]] = []
 
     # -- public ---------------------------------------------------------------------------------
     async def deliver_due(self, limit: int | None = None) -> int:
@@ -264,8 +270,22 @@ class OutboxDeliverer:
                         "outbox %s (%s): cannot render: %s", message.id, message.kind, type(exc).__name__
                     )
                     continue
+                media = notice_media(message.payload or {})
+                if media is not None:
+                    text = capped(text, self.i18n.gettext("common.cut", locale=language or "uk"), CAPTION_MAX)
                 slot = self.limiter.reserve(message.chat_id)
-                jobs.append(_Job(message.id, message.chat_id, message.user_id, text, markup, slot))
+                jobs.append(
+                    _Job(
+                        message.id,
+                        message.chat_id,
+                        message.user_id,
+                        text,
+                        markup,
+                        slot,
+                        media,
+                        message.case_id,
+                    )
+                )
         return jobs
 
     @staticmethod
@@ -323,7 +343,7 @@ class OutboxDeliverer:
         try:
             if not self._on_bot:  # otherwise the bot's RateLimitMiddleware settles, closest to the wire
                 await self.limiter.settle(job.chat_id)
-            await self.bot.send_message(job.chat_id, job.text, reply_markup=job.markup)
+            message_ids = await self._call(job)
         except TelegramRetryAfter as exc:
             wait = min(float(exc.retry_after), RETRY_AFTER_MAX)
             self.limiter.pause(wait)
@@ -352,8 +372,29 @@ class OutboxDeliverer:
             return False
         finally:
             slot_taken.reset(token)
-        self._sent.append((job.id, self.clock.now(), job.user_id))
+        self._sent.append((job.id, self.clock.now(), job.user_id, message_ids))
         return True
+
+    async def _call(self, job: _Job) -> list[int]:
+        """The API call(s) of one row; the message ids it became (the first is the row's)."""
+        bot, chat, text, markup = self.bot, job.chat_id, job.text, job.markup
+        if job.media is None:
+            return [(await bot.send_message(chat, text, reply_markup=markup)).message_id]
+        kind, file_id = job.media
+        if kind == "photo":
+            sent = await bot.send_photo(chat, file_id, caption=text, reply_markup=markup)
+        elif kind == "voice":
+            sent = await bot.send_voice(chat, file_id, caption=text, reply_markup=markup)
+        elif kind == "video_note":
+            # A video note carries no caption: the text goes right after it, as a reply to it.
+            sent = await bot.send_video_note(chat, file_id)
+            note = await bot.send_message(
+                chat, text, reply_markup=markup, reply_to_message_id=sent.message_id
+            )
+            return [sent.message_id, note.message_id]
+        else:
+            sent = await bot.send_document(chat, file_id, caption=text, reply_markup=markup)
+        return [sent.message_id]
 
     @staticmethod
     def _backoff(attempts: int) -> float:
@@ -366,11 +407,19 @@ class OutboxDeliverer:
         await session.execute(
             update(OutboxMessage),
             [
-                {"id": oid, "state": SENT, "sent_at": at, "claimed_by": None, "claimed_until": None}
-                for oid, at, _ in done
+                {
+                    "id": oid,
+                    "state": SENT,
+                    "sent_at": at,
+                    "claimed_by": None,
+                    "claimed_until": None,
+                    "message_id": ids[0] if ids else None,
+                }
+                for oid, at, _, ids in done
             ],
         )
-        user_ids = sorted({uid for _, _, uid in done if uid is not None})
+        await record_extra_messages(session, [(oid, ids[1:]) for oid, _, _, ids in done if len(ids) > 1])
+        user_ids = sorted({uid for _, _, uid, _ in done if uid is not None})
         if user_ids:
             await session.execute(
                 update(User)
