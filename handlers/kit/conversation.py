@@ -6,6 +6,7 @@ from aiogram.types import Message
 
 from models.conversation import DOCUMENT, PHOTO, TEXT, VIDEO_NOTE, VOICE
 from services.conversation import Incoming
+from services.text import tidy
 
 
 def replied_bot_message(message: Message) -> int | None:
@@ -21,7 +22,8 @@ def incoming_from(message: Message) -> Incoming | None:
     location, a contact, a poll...), which gets a kind answer instead."""
     reply_to = replied_bot_message(message)
     if message.text is not None:
-        return Incoming(TEXT, text=message.text, reply_to=reply_to)
+        # Only invisible characters: nothing to pass on (answered as not understood).
+        return Incoming(TEXT, text=message.text, reply_to=reply_to) if tidy(message.text) else None
     caption = message.caption
     if message.photo:
         photo = message.photo[-1]
