@@ -291,9 +291,7 @@ async def test_worker_answers_by_telegram_reply_under_the_team_name(
     await deliverer.deliver_due()
     relayed = next(r for r in worker.read() if "Коли буде рішення?" in r.text)
 
-    assert "в чергу" in only_message(
-        await worker.send("Рішення буде в четвер", reply_to=relayed.message_id)
-    )
+    assert "в чергу" in only_message(await worker.send("Рішення буде в четвер", reply_to=relayed.message_id))
     assert "в чергу" in only_message(await worker.send_photo("Зразок заяви", reply_to=relayed.message_id))
     resident.read()
     await deliverer.deliver_due()
