@@ -425,3 +425,61 @@ async def _has_worker(sessionmaker) -> bool:
 async def _inbound_count(sessionmaker) -> int:
     async with sessionmaker() as session:
         return int(await session.scalar(select(func.count()).select_from(InboundMessage)) or 0)
+
+
+# -- the routing decision itself, without Telegram ------------------------------------------------
+async def test_routing_rules_directly(sessionmaker, reference) -> None:
+    from services.conversation import (
+        BY_DOCUMENTS,
+        BY_LATEST,
+        BY_REPLY,
+        CHOOSE,
+        OFFER_NEW,
+        ONLY,
+        ROUTED,
+        Conversation,
+        Incoming,
+    )
+    from services.privacy import PrivacyService
+    from tests.factories import add_resident
+
+    owner = await add_resident(sessionmaker, 7401)
+    await add_worker(sessionmaker, WORKER_TG, "ves-csp")
+
+    async def route(incoming: Incoming, chat_id: int = 7401) -> tuple[str, str, int | None]:
+        async with sessionmaker.begin() as session:
+            user = await session.scalar(select(User).where(User.telegram_id == 7401))
+            routed = await Conversation(session, Clock()).receive(user, chat_id, incoming)
+            return routed.outcome, routed.how, routed.case.id if routed.case else None
+
+    text = Incoming("text", "Добрий день")
+    assert (await route(text))[0] == OFFER_NEW
+    first = await make_case(sessionmaker, owner, status="in_progress")
+    assert await route(text) == (ROUTED, ONLY, first)
+    second = await make_case(sessionmaker, owner, status="new")
+    assert (await route(text))[0] == CHOOSE
+    await worker_writes(sessionmaker, first, "Є питання")
+    assert await route(text) == (ROUTED, BY_LATEST, first)
+    await request_documents(sessionmaker, second)
+    assert await route(text) == (ROUTED, BY_DOCUMENTS, second)
+    # A reply to the (delivered) message of the first case wins over the guess.
+    async with sessionmaker.begin() as session:
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.case_id == first, OutboxMessage.kind == "case_message_to_resident")
+            .values(message_id=555)
+        )
+    assert await route(Incoming("text", "Так", reply_to=555)) == (ROUTED, BY_REPLY, first)
+    # The same message id in another chat is another message.
+    assert await route(Incoming("text", "Так", reply_to=555), chat_id=1) == (ROUTED, BY_DOCUMENTS, second)
+    # A closed case is never chosen, even by a reply.
+    async with sessionmaker.begin() as session:
+        await session.execute(update(Case).where(Case.id == first).values(status="resolved"))
+    assert await route(Incoming("text", "Так", reply_to=555)) == (ROUTED, ONLY, second)
+
+    # Erasing the person removes what they sent outside forms, wherever it went.
+    async with sessionmaker.begin() as session:
+        user = await session.scalar(select(User).where(User.telegram_id == 7401))
+        await PrivacyService(session).erase_person(user)
+    async with sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(InboundMessage)) == 0

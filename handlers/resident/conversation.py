@@ -141,8 +141,6 @@ async def file_new(
     }
     if seed.description and description_problem(seed.description) is None:
         draft["description"] = seed.description
-    if isinstance(query.message, Message):
-        await query.message.edit_reply_markup(reply_markup=None)
     flow = FormFlow(query, state, services, user, i18n)
     await flow.show(Step.hromada, updates=draft, fresh=True, prefix=_("conv.new_request_intro"))
 
