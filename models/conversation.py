@@ -22,6 +22,7 @@ PENDING_CHOICE = "pending"  # waits for the resident to pick one of their open c
 RELAYED = "relayed"  # went to `case_id`
 OFFERED = "offered"  # no open case: kept for a new request the resident was offered
 USED = "used"  # taken into a new request's draft
+DECLINED = "declined"  # the resident said no to a new request (kept, not used)
 
 # InboundMessage.kind
 TEXT = "text"

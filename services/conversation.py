@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,6 +33,7 @@ from sqlalchemy.orm import joinedload
 from models import Case, CaseMessage, DocumentRequest, OutboxMessage, Resident, User, Worker
 from models.cases import CLOSED_STATUSES
 from models.conversation import (
+    DECLINED,
     FILE_KINDS,
     KINDS,
     OFFERED,
@@ -63,8 +65,10 @@ GUESSES = frozenset({BY_DOCUMENTS, BY_LATEST})
 
 # A choice lists at most this many open cases (the newest).
 MAX_CHOICES = 8
-# Messages kept for a new request: the newest few, the rest is not lost (stays offered).
+# Messages kept for a new request: the newest few sent within the window before the tap
+# (older ones stay offered, unused).
 MAX_OFFERED = 10
+OFFER_WINDOW = timedelta(hours=2)
 
 # Outbox kinds whose message, answered by a worker's Telegram reply, speaks to the resident.
 RESIDENT_RELAY_KINDS = ("case_message_to_worker", "case_attachment_to_worker")
@@ -201,7 +205,13 @@ class Conversation:
         item = await self._own_item(user, item_id)
         if item.state != OFFERED:
             raise StaleAction()
-        items = (await self._items(user, OFFERED))[-MAX_OFFERED:]
+        # The words of this conversation, not a remark left weeks ago.
+        since = item.created_at - OFFER_WINDOW
+        items = [
+            each
+            for each in await self._items(user, OFFERED)
+            if each.id <= item.id and each.created_at >= since
+        ][-MAX_OFFERED:]
         now = self.clock.now()
         for each in items:
             each.state = USED
@@ -209,6 +219,12 @@ class Conversation:
         texts = [each.text for each in items if each.text]
         files = [each for each in items if each.kind in FILE_KINDS and each.file_id]
         return NewRequestSeed("\n".join(texts), files)
+
+    async def decline_new_request(self, user: User, item_id: int) -> None:
+        """ "No, thanks": the messages offered for a new request are not offered again."""
+        await self._own_item(user, item_id)
+        for each in await self._items(user, OFFERED):
+            each.state = DECLINED
 
     async def remember(self, chat_id: int, message_id: int, case_id: int) -> None:
         """A bot message a handler sent about a case: a Telegram reply to it goes to the case."""
@@ -221,8 +237,9 @@ class Conversation:
         self, chat_id: int, message_id: int, kinds: Sequence[str] | None = None
     ) -> int | None:
         """The case of the bot message `message_id` in `chat_id` (an outbox row it was sent
-        as, or a remembered handler message); None if it was about no case. With `kinds`, only
-        outbox rows of those kinds count."""
+        as, or a remembered message); None if it was about no case. With `kinds`, only outbox
+        rows of those kinds count (remembered messages always do: in a worker's chat those are
+        the texts that follow a relayed video note)."""
         query = select(OutboxMessage.case_id).where(
             OutboxMessage.chat_id == chat_id,
             OutboxMessage.message_id == message_id,
@@ -231,7 +248,7 @@ class Conversation:
         if kinds is not None:
             query = query.where(OutboxMessage.kind.in_(list(kinds)))
         case_id: int | None = await self.session.scalar(query.order_by(OutboxMessage.id.desc()).limit(1))
-        if case_id is not None or kinds is not None:
+        if case_id is not None:
             return case_id
         linked: int | None = await self.session.scalar(
             select(CaseChatLink.case_id)

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, func, select, update
 
 from bot.offline import BotClient
+from handlers.kit.callbacks import ConvCb
 from models import (
     Attachment,
     Case,
@@ -255,6 +256,23 @@ async def test_no_open_case_offers_a_new_request_with_the_words_kept(
     assert "Зараз в описі" in replies[-1].text and "✅ Залишити цей текст" in replies[-1].buttons()
     replies = await resident.click("Залишити цей текст")
     assert (await resident.dp.storage.get_data(key))["step"] == "attachments"
+
+
+async def test_a_declined_offer_is_not_offered_again(resident: BotClient, sessionmaker) -> None:
+    await resident.send("Дякую за допомогу минулого разу")
+    replies = await resident.click("Ні, не треба")
+    assert "не подаємо" in replies[-1].text
+    await resident.send("Тепер потрібна допомога з дровами на зиму")
+    await resident.click("Так, подати звернення")
+    key = StorageKey(bot_id=resident.bot.id, chat_id=resident.chat.id, user_id=resident.user.id)
+    data = await resident.dp.storage.get_data(key)
+    assert data["description"] == "Тепер потрібна допомога з дровами на зиму"
+    # The offer's button works once: the words are in the draft, not offered twice.
+    async with sessionmaker() as session:
+        used = await session.scalar(select(InboundMessage.id).where(InboundMessage.state == "used"))
+    assert used is not None
+    replies = await resident.click_data(ConvCb(action="new", item_id=used).pack())
+    assert replies[0].kind == "alert"
 
 
 async def test_voice_and_video_note_are_relayed_as_they_are(

@@ -145,7 +145,8 @@ async def file_new(
     await flow.show(Step.hromada, updates=draft, fresh=True, prefix=_("conv.new_request_intro"))
 
 
-async def no_new(query: CallbackQuery, callback_data: ConvCb) -> None:
+async def no_new(query: CallbackQuery, callback_data: ConvCb, services: Services, user: User) -> None:
+    await services.conversation.decline_new_request(user, callback_data.item_id)
     await edit_or_send(query, _("conv.new_declined"), None)
 
 
