@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, func, select, update
 
 from bot.offline import BotClient
-from handlers.kit.callbacks import ConvCb
+from handlers.kit.callbacks import CaseCb, ConvCb
 from models import (
     Attachment,
     Case,
@@ -296,6 +296,11 @@ async def test_voice_and_video_note_are_relayed_as_they_are(
     texts = [m for m in calls if isinstance(m, SendMessage) and number in m.text]
     assert texts and texts[-1].reply_to_message_id is not None
     assert await files_on(sessionmaker, case_id) == ["voice", "video_note"]
+    # The case card's "Files" sends them again as they are.
+    before = len(tg.calls)
+    await worker.click_data(CaseCb(action="files", case_id=case_id).pack())
+    again = [c.method for c in tg.calls[before:]]
+    assert [type(m) for m in again if isinstance(m, SendVoice | SendVideoNote)] == [SendVoice, SendVideoNote]
 
 
 # -- deliverable 2 ---------------------------------------------------------------------------------
