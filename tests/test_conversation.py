@@ -506,3 +506,17 @@ async def test_routing_rules_directly(sessionmaker, reference) -> None:
         await PrivacyService(session).erase_person(user)
     async with sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(InboundMessage)) == 0
+
+
+async def test_a_team_group_chat_is_not_a_resident_talking(resident: BotClient, sessionmaker) -> None:
+    from datetime import UTC, datetime
+
+    from aiogram.types import Chat, Message
+
+    group = Chat(id=-100777, type="group", title="Team")
+    message = Message(
+        message_id=1, date=datetime.now(UTC), chat=group, from_user=resident.user, text="Привіт"
+    )
+    await resident.send_message(message)
+    async with sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(InboundMessage)) == 0

@@ -21,7 +21,7 @@ from aiogram.utils.i18n import gettext as _
 
 from handlers.kit.callbacks import ConvCb
 from handlers.kit.conversation import incoming_from
-from handlers.kit.filters import Action, NotMenuButton, prune_callbacks
+from handlers.kit.filters import Action, NotMenuButton, PrivateChat, prune_callbacks
 from handlers.kit.keyboards import consent_keyboard
 from handlers.kit.messages import edit_or_send
 from handlers.resident import conversation_screens as screens
@@ -166,5 +166,6 @@ def create_router() -> Router:
     cb.register(stale, ConvCb.filter())
     messages = router.message
     messages.register(reply_answer, StateFilter(ReplyForm.answer), NotMenuButton())
-    messages.register(talk, StateFilter(None), NotMenuButton(), NotActiveWorker())
+    # A team's group chat is not a resident talking to the bot.
+    messages.register(talk, StateFilter(None), PrivateChat(), NotMenuButton(), NotActiveWorker())
     return router
