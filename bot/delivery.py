@@ -84,7 +84,8 @@ from sqlalchemy import Table, and_, bindparam, case, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from handlers.kit.notices import NoticeRenderer, render_notice
+from handlers.kit.notices import NoticeRenderer, notice_media, render_notice
+from handlers.kit.render import capped
 from infra import ratelimit
 from infra.ratelimit import BULK, BaseRateLimiter, Busy, RateLimiter, send_lane, slot_taken
 from infra.settings import Settings
@@ -92,11 +93,13 @@ from infra.telegram_session import MalformedAnswer
 from models import OutboxMessage, User
 from models.outbox import CANCELLED, FAILED, PENDING, SENDING, SENT
 from services.clock import Clock
+from services.conversation import record_extra_messages
 from services.privacy import drop_reason
 from services.reminders import ReminderRules
 
 log = logging.getLogger(__name__)
 
+CAPTION_MAX = 1024  # Telegram's limit for a file's caption
 BACKOFF_BASE = 5.0
 BACKOFF_MAX = 600.0
 RETRY_AFTER_MAX = 3600.0
@@ -112,6 +115,8 @@ class _Job:
     text: str
     markup: InlineKeyboardMarkup | None
     order: float  # when it could go at the earliest (seconds from now): sending order
+    media: tuple[str, str] | None = None  # (type, file id): sent as that file, `text` its caption
+    case_id: int | None = None
 
 
 def default_instance_id() -> str:
@@ -165,7 +170,8 @@ class OutboxDeliverer:
         self.renderer = renderer
         # Sent, mark not yet committed: row id -> (sent at, user id); `_flushing`: the ids some
         # transaction is carrying right now (others leave them to it unless it fails).
-        self._sent: dict[int, tuple[datetime, int | None]] = {}
+        # The Telegram message id(s) each row became are kept with it (replies find their case).
+        self._sent: dict[int, tuple[datetime, int | None, list[int]]] = {}
         self._flushing: set[int] = set()
 
     # -- public ---------------------------------------------------------------------------------
@@ -292,8 +298,22 @@ class OutboxDeliverer:
                         "outbox %s (%s): cannot render: %s", message.id, message.kind, type(exc).__name__
                     )
                     continue
+                media = notice_media(message.payload or {})
+                if media is not None:
+                    text = capped(text, self.i18n.gettext("common.cut", locale=language or "uk"), CAPTION_MAX)
                 in_batch[message.chat_id] = earlier + 1
-                jobs.append(_Job(message.id, message.chat_id, message.user_id, text, markup, wait))
+                jobs.append(
+                    _Job(
+                        message.id,
+                        message.chat_id,
+                        message.user_id,
+                        text,
+                        markup,
+                        wait,
+                        media,
+                        message.case_id,
+                    )
+                )
         return jobs
 
     @staticmethod
@@ -349,7 +369,7 @@ class OutboxDeliverer:
         try:
             if not self._on_bot:  # otherwise the bot's RateLimitMiddleware settles, closest to the wire
                 await self.limiter.settle(job.chat_id)
-            await self.bot.send_message(job.chat_id, job.text, reply_markup=job.markup)
+            message_ids = await self._call(job)
         except TelegramRetryAfter as exc:
             wait = min(float(exc.retry_after), RETRY_AFTER_MAX)
             self.limiter.pause(wait)
@@ -379,8 +399,29 @@ class OutboxDeliverer:
         finally:
             send_lane.reset(lane)
             slot_taken.reset(token)
-        self._sent[job.id] = (self.clock.now(), job.user_id)
+        self._sent[job.id] = (self.clock.now(), job.user_id, message_ids)
         return True
+
+    async def _call(self, job: _Job) -> list[int]:
+        """The API call(s) of one row; the message ids it became (the first is the row's)."""
+        bot, chat, text, markup = self.bot, job.chat_id, job.text, job.markup
+        if job.media is None:
+            return [(await bot.send_message(chat, text, reply_markup=markup)).message_id]
+        kind, file_id = job.media
+        if kind == "photo":
+            sent = await bot.send_photo(chat, file_id, caption=text, reply_markup=markup)
+        elif kind == "voice":
+            sent = await bot.send_voice(chat, file_id, caption=text, reply_markup=markup)
+        elif kind == "video_note":
+            # A video note carries no caption: the text goes right after it, as a reply to it.
+            sent = await bot.send_video_note(chat, file_id)
+            note = await bot.send_message(
+                chat, text, reply_markup=markup, reply_to_message_id=sent.message_id
+            )
+            return [sent.message_id, note.message_id]
+        else:
+            sent = await bot.send_document(chat, file_id, caption=text, reply_markup=markup)
+        return [sent.message_id]
 
     @staticmethod
     def _backoff(attempts: int) -> float:
@@ -427,9 +468,16 @@ class OutboxDeliverer:
                 claimed_by=None,
                 claimed_until=None,
                 last_error=case((rows.c.state == FAILED, None), else_=rows.c.last_error),
+                message_id=bindparam("message_id"),
             ),
-            [{"oid": oid, "at": self._sent[oid][0]} for oid in ids],
+            [
+                {"oid": oid, "at": self._sent[oid][0], "message_id": next(iter(self._sent[oid][2]), None)}
+                for oid in ids
+            ],
         )
+        extra = [(oid, self._sent[oid][2][1:]) for oid in ids if len(self._sent[oid][2]) > 1]
+        if extra:
+            await record_extra_messages(session, extra)
         user_ids = sorted({uid for oid in ids if (uid := self._sent[oid][1]) is not None})
         if user_ids:
             await session.execute(

@@ -27,6 +27,8 @@ from aiogram.methods import (
     SendDocument,
     SendMessage,
     SendPhoto,
+    SendVideoNote,
+    SendVoice,
     TelegramMethod,
 )
 from aiogram.methods.base import TelegramType
@@ -36,6 +38,7 @@ from aiogram.types import (
     Contact,
     Document,
     InlineKeyboardMarkup,
+    Location,
     Message,
     PhotoSize,
     ReplyKeyboardMarkup,
@@ -43,12 +46,13 @@ from aiogram.types import (
     Sticker,
     Update,
     User,
+    VideoNote,
     Voice,
 )
 
 from infra.telegram_session import KeepResponseTypesMixin
 
-_MESSAGE_METHODS = (SendMessage, SendPhoto, SendDocument)
+_MESSAGE_METHODS = (SendMessage, SendPhoto, SendDocument, SendVoice, SendVideoNote)
 _EDIT_METHODS = (EditMessageText, EditMessageReplyMarkup, EditMessageCaption)
 
 
@@ -266,13 +270,26 @@ class BotClient:
         self._message_ids = itertools.count(1)
 
     # -- sending ---------------------------------------------------------------------------
-    def _message(self, **fields: Any) -> Message:
+    def _message(self, *, reply_to: int | None = None, **fields: Any) -> Message:
+        """A message from this user; `reply_to` makes it a Telegram reply to that bot message."""
+        if reply_to is not None:
+            fields["reply_to_message"] = self._bot_message(reply_to)
         return Message(
             message_id=next(self._message_ids),
             date=datetime.now(UTC),
             chat=self.chat,
             from_user=self.user,
             **fields,
+        )
+
+    def _bot_message(self, message_id: int) -> Message:
+        known = self.messages.get(message_id)
+        return Message(
+            message_id=message_id,
+            date=datetime.now(UTC),
+            chat=self.chat,
+            from_user=User(id=self.session.bot_user_id, is_bot=True, first_name="Hromada"),
+            text=known.text if known else "",
         )
 
     async def _feed(self, update: Update) -> list[Reply]:
@@ -282,8 +299,9 @@ class BotClient:
     async def send_message(self, message: Message) -> list[Reply]:
         return await self._feed(Update(update_id=next(_update_ids), message=message))
 
-    async def send(self, text: str) -> list[Reply]:
-        return await self.send_message(self._message(text=text))
+    async def send(self, text: str, *, reply_to: int | None = None) -> list[Reply]:
+        """Type `text`; with `reply_to`, as a Telegram reply (swipe to reply) to that bot message."""
+        return await self.send_message(self._message(text=text, reply_to=reply_to))
 
     async def press(self, button_text: str) -> list[Reply]:
         """Press a button of the current reply keyboard (it sends its text)."""
@@ -329,19 +347,24 @@ class BotClient:
         )
         return await self.send_message(self._message(contact=contact))
 
-    async def send_photo(self, caption: str | None = None) -> list[Reply]:
+    async def send_photo(self, caption: str | None = None, *, reply_to: int | None = None) -> list[Reply]:
         n = next(_file_ids)
         photo = [PhotoSize(file_id=f"photo-{n}", file_unique_id=f"uph-{n}", width=800, height=600)]
-        return await self.send_message(self._message(photo=photo, caption=caption))
+        return await self.send_message(self._message(photo=photo, caption=caption, reply_to=reply_to))
 
     async def send_document(
-        self, file_name: str = "scan.pdf", mime_type: str = "application/pdf", caption: str | None = None
+        self,
+        file_name: str = "scan.pdf",
+        mime_type: str = "application/pdf",
+        caption: str | None = None,
+        *,
+        reply_to: int | None = None,
     ) -> list[Reply]:
         n = next(_file_ids)
         document = Document(
             file_id=f"doc-{n}", file_unique_id=f"udoc-{n}", file_name=file_name, mime_type=mime_type
         )
-        return await self.send_message(self._message(document=document, caption=caption))
+        return await self.send_message(self._message(document=document, caption=caption, reply_to=reply_to))
 
     async def send_sticker(self) -> list[Reply]:
         n = next(_file_ids)
@@ -356,10 +379,19 @@ class BotClient:
         )
         return await self.send_message(self._message(sticker=sticker))
 
-    async def send_voice(self) -> list[Reply]:
+    async def send_voice(self, *, reply_to: int | None = None) -> list[Reply]:
         n = next(_file_ids)
+        voice = Voice(file_id=f"v-{n}", file_unique_id=f"uv-{n}", duration=3, mime_type="audio/ogg")
+        return await self.send_message(self._message(voice=voice, reply_to=reply_to))
+
+    async def send_video_note(self, *, reply_to: int | None = None) -> list[Reply]:
+        n = next(_file_ids)
+        note = VideoNote(file_id=f"vn-{n}", file_unique_id=f"uvn-{n}", length=240, duration=5)
+        return await self.send_message(self._message(video_note=note, reply_to=reply_to))
+
+    async def send_location(self, latitude: float = 47.1, longitude: float = 35.4) -> list[Reply]:
         return await self.send_message(
-            self._message(voice=Voice(file_id=f"v-{n}", file_unique_id=f"uv-{n}", duration=3))
+            self._message(location=Location(latitude=latitude, longitude=longitude))
         )
 
     # -- reading ---------------------------------------------------------------------------

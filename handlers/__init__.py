@@ -20,6 +20,9 @@ def build_root_router() -> Router:
         coordinator.create_router(),
         idp.create_router(),
         resident.create_router(),
+        # After every form (a step always wins), before the fallback: a resident's message
+        # outside any form goes to one of their cases.
+        resident.conversation_router(),
         # Last: anything nobody else took (stickers, voice, unknown commands, stale buttons).
         fallback.create_router(),
     )

@@ -61,6 +61,8 @@ from aiogram.methods import (
     SendMediaGroup,
     SendMessage,
     SendPhoto,
+    SendVideoNote,
+    SendVoice,
     TelegramMethod,
 )
 from aiogram.methods.base import Response, TelegramType
@@ -68,7 +70,16 @@ from aiogram.methods.base import Response, TelegramType
 log = logging.getLogger(__name__)
 
 # Message-creating methods count against Telegram's per-chat and global message limits.
-LIMITED_METHODS = (SendMessage, SendPhoto, SendDocument, SendMediaGroup, CopyMessage, ForwardMessage)
+LIMITED_METHODS = (
+    SendMessage,
+    SendPhoto,
+    SendDocument,
+    SendVoice,
+    SendVideoNote,
+    SendMediaGroup,
+    CopyMessage,
+    ForwardMessage,
+)
 # Receiving updates is not sending: a flood pause must not stop the bot from hearing people.
 UNPAUSED_METHODS = (GetUpdates,)
 MAX_PAUSE = 3600.0

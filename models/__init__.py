@@ -11,6 +11,7 @@ from models.applications import (
 from models.audit import AuditEntry
 from models.base import Base, utcnow
 from models.cases import Attachment, Case, CaseCounter, CaseEvent, CaseMessage, DocumentRequest
+from models.conversation import CaseChatLink, InboundMessage
 from models.fsm import FsmRecord
 from models.outbox import OutboxMessage
 from models.people import Invite, Resident, TeamMember, User, Worker
@@ -27,6 +28,7 @@ __all__ = [
     "AuditEntry",
     "Base",
     "Case",
+    "CaseChatLink",
     "CaseCounter",
     "CaseEvent",
     "CaseMessage",
@@ -34,6 +36,7 @@ __all__ = [
     "DocumentRequirement",
     "FsmRecord",
     "Hromada",
+    "InboundMessage",
     "Invite",
     "LookupAttempt",
     "MobileOfficeBooking",

@@ -24,7 +24,10 @@ CANCELLED = "cancelled"
 
 class OutboxMessage(Base):
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "state", "due_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "state", "due_at"),
+        Index("ix_outbox_chat_message", "chat_id", "message_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     kind: Mapped[str] = mapped_column(String(40))  # visit_day_before, documents_due, status_push, ...
@@ -40,6 +43,8 @@ class OutboxMessage(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The Telegram message it became: a reply to that message is about this row's case.
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
     last_error: Mapped[str | None] = mapped_column(Text)
     # What the message is about; a reminder whose reason is gone is not sent.
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)

@@ -54,6 +54,8 @@ from services.text import clean, clean_file_id, clean_file_name, clean_mime_type
 
 MAX_TEXT = 2000
 MAX_REASON = 500
+# What a case keeps as files (Telegram file ids; the bytes stay on Telegram).
+ATTACHMENT_KINDS = ("photo", "document", "voice", "video_note")
 
 
 class CaseError(DomainError):
@@ -264,11 +266,50 @@ class CaseActions:
         file_unique_id: str,
         file_name: str | None = None,
         mime_type: str | None = None,
+        caption: str | None = None,
     ) -> Attachment:
+        """A file from the resident on their open case; the workers get the file itself (a
+        photo as a photo, a voice message as voice) with its caption. The same file twice is
+        kept once and announced once."""
         case = await self.resident_case(user, case_id)
         if case.status in CLOSED_STATUSES:
             raise InvalidTransition("closed")
-        if kind not in ("photo", "document"):
+        attachment, new = await self._store_file(
+            case, user.id, kind, file_id, file_unique_id, file_name, mime_type
+        )
+        if not new:
+            return attachment
+        caption = clip(caption, MAX_TEXT, multiline=True)
+        if caption:
+            self.session.add(
+                CaseMessage(
+                    case_id=case.id,
+                    at=self.clock.now(),
+                    from_resident=True,
+                    author_user_id=user.id,
+                    text=caption,
+                )
+            )
+        await self._notify_workers(
+            case,
+            "case_attachment_to_worker",
+            {"file": _file_payload(attachment), "caption": _shorten(caption, 900) if caption else None},
+            dedupe=f"case_att:{attachment.id}",
+        )
+        return attachment
+
+    async def _store_file(
+        self,
+        case: Case,
+        uploader_user_id: int,
+        kind: str,
+        file_id: str,
+        file_unique_id: str,
+        file_name: str | None,
+        mime_type: str | None,
+    ) -> tuple[Attachment, bool]:
+        """The case's attachment for this file, and whether it is new."""
+        if kind not in ATTACHMENT_KINDS:
             raise CaseError("bad_attachment")
         file_id, file_unique_id = clean_file_id(file_id, 255), clean_file_id(file_unique_id, 64)
         if not file_id or not file_unique_id:
@@ -279,7 +320,7 @@ class CaseActions:
             )
         )
         if existing is not None:  # the same file sent twice: keep one
-            return existing
+            return existing, False
         attachment = Attachment(
             case_id=case.id,
             kind=kind,
@@ -287,13 +328,12 @@ class CaseActions:
             file_unique_id=file_unique_id,
             file_name=clean_file_name(file_name),
             mime_type=clean_mime_type(mime_type),
-            uploaded_by_user_id=user.id,
+            uploaded_by_user_id=uploader_user_id,
             at=self.clock.now(),
         )
         self.session.add(attachment)
         await self.session.flush()
-        await self._notify_workers(case, "case_attachment_to_worker", {}, dedupe=f"case_att:{attachment.id}")
-        return attachment
+        return attachment, True
 
     async def cancel_by_resident(self, user: User, case_id: int, reason: str) -> Case:
         resident = await self._resident_of(user)
@@ -425,6 +465,7 @@ class CaseActions:
                 user=user,
                 kind="case_message_to_resident",
                 payload={
+                    "case_id": case.id,
                     "number": case.number,
                     # The team speaks, never the worker's own account.
                     "team": team.name(language) if team else "",
@@ -435,6 +476,61 @@ class CaseActions:
                 dedupe_key=f"case_msg:{message.id}",
             )
         return message
+
+    async def relay_file_to_resident(
+        self,
+        case_id: int,
+        worker: Worker,
+        *,
+        kind: str,
+        file_id: str,
+        file_unique_id: str,
+        file_name: str | None = None,
+        mime_type: str | None = None,
+        caption: str | None = None,
+    ) -> Attachment:
+        """A file from the worker to the resident, under the team's name like a text message;
+        kept on the case as an attachment (its caption as a message)."""
+        case, access = await self._for_worker(worker, case_id)
+        if not access.member and not worker.is_admin:
+            raise AccessDenied("not_team_member")
+        if case.status in CLOSED_STATUSES:
+            raise InvalidTransition("closed")
+        attachment, _ = await self._store_file(
+            case, worker.user_id, kind, file_id, file_unique_id, file_name, mime_type
+        )
+        caption = clip(caption, MAX_TEXT, multiline=True)
+        message_id = None
+        if caption:
+            message = CaseMessage(
+                case_id=case.id,
+                at=self.clock.now(),
+                from_resident=False,
+                author_user_id=worker.user_id,
+                text=caption,
+            )
+            self.session.add(message)
+            await self.session.flush()
+            message_id = message.id
+        user, language = await self._resident_user(case)
+        if user is not None:
+            team = await self.session.get(Team, case.team_id)
+            await enqueue(
+                self.session,
+                user=user,
+                kind="case_file_to_resident",
+                payload={
+                    "case_id": case.id,
+                    "number": case.number,
+                    "team": team.name(language) if team else "",
+                    "file": _file_payload(attachment),
+                    "caption": _shorten(caption, 900) if caption else None,
+                },
+                case_id=case.id,
+                due_at=self.clock.now(),
+                dedupe_key=f"case_wfile:{attachment.id}:{message_id or 0}",
+            )
+        return attachment
 
     async def transfer(self, case_id: int, worker: Worker, to_team_id: int, note: str) -> Case:
         case, _ = await self._for_worker(worker, case_id)
@@ -659,6 +755,11 @@ def _clean(text: str | None, limit: int, *, code: str = "empty_text") -> str:
     if not value:
         raise CaseError(code)
     return value
+
+
+def _file_payload(attachment: Attachment) -> dict[str, Any]:
+    """How a notice carries a file: its kind and Telegram file id (sent again by id)."""
+    return {"type": attachment.kind, "file_id": attachment.file_id}
 
 
 def _shorten(text: str, limit: int) -> str:

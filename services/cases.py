@@ -30,7 +30,7 @@ from models import (
 )
 from models.cases import CLOSED_STATUSES, NEW
 from services import outbox
-from services.case_actions import CaseActions, InvalidTransition, NotFound
+from services.case_actions import ATTACHMENT_KINDS, CaseActions, InvalidTransition, NotFound
 from services.clock import Clock
 from services.errors import DomainError, StaleAction
 from services.phones import contact_phone
@@ -80,7 +80,7 @@ def verified_phone(resident: Resident | None) -> str | None:
 
 @dataclass
 class AttachmentDraft:
-    kind: str  # photo | document
+    kind: str  # photo | document | voice | video_note
     file_id: str
     file_unique_id: str
     file_name: str | None = None
@@ -246,7 +246,7 @@ class IntakeService:
             self.session.add(
                 Attachment(
                     case_id=case.id,
-                    kind=item.kind if item.kind in ("photo", "document") else "document",
+                    kind=item.kind if item.kind in ATTACHMENT_KINDS else "document",
                     file_id=clean_file_id(item.file_id, 255),
                     file_unique_id=unique_id,
                     file_name=clean_file_name(item.file_name),

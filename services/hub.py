@@ -15,6 +15,7 @@ from services.case_actions import CaseActions
 from services.cases import IntakeService, ResidentCases
 from services.catalogue import CatalogueService
 from services.clock import Clock
+from services.conversation import Conversation
 from services.documents import DocumentService
 from services.mobile_office import MobileOfficeService
 from services.places import PlaceSearch
@@ -58,6 +59,10 @@ class Services:
     @cached_property
     def case_actions(self) -> CaseActions:
         return CaseActions(self.session, self.clock)
+
+    @cached_property
+    def conversation(self) -> Conversation:
+        return Conversation(self.session, self.clock)
 
     @cached_property
     def queues(self) -> QueueService:

@@ -45,6 +45,7 @@ from models import (
     CaseMessage,
     DocumentRequest,
     FsmRecord,
+    InboundMessage,
     MobileOfficeBooking,
     MobileOfficeSubscription,
     OutboxMessage,
@@ -173,6 +174,8 @@ class PrivacyService:
         await self.session.execute(
             delete(MobileOfficeSubscription).where(MobileOfficeSubscription.user_id == user.id)
         )
+        # Messages kept for a choice of case or for a new request.
+        await self.session.execute(delete(InboundMessage).where(InboundMessage.user_id == user.id))
         # SQL storage keys are "bot:chat:user[:thread]:destiny"; Redis keys are cleared by the hook.
         await self.session.execute(delete(FsmRecord).where(FsmRecord.key.like(f"%:{user.telegram_id}:%")))
         if clear_drafts is not None:
@@ -214,6 +217,8 @@ class PrivacyService:
             update(CaseMessage).where(CaseMessage.case_id.in_(ids)).values(text=ERASED)
         )
         await self.session.execute(delete(Attachment).where(Attachment.case_id.in_(ids)))
+        # What the resident sent outside a form, kept until it was routed to these cases.
+        await self.session.execute(delete(InboundMessage).where(InboundMessage.case_id.in_(ids)))
         await self.session.execute(
             update(Visit)
             .where(Visit.case_id.in_(ids))

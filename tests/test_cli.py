@@ -53,7 +53,7 @@ def test_console_greets_in_ukrainian_and_switches_language(tmp_path) -> None:
     assert "Згода на обробку персональних даних" in out
     assert "Language set to English." in out
     assert "I connect you with your hromada's social services." in out
-    assert "I can read only text, photos and documents." in out
+    assert "I cannot pass messages like this" in out  # the sticker
     assert (tmp_path / "hromada.db").exists()
     assert "Traceback" not in result.stderr
 

@@ -55,8 +55,9 @@ async def test_stickers_voice_and_unknown_commands_get_polite_answers(make_clien
     client = make_client()
     await client.send("/start")
     await client.click("Українська")
-    assert "не читаю" in (await client.send_sticker())[0].text
-    assert "не читаю" in (await client.send_voice())[0].text
+    assert "не можу передати" in (await client.send_sticker())[0].text
+    # A voice message is understood now; before consent nothing is kept, consent is asked for.
+    assert "потрібна ваша згода" in (await client.send_voice())[0].text
     assert "Такої команди немає" in (await client.send("/nonsense"))[0].text
 
 

@@ -52,6 +52,16 @@ class MyCaseCb(CallbackData, prefix="my"):
     page: Page = 0
 
 
+class ConvCb(CallbackData, prefix="cv"):
+    """A message outside a form: reply (on a team's message: answer in `case_id`) | to (send
+    kept message `item_id` to `case_id`) | other (choose another case for it) | new (file a
+    new request with it) | nonew. Ownership of the message and the case re-checked."""
+
+    action: Word
+    case_id: Id = 0
+    item_id: Id = 0
+
+
 # --- worker and coordinator case handling
 
 

@@ -86,6 +86,13 @@ class HasFile(Filter):
         return bool(message.photo or message.document)
 
 
+class PrivateChat(Filter):
+    """A message in a private chat with the bot (not a team's group chat)."""
+
+    async def __call__(self, message: Message) -> bool:
+        return message.chat.type == "private"
+
+
 class HasContact(Filter):
     async def __call__(self, message: Message) -> bool:
         return message.contact is not None
@@ -166,6 +173,7 @@ __all__ = [
     "NotMenuButton",
     "NotMenuText",
     "PlainText",
+    "PrivateChat",
     "is_menu_text",
     "prune_callbacks",
 ]

@@ -23,7 +23,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import I18n
 
-from handlers.kit.callbacks import AppCb, CaseCb, VisitAnswerCb, VisitWorkerCb
+from handlers.kit.callbacks import AppCb, CaseCb, ConvCb, VisitAnswerCb, VisitWorkerCb
 from handlers.kit.render import capped
 from models.cases import RESOLVED
 from services.outbox import PAYLOAD_VERSION, VERSION_KEY
@@ -126,6 +126,18 @@ def case_message_to_worker(p: Payload, locale: str, i18n: I18n) -> Parts:
     return {"number": _e(p["number"]), "text": _e(p["text"])}, _case_open(p)
 
 
+def _caption(p: Payload) -> str:
+    """A file's caption under the notice's first line (rows queued without one: nothing)."""
+    caption = p.get("caption")
+    return f"\n\n{html.escape(caption)}" if caption else ""
+
+
+def case_attachment_to_worker(p: Payload, locale: str, i18n: I18n) -> Parts:
+    """A file from the resident: sent as the file itself (see `notice_media`), this text its
+    caption; the worker answers it with a Telegram reply."""
+    return {"number": _e(p["number"]), "caption": _caption(p)}, _case_open(p)
+
+
 def case_cancelled_to_worker(p: Payload, locale: str, i18n: I18n) -> Parts:
     return {"number": _e(p["number"]), "reason": html.escape(p["reason"] or "")}, _case_open(p)
 
@@ -155,6 +167,25 @@ def case_to_resident(p: Payload, locale: str, i18n: I18n) -> Parts:
     if "text" in p:
         values["text"] = _e(p["text"])
     return values, []
+
+
+def _reply_button(p: Payload) -> Buttons:
+    # Rows queued before messages carried their case id have no button (a Telegram reply works).
+    if "case_id" not in p:
+        return []
+    return [[("conv.btn.reply", ConvCb(action="reply", case_id=int(p["case_id"])))]]
+
+
+def case_message_to_resident(p: Payload, locale: str, i18n: I18n) -> Parts:
+    """The team's message, with "↩️ Reply" (the resident's answer goes to this case)."""
+    values, _ = case_to_resident(p, locale, i18n)
+    return values, _reply_button(p)
+
+
+def case_file_to_resident(p: Payload, locale: str, i18n: I18n) -> Parts:
+    """A file from the team (sent as the file, this text its caption), with "↩️ Reply"."""
+    values = {"number": _e(p["number"]), "team": html.escape(p["team"] or ""), "caption": _caption(p)}
+    return values, _reply_button(p)
 
 
 # -- visits ----------------------------------------------------------------------------------------
@@ -277,12 +308,13 @@ NOTICES: dict[str, Callable[[Payload, str, I18n], Parts]] = {
     "case_new": case_new,
     "case_new_group": case_new_group,
     "case_assigned": case_to_worker,
-    "case_attachment_to_worker": case_to_worker,
+    "case_attachment_to_worker": case_attachment_to_worker,
     "case_message_to_worker": case_message_to_worker,
     "case_cancelled_to_worker": case_cancelled_to_worker,
     "case_transferred_to_team": case_transferred_to_team,
     "case_status_changed": case_status_changed,
-    "case_message_to_resident": case_to_resident,
+    "case_message_to_resident": case_message_to_resident,
+    "case_file_to_resident": case_file_to_resident,
     "case_transferred": case_to_resident,
     "visit_new": visit_invitation,
     "visit_changed": visit_invitation,
@@ -305,10 +337,27 @@ NOTICES: dict[str, Callable[[Payload, str, I18n], Parts]] = {
 }
 
 
+# Files a notice may carry, sent again by their Telegram file id.
+MEDIA_TYPES = frozenset({"photo", "document", "voice", "video_note"})
+
+
+def notice_media(payload: Payload) -> tuple[str, str] | None:
+    """(type, file id) of the file an outbox row sends instead of a plain text, if any. A
+    payload scrubbed by an erasure (no file left) is sent as text."""
+    file = payload.get("file")
+    if not isinstance(file, Mapping):
+        return None
+    kind, file_id = file.get("type"), file.get("file_id")
+    if kind not in MEDIA_TYPES or not isinstance(file_id, str) or not file_id:
+        return None
+    return str(kind), file_id
+
+
 def _legacy(kind: str, payload: Payload, locale: str, i18n: I18n) -> tuple[str, InlineKeyboardMarkup | None]:
     """A row in the earlier shape: fields already escaped and translated, buttons spelled out."""
     values = dict(payload)
     buttons = values.pop("buttons", None)
+    values.setdefault("caption", "")  # texts that gained a caption since
     text = i18n.gettext(f"outbox.{kind}", locale=locale)
     if values:
         text = text % values

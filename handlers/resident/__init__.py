@@ -18,3 +18,10 @@ def create_router() -> Router:
         mobile_office.create_router(),
     )
     return router
+
+
+def conversation_router() -> Router:
+    """Messages outside any form; registered by the root router after every audience's forms."""
+    from handlers.resident import conversation
+
+    return conversation.create_router()

@@ -63,7 +63,7 @@ class FormFlow:
         if step == Step.vulnerability:
             return screens.vulnerability_step(data.get("vulnerability") or [])
         if step == Step.description:
-            return screens.description_step()
+            return screens.description_step(data.get("description"))
         if step == Step.attachments:
             return screens.attachments_step(len(data.get("attachments") or []))
         if step == Step.on_behalf:

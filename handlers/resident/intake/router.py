@@ -212,6 +212,17 @@ async def description_text(message: Message, flow: FormFlow) -> None:
     await flow.advance(Step.description, {"description": text})
 
 
+async def description_kept(query: CallbackQuery, state: FSMContext, flow: FormFlow) -> None:
+    """ "Keep this text": the description already in the draft, checked again."""
+    text = str((await state.get_data()).get("description") or "")
+    problem = screens.description_problem(text)
+    if problem is not None:
+        if isinstance(query.message, Message):
+            await query.message.answer(problem)
+        return
+    await flow.advance(Step.description)
+
+
 async def text_expected(message: Message) -> None:
     await message.answer(_("intake.text_expected"))
 
@@ -399,6 +410,7 @@ def create_router() -> Router:
     cb.register(toggle_marker, Action(IntakeCb, "vul"), StepIn(Step.vulnerability))
     cb.register(markers_done, Action(IntakeCb, "vdone"), StepIn(Step.vulnerability))
     cb.register(attachments_done, Action(IntakeCb, "adone"), StepIn(Step.attachments))
+    cb.register(description_kept, Action(IntakeCb, "dkeep"), StepIn(Step.description))
     cb.register(pick_on_behalf, Action(IntakeCb, "beh"), StepIn(Step.on_behalf))
     cb.register(stale_intake_button, IntakeCb.filter())
 

@@ -169,8 +169,17 @@ def vulnerability_step(chosen: Sequence[str]) -> InlineScreen:
     return _("intake.ask_vulnerability"), builder.as_markup()
 
 
-def description_step() -> InlineScreen:
-    return _only_nav(_("intake.ask_description") % {"min": DESCRIPTION_MIN, "max": DESCRIPTION_MAX})
+def description_step(current: str | None = None) -> InlineScreen:
+    """Ask for the description; one already in the draft (typed before going back, or the words
+    a person sent before starting the form) is shown and kept with one tap."""
+    text = _("intake.ask_description") % {"min": DESCRIPTION_MIN, "max": DESCRIPTION_MAX}
+    if not current:
+        return _only_nav(text)
+    builder = InlineKeyboardBuilder()
+    builder.row(_button("intake.btn.keep_description", IntakeCb(action="dkeep")))
+    _nav(builder)
+    shown = html.escape(current if len(current) <= 600 else current[:599] + "…")
+    return f"{text}\n\n" + _("intake.current_description") % {"text": shown}, builder.as_markup()
 
 
 def attachments_step(count: int) -> InlineScreen:

@@ -1,7 +1,16 @@
 """The case card and its actions: router (handlers), screens (pure rendering), card (loading
 and sending the card), steps (typed texts)."""
 
-from handlers.worker.cases.router import create_router
+from aiogram import Router
+
+from handlers.worker.cases import replies, router
 from handlers.worker.cases.steps import CaseForm
+
+
+def create_router() -> Router:
+    root = router.create_router()
+    root.include_router(replies.create_router())
+    return root
+
 
 __all__ = ["CaseForm", "create_router"]

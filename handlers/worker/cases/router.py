@@ -140,6 +140,10 @@ async def files(
     for item in attachments:
         if item.kind == "photo":
             await bot.send_photo(chat_id, item.file_id, caption=case.number)
+        elif item.kind == "voice":
+            await bot.send_voice(chat_id, item.file_id, caption=case.number)
+        elif item.kind == "video_note":  # carries no caption
+            await bot.send_video_note(chat_id, item.file_id)
         else:
             await bot.send_document(chat_id, item.file_id, caption=case.number)
 
