@@ -16,7 +16,7 @@ from aiogram.fsm.middleware import FSMContextMiddleware
 from aiogram.fsm.storage.base import BaseEventIsolation, StorageKey
 from aiogram.types import CallbackQuery, TelegramObject
 from aiogram.types import User as TgUser
-from aiogram.utils.callback_answer import CallbackAnswerMiddleware
+from aiogram.utils.callback_answer import CallbackAnswer, CallbackAnswerMiddleware
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -175,7 +175,11 @@ class AnswerPressOnce(CallbackAnswerMiddleware):
     aiogram's own middleware answers in a `finally`, also when the handler raised: the error
     router then could not show its alert (Telegram refuses a second answer to one press), and a
     handler that passed the press on (SkipHandler) would have it answered twice. Here a raising
-    handler leaves the answer to the error router, and a skipping one to the next handler."""
+    handler leaves the answer to the error router, and a skipping one to the next handler.
+
+    The spinner never waits for the send budget: when the handler's reply would wait for a send
+    slot (another message to the same chat within the second, a 429 pause), the press is answered
+    first with what the handler set so far, then the reply waits."""
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         if not isinstance(event, CallbackQuery):
@@ -183,13 +187,31 @@ class AnswerPressOnce(CallbackAnswerMiddleware):
         answer = data["callback_answer"] = self.construct_callback_answer(
             properties=get_flag(data, "callback_answer")
         )
-        result = await handler(event, data)
-        if not answer.disabled and not answer.answered:
-            try:
-                await self.answer(event, answer)
-            except TelegramBadRequest as exc:
-                # The press was handled; only its answer came too late ("query is too old",
-                # e.g. a press delivered again after an outage, already answered with the
-                # apology). Failing here would roll the handled update back.
-                log.info("press answer refused: %s", type(exc).__name__)
+        release = release_before_wait.get()
+        started = False
+
+        async def answer_then_release() -> None:
+            nonlocal started
+            if not started and not answer.disabled and not answer.answered:
+                started = True  # the answer's own call may wait out a pause and come back here
+                await self._answer(event, answer)
+            if release is not None:
+                await release()
+
+        hook = release_before_wait.set(answer_then_release)
+        try:
+            result = await handler(event, data)
+        finally:
+            release_before_wait.reset(hook)
+        if not started and not answer.disabled and not answer.answered:
+            await self._answer(event, answer)
         return result
+
+    async def _answer(self, event: CallbackQuery, answer: CallbackAnswer) -> None:
+        try:
+            await self.answer(event, answer)
+        except TelegramBadRequest as exc:
+            # The press was handled; only its answer came too late ("query is too old",
+            # e.g. a press delivered again after an outage, already answered with the
+            # apology). Failing here would roll the handled update back.
+            log.info("press answer refused: %s", type(exc).__name__)

@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 
 from aiogram import Bot, Router
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import ExceptionTypeFilter
-from aiogram.types import ErrorEvent
+from aiogram.types import ErrorEvent, Message
 from aiogram.types import User as TgUser
 from aiogram.types.update import UpdateTypeLookupError
 from aiogram.utils.i18n import I18n
@@ -45,8 +46,16 @@ def _kind(event: ErrorEvent) -> str:
 async def _tell(event: ErrorEvent, text: str) -> None:
     update = event.update
     try:
-        if update.callback_query is not None:
-            await update.callback_query.answer(text, show_alert=True)
+        query = update.callback_query
+        if query is not None:
+            try:
+                await query.answer(text, show_alert=True)
+            except TelegramBadRequest:
+                # The press was already answered (its reply had to wait for a send slot, so the
+                # spinner was stopped first): the explanation goes into the chat instead.
+                if not isinstance(query.message, Message):
+                    raise
+                await query.message.answer(text)
         elif update.message is not None:
             await update.message.answer(text)
     except Exception as exc:  # the answer itself failed (blocked, network): nothing more to do

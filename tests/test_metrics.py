@@ -41,7 +41,8 @@ from models import OutboxMessage, utcnow
 from tests.factories import add_worker
 from tests.processes import clean_env, free_port, hromada_bot_command
 from tests.test_webhook_smoke import TOKEN as SMOKE_TOKEN
-from tests.test_webhook_smoke import FakeBotApi, start_update
+from tests.test_webhook_smoke import sent, start_update
+from tools.telegram_standin import TelegramStandIn
 
 SECRET = secrets.token_urlsafe(32)
 HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -431,17 +432,12 @@ async def test_a_refusal_by_the_rules_counts_as_handled(
 
 
 @pytest.fixture
-async def bot_api() -> AsyncIterator[tuple[FakeBotApi, str]]:
-    """The smoke test's Bot API stand-in over real HTTP: records calls, answers like Telegram."""
-    api = FakeBotApi()
-    server = web.Application()
-    server.router.add_post("/bot{token}/{method}", api.handle)
-    runner = web.AppRunner(server)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield api, f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+async def bot_api() -> AsyncIterator[tuple[TelegramStandIn, str]]:
+    """The Bot API stand-in over real HTTP: records calls, answers like Telegram."""
+    api = TelegramStandIn(token=SMOKE_TOKEN)
+    base = await api.start()
+    yield api, base
+    await api.stop()
 
 
 async def test_the_webhook_process_serves_metrics_readiness_and_json_logs(bot_api, db_url: str, db) -> None:
@@ -477,14 +473,18 @@ async def test_the_webhook_process_serves_metrics_readiness_and_json_logs(bot_ap
                 assert response.status == 200
 
             async def replied() -> bool:
-                return bool(api.sent("sendMessage"))
+                return bool(sent(api, "sendMessage"))
 
             await until(replied)
 
             async def counted() -> bool:
                 async with http.get(f"{base}/metrics") as response:
                     body = await response.text()
-                return value(body, "hromada_telegram_requests_total", method="sendMessage", result="ok") == 1
+                sends = value(body, "hromada_telegram_requests_total", method="sendMessage", result="ok")
+                return (
+                    sends == 1
+                    and value(body, "hromada_updates_total", kind="message", outcome="handled") == 1
+                )
 
             await until(counted)  # the reply is counted just after the stand-in saw it
             async with http.get(f"{base}/metrics") as response:

@@ -396,3 +396,21 @@ async def test_a_reply_goes_ahead_of_the_deliverers_backlog(app, sessionmaker, r
     # Booked ahead, the deliverer's batch of 100 would have held each reply up to a second.
     assert max(waits) < 0.3
     assert_limits(tg.calls, rate, 1.0)
+
+
+async def test_a_press_is_answered_before_its_reply_waits_for_the_chat(app, reference) -> None:
+    """Real time: the spinner stops at once even when the press's reply must wait out its chat's
+    interval (a message just went to the same chat)."""
+    tg = RecordingSession()
+    bot = Bot(TOKEN, session=tg)
+    install(bot, RateLimiter(30, 1.2))
+    anna = BotClient(app.dispatcher, bot, tg, user_id=31101)
+    await anna.send("/start")  # the greeting with the language buttons: her chat's last message
+    pressed = time.monotonic()
+    await anna.click("Українська")  # answered, then the consent message waits for the chat
+    answers = [c for c in tg.calls if isinstance(c.method, AnswerCallbackQuery)]
+    messages = [c for c in tg.sent_to(31101) if isinstance(c.method, SendMessage)]
+    assert len(answers) == 1 and len(messages) >= 2
+    assert answers[0].at - pressed < 0.3, "the spinner waited for the send budget"
+    assert messages[-1].at - messages[0].at >= 1.2 - 1e-3  # the chat's interval still held
+    assert answers[0].at < messages[-1].at
