@@ -43,10 +43,8 @@ from infra.ratelimit import MAX_PAUSE, WINDOW_MARGIN, BaseRateLimiter, RateLimit
 
 log = logging.getLogger(__name__)
 
-# KEYS: grid, pause, chat next.  ARGV: now ('' = Redis TIME), interval, per_chat, horizon ('' =
-# none: interactive), max_wait ('' = none), has_chat ('1'/'0').
-# Returns {status, seconds}: as infra.ratelimit BOOKED / NOT_YET / TOO_LONG / CHAT_LATER.
-BOOK = """
+# Every script's clock: ARGV[1], or Redis' own TIME when it is '' (one clock for all instances).
+_NOW = """
 local now
 if ARGV[1] == '' then
   local t = redis.call('TIME')
@@ -54,7 +52,14 @@ if ARGV[1] == '' then
 else
   now = tonumber(ARGV[1])
 end
-local interval = tonumber(ARGV[2])
+"""
+
+# KEYS: grid, pause, chat next.  ARGV: now ('' = Redis TIME), interval, per_chat, horizon ('' =
+# none: interactive), max_wait ('' = none), has_chat ('1'/'0').
+# Returns {status, seconds}: as infra.ratelimit BOOKED / NOT_YET / TOO_LONG / CHAT_LATER.
+BOOK = (
+    _NOW
+    + """local interval = tonumber(ARGV[2])
 local per_chat = tonumber(ARGV[3])
 local base = now
 local paused = tonumber(redis.call('GET', KEYS[2]) or '0')
@@ -90,18 +95,13 @@ if ARGV[6] == '1' then
 end
 return {1, string.format('%.6f', slot - now)}
 """
+)
 
 # KEYS: sent, pause, chat last.  ARGV: now, rate (whole calls), window, per_chat, has_chat, member.
 # Returns {1, 0} when the call may go now (recorded), {0, seconds to wait} otherwise.
-SETTLE = """
-local now
-if ARGV[1] == '' then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-else
-  now = tonumber(ARGV[1])
-end
-local at = now
+SETTLE = (
+    _NOW
+    + """local at = now
 local paused = tonumber(redis.call('GET', KEYS[2]) or '0')
 if paused > at then at = paused end
 local window = tonumber(ARGV[3])
@@ -128,17 +128,12 @@ if ARGV[5] == '1' then
 end
 return {1, '0'}
 """
+)
 
 # KEYS: pause.  ARGV: now, seconds ('' = only read).  Returns the seconds left (a string).
-PAUSE = """
-local now
-if ARGV[1] == '' then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-else
-  now = tonumber(ARGV[1])
-end
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+PAUSE = (
+    _NOW
+    + """local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
 if ARGV[2] ~= '' then
   local untl = now + tonumber(ARGV[2])
   if untl > cur then
@@ -149,6 +144,7 @@ end
 if cur > now then return string.format('%.6f', cur - now) end
 return '0'
 """
+)
 
 FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 

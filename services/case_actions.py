@@ -457,24 +457,7 @@ class CaseActions:
         )
         self.session.add(message)
         await self.session.flush()
-        user, language = await self._resident_user(case)
-        if user is not None:
-            team = await self.session.get(Team, case.team_id)
-            await enqueue(
-                self.session,
-                user=user,
-                kind="case_message_to_resident",
-                payload={
-                    "case_id": case.id,
-                    "number": case.number,
-                    # The team speaks, never the worker's own account.
-                    "team": team.name(language) if team else "",
-                    "text": text,
-                },
-                case_id=case.id,
-                due_at=self.clock.now(),
-                dedupe_key=f"case_msg:{message.id}",
-            )
+        await self._from_team(case, "case_message_to_resident", f"case_msg:{message.id}", text=text)
         return message
 
     async def relay_file_to_resident(
@@ -512,25 +495,36 @@ class CaseActions:
             self.session.add(message)
             await self.session.flush()
             message_id = message.id
-        user, language = await self._resident_user(case)
-        if user is not None:
-            team = await self.session.get(Team, case.team_id)
-            await enqueue(
-                self.session,
-                user=user,
-                kind="case_file_to_resident",
-                payload={
-                    "case_id": case.id,
-                    "number": case.number,
-                    "team": team.name(language) if team else "",
-                    "file": _file_payload(attachment),
-                    "caption": _shorten(caption, 900) if caption else None,
-                },
-                case_id=case.id,
-                due_at=self.clock.now(),
-                dedupe_key=f"case_wfile:{attachment.id}:{message_id or 0}",
-            )
+        await self._from_team(
+            case,
+            "case_file_to_resident",
+            f"case_wfile:{attachment.id}:{message_id or 0}",
+            file=_file_payload(attachment),
+            caption=_shorten(caption, 900) if caption else None,
+        )
         return attachment
+
+    async def _from_team(self, case: Case, kind: str, dedupe_key: str, **values: Any) -> None:
+        """Queue a notice to the case's resident, signed by the team — the team speaks, never the
+        worker's own account (nothing when the resident's data is gone)."""
+        user, language = await self._resident_user(case)
+        if user is None:
+            return
+        team = await self.session.get(Team, case.team_id)
+        await enqueue(
+            self.session,
+            user=user,
+            kind=kind,
+            payload={
+                "case_id": case.id,
+                "number": case.number,
+                "team": team.name(language) if team else "",
+                **values,
+            },
+            case_id=case.id,
+            due_at=self.clock.now(),
+            dedupe_key=dedupe_key,
+        )
 
     async def transfer(self, case_id: int, worker: Worker, to_team_id: int, note: str) -> Case:
         case, _ = await self._for_worker(worker, case_id)
