@@ -27,7 +27,9 @@ ALLOWED_IN_CATALOGUE = (
     # A registry number as printed on the receipt (data).
     re.compile(r"ВПО-\d{4}-\d{3}"),
     # Column headers a status file may carry: the registers' exports are in Ukrainian.
-    re.compile(r"номер заяви|телефон|вид допомоги|статус|дата зміни статусу|громада"),
+    re.compile(r"номер заяви|телефон|вид допомоги|статус|дата зміни статусу|громада|код КАТОТТГ"),
+    # The codifier's own name, after its English explanation.
+    re.compile(r"\(the official КАТОТТГ code"),
 )
 
 
