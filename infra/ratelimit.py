@@ -83,6 +83,9 @@ LIMITED_METHODS = (
 # Receiving updates is not sending: a flood pause must not stop the bot from hearing people.
 UNPAUSED_METHODS = (GetUpdates,)
 MAX_PAUSE = 3600.0
+# A reply refused with a 429 is sent again after the pause, once, if the pause is this short.
+INTERACTIVE_RETRIES = 1
+INTERACTIVE_RETRY_MAX = 10.0
 WINDOW_MARGIN = 0.02  # slack in the one-second window against jitter (GC pauses, wake-ups)
 LONG_WAIT = 0.02  # a wait longer than this is worth giving the database connection back for
 MAX_POLL = 1.0  # a waiting bulk sender looks again at least this often
@@ -399,6 +402,21 @@ class RateLimitMiddleware(BaseRequestMiddleware):
     ) -> Response[TelegramType]:
         lane = send_lane.get()
         hook = release_before_wait.get() if lane == INTERACTIVE else None
+        # A reply refused with a 429 was not delivered (Telegram handled nothing), so it is sent
+        # again once the pause is over: the person is waiting for it. Bulk senders decide for
+        # themselves (the deliverer reschedules the row), and a long pause is left to the caller.
+        retries = INTERACTIVE_RETRIES if lane == INTERACTIVE and not slot_taken.get() else 0
+        while True:
+            await self._wait_turn(method, lane, hook)
+            try:
+                return await make_request(bot, method)
+            except TelegramRetryAfter as exc:
+                await self.limiter.pause_all(float(exc.retry_after))
+                if retries <= 0 or exc.retry_after > INTERACTIVE_RETRY_MAX:
+                    raise
+                retries -= 1
+
+    async def _wait_turn(self, method: TelegramMethod[Any], lane: str, hook: BeforeWait | None) -> None:
         if isinstance(method, LIMITED_METHODS):
             chat_id = getattr(method, "chat_id", None)
             if slot_taken.get():  # slot booked by the sender; check actual times
@@ -407,11 +425,6 @@ class RateLimitMiddleware(BaseRequestMiddleware):
                 await self.limiter.acquire(chat_id, lane=lane, before_wait=hook)
         elif not isinstance(method, UNPAUSED_METHODS):
             await self.limiter.wait_pause(before_wait=hook, lane=lane)
-        try:
-            return await make_request(bot, method)
-        except TelegramRetryAfter as exc:
-            await self.limiter.pause_all(float(exc.retry_after))
-            raise
 
 
 def install(bot: Bot, limiter: BaseRateLimiter) -> BaseRateLimiter:

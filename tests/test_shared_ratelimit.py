@@ -101,14 +101,15 @@ async def test_a_pause_set_by_one_instance_is_honoured_by_the_other(pair) -> Non
     bot_a, bot_b = Bot(TOKEN, session=tg_a), Bot(TOKEN, session=tg_b)
     install(bot_a, a)
     install(bot_b, b)
-    tg_a.queue_error(429, "Too Many Requests: retry after 3", retry_after=3, method=SendMessage)
+    # Long enough that the reply is not sent again by itself: the caller gets the 429.
+    tg_a.queue_error(429, "Too Many Requests: retry after 12", retry_after=12, method=SendMessage)
     with pytest.raises(TelegramRetryAfter):
         await bot_a.send_message(1, "reply")
     paused_at = fake.now
     await bot_b.answer_callback_query("q1")
     await bot_b.send_message(2, "reply")
     assert [type(c.method) for c in tg_b.calls] == [AnswerCallbackQuery, SendMessage]
-    assert all(c.at >= paused_at + 3.0 - 1e-6 for c in tg_b.calls)
+    assert all(c.at >= paused_at + 12.0 - 1e-6 for c in tg_b.calls)
 
 
 async def test_two_instances_keep_the_limits_together_in_real_time(prefix) -> None:

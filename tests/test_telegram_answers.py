@@ -11,7 +11,7 @@ from aiogram.exceptions import TelegramNetworkError, TelegramRetryAfter
 from aiogram.methods import AnswerCallbackQuery, EditMessageText, SendMessage
 from sqlalchemy import select
 
-from infra.ratelimit import RateLimiter, install
+from infra.ratelimit import BULK, RateLimiter, install, send_lane
 from models import OutboxMessage
 from models.outbox import FAILED, PENDING, SENT
 from services.clock import FrozenClock
@@ -80,8 +80,8 @@ async def test_a_long_pause_hands_booked_rows_back_unattempted(
 
 async def test_retry_after_pauses_handler_replies_of_every_kind(bot, tg, fake_time):
     limiter = install(bot, RateLimiter(30, 1.0, monotonic=fake_time.monotonic, sleep=fake_time.sleep))
-    tg.queue_error(429, "Too Many Requests: retry after 1", retry_after=1, method=SendMessage)
-    with pytest.raises(TelegramRetryAfter):
+    tg.queue_error(429, "Too Many Requests: retry after 11", retry_after=11, method=SendMessage)
+    with pytest.raises(TelegramRetryAfter):  # too long a pause to send it again by itself
         await bot.send_message(7001, "a reply")
     paused_at = fake_time.now
     await bot.edit_message_text("an edit", chat_id=7002, message_id=5)
@@ -89,8 +89,34 @@ async def test_retry_after_pauses_handler_replies_of_every_kind(bot, tg, fake_ti
     await bot.send_message(7003, "another reply")
     later = [c for c in tg.calls[1:]]
     assert [type(c.method) for c in later] == [EditMessageText, AnswerCallbackQuery, SendMessage]
-    assert all(c.at >= paused_at + 1.0 for c in later)
+    assert all(c.at >= paused_at + 11.0 for c in later)
     assert limiter.pause_remaining() == 0.0
+
+
+async def test_a_reply_refused_with_a_short_pause_is_sent_again_after_it(bot, tg, fake_time):
+    """A 429 means Telegram handled nothing: the reply the person waits for goes again, once,
+    when the pause is over. The deliverer's sends are not repeated here (it reschedules)."""
+    install(bot, RateLimiter(30, 1.0, monotonic=fake_time.monotonic, sleep=fake_time.sleep))
+    tg.queue_error(429, "Too Many Requests: retry after 2", retry_after=2, method=SendMessage)
+    refused_at = fake_time.now
+    sent = await bot.send_message(7101, "a reply")
+    assert sent.chat.id == 7101
+    calls = [c for c in tg.calls if isinstance(c.method, SendMessage)]
+    assert [c.ok for c in calls] == [False, True]
+    assert calls[1].at >= refused_at + 2.0
+    # Refused twice: the person's update fails (the error router answers), nothing loops.
+    tg.queue_error(429, "Too Many Requests: retry after 1", retry_after=1, method=SendMessage)
+    tg.queue_error(429, "Too Many Requests: retry after 1", retry_after=1, method=SendMessage)
+    with pytest.raises(TelegramRetryAfter):
+        await bot.send_message(7102, "a reply")
+    # A bulk sender gets the 429 at once and reschedules its row itself.
+    tg.queue_error(429, "Too Many Requests: retry after 1", retry_after=1, method=SendMessage)
+    lane = send_lane.set(BULK)
+    try:
+        with pytest.raises(TelegramRetryAfter):
+            await bot.send_message(7103, "a reminder")
+    finally:
+        send_lane.reset(lane)
 
 
 async def test_a_pause_set_while_waiting_for_a_slot_is_honoured(fake_time):
