@@ -309,4 +309,4 @@ async def test_the_shared_limiter_reports_its_waits(prefix) -> None:
     finally:
         await limiter.close()
     assert [lane for lane, _ in heard] == ["interactive", "interactive", BULK]
-    assert heard[1][1] == pytest.approx(1.0, abs=0.05)
+    assert heard[1][1] == pytest.approx(limiter.per_chat_interval, abs=0.05)
