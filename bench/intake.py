@@ -67,22 +67,11 @@ from models import Case, Hromada, Resident, Service, Settlement  # noqa: E402
 from models import User as DbUser  # noqa: E402
 from services.reference_data import load_reference_file  # noqa: E402
 from tests.pgtools import create_database, drop_database  # noqa: E402
+from tools.cluster import DESCRIPTION, ROUTES  # noqa: E402
 
 SAMPLE = ROOT / "data" / "sample_reference.yaml"
 UPDATES_PER_FLOW = 12
-# (search text, hromada, settlement, service): spread over hromadas so that the per-hromada
-# case counters are not one hot row.
-ROUTES = [
-    ("Весел", "VES", "vesele", "subsidy"),
-    ("Берест", "BRS", "hirsivka", "home_care"),
-    ("Пирят", "PYR", "pyriatyn", "idp_support"),
-    ("Піщан", "PSH", "kozaky", "home_care"),
-    ("Білоц", "BLC", "karpivka", "employment"),
-    ("Широк", "SHR", "shyroke", "humanitarian_aid"),
-    ("Шишац", "SHS", "shyshaky", "subsidy"),
-    ("Омель", "OML", "omelnyk", "social_assistance"),
-]
-DESCRIPTION = "Прошу допомогти з оформленням субсидії: живу сама, пенсія мала, рахунки зросли."
+# The same routes and description as the load bench drives over HTTP (tools/cluster.py).
 
 
 class BenchSession(RecordingSession):
