@@ -23,7 +23,7 @@ from aiogram.utils.i18n import I18n
 
 from handlers.outage import tell_outage
 from infra.db import database_unavailable
-from infra.i18n import LANGUAGES, language_from_telegram
+from infra.i18n import choose_locale
 from infra.logsafe import describe_exception, exception_types
 from services.errors import DomainError
 
@@ -31,9 +31,7 @@ log = logging.getLogger(__name__)
 
 
 def _locale(i18n: I18n, user_language: str | None, tg_user: TgUser | None) -> str:
-    if user_language in LANGUAGES:
-        return user_language
-    return language_from_telegram(tg_user.language_code if tg_user else None, i18n.default_locale)
+    return choose_locale(user_language, tg_user.language_code if tg_user else None, i18n.default_locale)
 
 
 def _kind(event: ErrorEvent) -> str:

@@ -24,7 +24,7 @@ from aiogram import Bot
 from aiogram.types import Update
 from aiogram.utils.i18n import I18n
 
-from infra.i18n import LANGUAGES, language_from_telegram
+from infra.i18n import choose_locale
 from infra.once import Once
 
 log = logging.getLogger(__name__)
@@ -45,12 +45,10 @@ def person_waiting(update: Update) -> bool:
 
 
 def _language(update: Update, i18n: I18n, stored: str | None) -> str:
-    if stored in LANGUAGES:
-        return stored
     user = update.message.from_user if update.message is not None else None
     if update.callback_query is not None:
         user = update.callback_query.from_user
-    return language_from_telegram(user.language_code if user else None, i18n.default_locale)
+    return choose_locale(stored, user.language_code if user else None, i18n.default_locale)
 
 
 async def tell_outage(

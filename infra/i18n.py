@@ -83,13 +83,19 @@ def language_from_telegram(code: str | None, default: str) -> str:
     return default
 
 
+def choose_locale(stored: str | None, telegram_code: str | None, default: str) -> str:
+    """The person's chosen language when we have it, else a guess from Telegram's client language.
+    One rule for handlers, the error router and the outage answer (which has no database)."""
+    if stored in LANGUAGES:
+        return stored
+    return language_from_telegram(telegram_code, default)
+
+
 class UserLanguageMiddleware(I18nMiddleware):
     """Locale = the language stored on our user row (`user_language`, set by `UserMiddleware`:
     a plain value, so the error path can read it after the session rolled back)."""
 
     async def get_locale(self, event: TelegramObject, data: dict[str, Any]) -> str:
-        language = data.get("user_language")
-        if language in LANGUAGES:
-            return language
         tg_user: TgUser | None = data.get("event_from_user")
-        return language_from_telegram(tg_user.language_code if tg_user else None, self.i18n.default_locale)
+        code = tg_user.language_code if tg_user else None
+        return choose_locale(data.get("user_language"), code, self.i18n.default_locale)
