@@ -36,6 +36,13 @@ from handlers.kit.keyboards import consent_keyboard
 from handlers.kit.messages import edit_or_send
 from handlers.resident.intake import screens
 from handlers.resident.intake.flow import FormFlow, inject_flow
+from handlers.resident.intake.phone import (
+    contact_back,
+    contact_cancel,
+    contact_other,
+    contact_shared,
+    use_saved_phone,
+)
 from handlers.resident.intake.steps import (
     ACTIVE,
     BUTTON_STEPS,
@@ -54,10 +61,8 @@ from services.cases import (
     AttachmentDraft,
     CaseDraft,
     IntakeRefused,
-    verified_phone,
 )
 from services.errors import StaleAction
-from services.phones import contact_phone
 from services.text import clean_file_name, clean_mime_type, tidy
 
 log = logging.getLogger(__name__)
@@ -290,55 +295,6 @@ async def other_relation(message: Message, flow: FormFlow) -> None:
         await message.answer(problem)
         return
     await flow.advance(Step.on_behalf_relation, {"on_behalf_relation": text})
-
-
-# -- phone ---------------------------------------------------------------------------------------------
-async def contact_shared(message: Message, flow: FormFlow) -> None:
-    contact = message.contact
-    assert contact is not None
-    if message.from_user is None or contact.user_id != message.from_user.id:
-        await message.answer(_("intake.contact_not_own"))
-        return
-    resident = await flow.services.users.consented_resident(flow.user)
-    if resident is None:
-        await flow.cancel()
-        return
-    phone = contact_phone(contact.phone_number)
-    await _phone_done(message, phone, flow)
-    await flow.services.intake.remember_phone(resident, phone)
-
-
-async def use_saved_phone(message: Message, flow: FormFlow) -> None:
-    phone = verified_phone(await flow.services.users.consented_resident(flow.user))
-    if phone is None:
-        await message.answer(_("intake.contact_use_button"))
-        return
-    await _phone_done(message, phone, flow)
-
-
-async def _phone_done(message: Message, phone: str, flow: FormFlow) -> None:
-    # The reply keyboard goes back to the menu; the summary comes with its inline buttons.
-    await message.answer(screens.phone_saved_text(phone), reply_markup=await flow.menu())
-    await flow.advance(Step.contact, {"contact_phone": phone})
-
-
-async def contact_back(message: Message, state: FSMContext, flow: FormFlow) -> None:
-    back_to = previous(Step.contact, await state.get_data())
-    assert back_to is not None
-    await message.answer(_("intake.going_back"), reply_markup=await flow.menu())
-    await flow.show(back_to)
-
-
-async def contact_cancel(message: Message, state: FSMContext, flow: FormFlow) -> None:
-    if has_answers(await state.get_data()):
-        text, markup = screens.cancel_question()
-        await message.answer(text, reply_markup=markup)
-        return
-    await flow.cancel()
-
-
-async def contact_other(message: Message) -> None:
-    await message.answer(_("intake.contact_use_button"))
 
 
 # -- confirm -----------------------------------------------------------------------------------------
