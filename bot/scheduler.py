@@ -125,7 +125,9 @@ class DeliveryRuntime:
         await self._in_transaction("renewals", lambda s: plan_due_renewals(s, self.clock.now(), self.rules))
 
     async def plan_referrals(self) -> None:
-        await self._in_transaction("referrals", lambda s: plan_referral_steps(s, self.clock.now(), self.clock))
+        await self._in_transaction(
+            "referrals", lambda s: plan_referral_steps(s, self.clock.now(), self.clock)
+        )
 
     async def apply_retention(self) -> None:
         days = self.settings.delivery.retention_days

@@ -318,19 +318,10 @@ class ReferralService:
         """Accepted, declined (a reason) or an outcome (a text): by a member of an in-bot
         partner's team, or for an external partner by a member of the case's team."""
         referral = await self._referral(referral_id, lock=True)
-        if referral.partner.kind == IN_BOT:
-            if not await self._is_partner_member(worker, referral):
-                raise NotFound()
-        else:
-            _, access = await self.cases.worker_case_access(worker, referral.case_id)
-            if not access.member:
-                raise NotFound()
-        if to_state not in (ACCEPTED, DECLINED, OUTCOME):
-            raise StaleAction()
+        await self._check_answerer(worker, referral)
         if to_state == referral.state and to_state == ACCEPTED:
             return referral  # a double tap
-        if to_state not in REFERRAL_TRANSITIONS.get(referral.state, frozenset()):
-            raise ReferralError("already_answered")
+        _check_transition(referral, to_state)
         if to_state == DECLINED:
             referral.reason = self.check_answer(text, "reason_required")
         elif to_state == OUTCOME:
@@ -365,6 +356,24 @@ class ReferralService:
                 )
         await self._tell_resident(case, referral)
         return referral
+
+    async def _check_answerer(self, worker: Worker, referral: Referral) -> None:
+        """An in-bot partner answers itself; an external one's answer is recorded by the case team."""
+        if referral.partner.kind == IN_BOT:
+            if not await self._is_partner_member(worker, referral):
+                raise NotFound()
+            return
+        _, access = await self.cases.worker_case_access(worker, referral.case_id)
+        if not access.member:
+            raise NotFound()
+
+    async def check_answerable(self, worker: Worker, referral_id: int, to_state: str) -> str:
+        """Before asking for a reason or an outcome: may this worker give it now? The case number."""
+        referral = await self._referral(referral_id)
+        await self._check_answerer(worker, referral)
+        _check_transition(referral, to_state)
+        number = await self.session.scalar(select(Case.number).where(Case.id == referral.case_id))
+        return number or ""
 
     async def close(self, worker: Worker, referral_id: int) -> Referral:
         """The referring team withdraws a referral still open (its reminders stop)."""
@@ -459,6 +468,13 @@ class ReferralService:
             },
             f"ref_res:{referral.id}:{referral.state}",
         )
+
+
+def _check_transition(referral: Referral, to_state: str) -> None:
+    if to_state not in (ACCEPTED, DECLINED, OUTCOME):
+        raise StaleAction()
+    if to_state not in REFERRAL_TRANSITIONS.get(referral.state, frozenset()):
+        raise ReferralError("already_answered")
 
 
 def _file(attachment: Attachment) -> dict[str, Any]:
