@@ -35,7 +35,9 @@ async def _setup(sessionmaker):
     await add_worker(sessionmaker, 3101, "pyr-cnap", display_name="Oksana")
     await add_worker(sessionmaker, 3201, "pl-employment", display_name="Partner")
     await add_worker(sessionmaker, 3202, "pl-employment", role=ROLE_COORDINATOR, display_name="PartnerBoss")
-    case_id = await make_case(sessionmaker, owner, team="pyr-cnap", hromada="PYR", service="social_assistance")
+    case_id = await make_case(
+        sessionmaker, owner, team="pyr-cnap", hromada="PYR", service="social_assistance"
+    )
     async with sessionmaker.begin() as session:
         for name in ("dovidka.pdf", "secret.pdf"):
             session.add(
@@ -86,7 +88,9 @@ async def test_in_bot_partner_sees_only_the_referred_part_and_answers(
     # Never the description, never the phone (not ticked), only the chosen file.
     everything = "\n".join(r.text for r in received)
     assert "Потрібна допомога" not in everything and "+380501112233" not in everything
-    files = [c.method.document for c in tg.calls if isinstance(c.method, SendDocument) and c.method.chat_id == 3201]
+    files = [
+        c.method.document for c in tg.calls if isinstance(c.method, SendDocument) and c.method.chat_id == 3201
+    ]
     assert files == ["file-dovidka.pdf"]
 
     # Accept, then report the outcome.
@@ -116,7 +120,9 @@ async def test_in_bot_partner_sees_only_the_referred_part_and_answers(
         assert {"referral_sent", "referral_accepted", "referral_outcome"} <= set(kinds)
 
 
-async def test_partner_cannot_open_the_rest_of_the_case(make_client, reference, sessionmaker, deliverer) -> None:
+async def test_partner_cannot_open_the_rest_of_the_case(
+    make_client, reference, sessionmaker, deliverer
+) -> None:
     _, case_id = await _setup(sessionmaker)
     await _refer(make_client(user_id=3101), case_id, EMPLOYMENT, "Потрібна консультація щодо роботи")
     async with sessionmaker() as session:
@@ -128,7 +134,11 @@ async def test_partner_cannot_open_the_rest_of_the_case(make_client, reference, 
         for action in ("open", "history", "files", "write", "take", "status", "docs", "transfer"):
             mine = await partner.click_data(f"case:{action}:{case_id}")
             missing = await partner.click_data(f"case:{action}:987654")
-            assert [(r.kind, r.text) for r in mine] == [(r.kind, r.text) for r in missing] == [("alert", NOT_FOUND)]
+            assert (
+                [(r.kind, r.text) for r in mine]
+                == [(r.kind, r.text) for r in missing]
+                == [("alert", NOT_FOUND)]
+            )
         # Writing to the resident, a visit, the case's referral list: refused as well.
         for data in (f"vnew:{case_id}", f"ref:new:{case_id}:0:0", f"wdoc:{case_id}:passport:0"):
             assert [r.kind for r in await partner.click_data(data)] == ["alert"], data
@@ -142,7 +152,9 @@ async def test_partner_cannot_open_the_rest_of_the_case(make_client, reference, 
         assert (await session.get(Referral, referral.id)).state == "sent"
 
 
-async def test_external_partner_answer_recorded_by_worker(make_client, reference, sessionmaker, deliverer) -> None:
+async def test_external_partner_answer_recorded_by_worker(
+    make_client, reference, sessionmaker, deliverer
+) -> None:
     _, case_id = await _setup(sessionmaker)
     worker = make_client(user_id=3101)
     replies = await _refer(worker, case_id, PENSION, "Перерахувати пенсію з урахуванням стажу", "secret.pdf")
