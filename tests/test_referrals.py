@@ -68,9 +68,8 @@ async def _refer(worker, case_id: int, partner: str, subject: str, *files: str):
 async def test_in_bot_partner_sees_only_the_referred_part_and_answers(
     make_client, reference, sessionmaker, deliverer, tg
 ) -> None:
-    owner, case_id = await _setup(sessionmaker)
+    _, case_id = await _setup(sessionmaker)
     worker = make_client(user_id=3101)
-    overview = None
     card = next(r for r in await worker.click_data(f"case:open:{case_id}") if r.kind == "message")
     overview = (await worker.click("Направити партнеру", message_id=card.message_id))[-1]
     # Partners serving Pyriatynska and social assistance first (➕), others after.
