@@ -11,6 +11,8 @@ SQLite (one process) there is nothing to share.
 - agendas  every minute: today's agenda for each worker with visits, once the agenda hour passed.
 - mobile office reminders  every 10 minutes: the day-before reminder to subscribers.
 - renewals  hourly: re-verification reminders for resolved renewable cases.
+- referrals  every 10 minutes: unanswered referrals reminded to the partner, then escalated
+  to the referring team's coordinators (services/referrals.py), each step once.
 - retention  daily: personal data of cases closed more than `settings.delivery.retention_days`
   ago is erased (services/privacy.py), the anonymous record and the audit trail stay.
 
@@ -46,6 +48,7 @@ from infra.settings import Settings
 from services.clock import Clock
 from services.mobile_office import plan_day_before_reminders
 from services.privacy import PrivacyService
+from services.referrals import plan_referral_steps
 from services.reminders import ReminderRules, plan_due_renewals
 from services.visits import plan_due_agendas
 
@@ -121,6 +124,11 @@ class DeliveryRuntime:
     async def plan_renewals(self) -> None:
         await self._in_transaction("renewals", lambda s: plan_due_renewals(s, self.clock.now(), self.rules))
 
+    async def plan_referrals(self) -> None:
+        await self._in_transaction(
+            "referrals", lambda s: plan_referral_steps(s, self.clock.now(), self.clock)
+        )
+
     async def apply_retention(self) -> None:
         days = self.settings.delivery.retention_days
         try:
@@ -170,6 +178,9 @@ class DeliveryRuntime:
         )
         self.scheduler.add_job(
             self.plan_renewals, "interval", hours=1, id="renewals", misfire_grace_time=3600, **common
+        )
+        self.scheduler.add_job(
+            self.plan_referrals, "interval", minutes=10, id="referrals", misfire_grace_time=600, **common
         )
         self.scheduler.add_job(
             self.apply_retention,

@@ -16,6 +16,7 @@ from models.fsm import FsmRecord
 from models.outbox import OutboxMessage
 from models.people import Invite, Resident, TeamMember, User, Worker
 from models.reference import DocumentRequirement, Hromada, RoutingRule, Service, Settlement, Team
+from models.referrals import PartnerAgency, Referral
 from models.visits import MobileOfficeBooking, MobileOfficeSchedule, MobileOfficeSubscription, Visit
 
 __all__ = [
@@ -43,6 +44,8 @@ __all__ = [
     "MobileOfficeSchedule",
     "MobileOfficeSubscription",
     "OutboxMessage",
+    "PartnerAgency",
+    "Referral",
     "Resident",
     "RoutingRule",
     "Service",

@@ -64,6 +64,13 @@ EVENT_KINDS: tuple[str, ...] = (
     "visit_confirmed",
     "visit_reschedule_asked",
     "retention_erased",
+    "referral_sent",
+    "referral_accepted",
+    "referral_declined",
+    "referral_outcome",
+    "referral_closed",
+    "referral_reminded",
+    "referral_escalated",
 )
 
 # A reason is required for these (it is shown to the resident).

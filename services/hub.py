@@ -20,6 +20,7 @@ from services.documents import DocumentService
 from services.mobile_office import MobileOfficeService
 from services.places import PlaceSearch
 from services.queues import QueueService
+from services.referrals import ReferralService
 from services.reminders import ReminderRules
 from services.users import UserService
 from services.visits import VisitService
@@ -91,3 +92,7 @@ class Services:
     @cached_property
     def application_desk(self) -> ApplicationDesk:
         return ApplicationDesk(self.session, self.clock)
+
+    @cached_property
+    def referrals(self) -> ReferralService:
+        return ReferralService(self.session, self.clock)

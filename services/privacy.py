@@ -12,6 +12,7 @@ Every place that can hold a person's data (keep this list in step with models/):
 - attachments: Telegram file ids, file names, MIME types;
 - visits: who comes, what to prepare, the resident's note;
 - document_requests: the worker's note;
+- referrals: the subject (what the partner is asked), the decline reason, the outcome;
 - mobile_office_bookings: the topic; mobile_office_subscriptions and application_subscriptions:
   the person's link to a settlement or an application;
 - outbox: payloads hold plain values — excerpts, relayed messages, visit notes, reasons, team
@@ -49,6 +50,7 @@ from models import (
     MobileOfficeBooking,
     MobileOfficeSubscription,
     OutboxMessage,
+    Referral,
     Resident,
     Team,
     User,
@@ -100,6 +102,12 @@ SAFE_PAYLOAD_KEYS = frozenset(
         "hromada_en",
         "settlement_uk",
         "settlement_en",
+        "referral_id",
+        "partner_uk",
+        "partner_en",
+        "state",
+        "files",
+        "sent",
     }
 )
 
@@ -227,6 +235,11 @@ class PrivacyService:
         await self.session.execute(
             update(DocumentRequest).where(DocumentRequest.case_id.in_(ids)).values(note=None)
         )
+        await self.session.execute(
+            update(Referral)
+            .where(Referral.case_id.in_(ids))
+            .values(subject=ERASED, reason=None, outcome=None, attachment_ids=[])
+        )
         # Rows to workers about these cases: scrubbed, and still sent if due (they render "—").
         return await self._scrub_outbox(OutboxMessage.case_id.in_(ids))
 
@@ -319,6 +332,19 @@ async def drop_reason(session: AsyncSession, message: OutboxMessage) -> str | No
     case = await session.get(Case, message.case_id) if message.case_id is not None else None
     if message.case_id is not None and case is None:
         return CASE_GONE
+    if message.kind.startswith("referral_"):
+        from services.referrals import (
+            PARTNER_NOTICE_KINDS,
+            STEP_NOTICE_KINDS,
+            partner_may_receive,
+            step_answered,
+        )
+
+        if message.kind in STEP_NOTICE_KINDS and await step_answered(session, message):
+            return REASON_GONE
+        if message.kind in PARTNER_NOTICE_KINDS:
+            # The partner is not in the case's team: what it may get is the referral only.
+            return None if await partner_may_receive(session, message) else NO_ACCESS
     if message.user_id is None:
         if case is None:
             return None

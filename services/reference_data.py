@@ -29,6 +29,7 @@ from models import (
     Base,
     DocumentRequirement,
     Hromada,
+    PartnerAgency,
     RoutingRule,
     Service,
     Settlement,
@@ -131,6 +132,29 @@ class RuleSpec(_Strict):
         return self
 
 
+class PartnerSpec(_Strict):
+    """A partner agency cases may be referred to: a team in the bot, or external with a contact."""
+
+    code: str = Field(pattern=CODE_PATTERN, max_length=40)
+    name: Names
+    kind: Literal["in_bot", "external"]
+    team: str | None = None
+    contact: Names | None = None
+    oblast: str = Field(pattern=CODE_PATTERN, max_length=40)
+    hromadas: list[str] = []  # empty: the whole oblast
+    services: list[str] = []  # empty: any service
+    remind_after_hours: int | None = Field(default=None, ge=1, le=2000)
+    escalate_after_hours: int | None = Field(default=None, ge=1, le=4000)
+
+    @model_validator(mode="after")
+    def _shape(self) -> PartnerSpec:
+        if self.kind == "in_bot" and not self.team:
+            raise ValueError("an in_bot partner names its `team`")
+        if self.kind == "external" and (self.team or self.contact is None):
+            raise ValueError("an external partner has a `contact` and no `team`")
+        return self
+
+
 class StatusSpec(_Strict):
     code: str = Field(pattern=CODE_PATTERN, max_length=40)
     label: Names
@@ -150,6 +174,7 @@ class ReferenceFile(_Strict):
     teams: list[TeamSpec] = Field(min_length=1)
     routing: list[RuleSpec] = []
     application_statuses: list[StatusSpec] = []
+    partners: list[PartnerSpec] = []
 
     @model_validator(mode="after")
     def _references(self) -> ReferenceFile:
@@ -165,6 +190,16 @@ class ReferenceFile(_Strict):
         hromadas = {h.code: h for h in self.hromadas}
         services = {s.code for s in self.services}
         teams = {t.code for t in self.teams}
+        _no_duplicates([p.code for p in self.partners], "partner code")
+        for partner in self.partners:
+            if partner.team and partner.team not in teams:
+                raise ValueError(f"partner {partner.code}: unknown team {partner.team!r}")
+            for code in partner.hromadas:
+                if code not in hromadas:
+                    raise ValueError(f"partner {partner.code}: unknown hromada {code!r}")
+            for code in partner.services:
+                if code not in services:
+                    raise ValueError(f"partner {partner.code}: unknown service {code!r}")
         for team in self.teams:
             if team.hromada and team.hromada not in hromadas and not is_katottg(team.hromada):
                 raise ValueError(f"team {team.code}: unknown hromada {team.hromada!r}")
@@ -514,6 +549,29 @@ async def apply_reference(session: AsyncSession, spec: ReferenceFile) -> LoadRep
                 report,
                 "status_aliases",
             )
+    for p in spec.partners:
+        contact = p.contact
+        await _upsert(
+            session,
+            PartnerAgency,
+            {"code": p.code},
+            {
+                "name_uk": p.name.uk,
+                "name_en": p.name.en,
+                "kind": p.kind,
+                "team_id": team_ids[p.team] if p.team else None,
+                "contact_uk": contact.uk if contact else "",
+                "contact_en": contact.en if contact else "",
+                "oblast": p.oblast,
+                "hromadas": list(p.hromadas),
+                "services": list(p.services),
+                "remind_after_hours": p.remind_after_hours,
+                "escalate_after_hours": p.escalate_after_hours,
+                "active": True,
+            },
+            report,
+            "partners",
+        )
     await session.flush()
     return report
 

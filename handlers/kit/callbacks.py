@@ -190,3 +190,17 @@ class AppStatusCb(CallbackData, prefix="appst"):
 
     application_id: Id
     status: Value
+
+
+# --- referrals to partner agencies
+
+
+class RefCb(CallbackData, prefix="ref"):
+    """Referrals: new (the case's referrals and partners) | pick (partner `value`) | att (toggle
+    file `value`) | contact | send | cancel | view | files | accept | decline | outcome | close.
+    Ids are hints: the service re-checks the case team's or the partner team's membership."""
+
+    action: Word
+    case_id: Id = 0
+    referral_id: Id = 0
+    value: Id = 0

@@ -24,6 +24,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import I18n
 
 from handlers.kit.callbacks import AppCb, CaseCb, ConvCb, VisitAnswerCb, VisitWorkerCb
+from handlers.kit.referral_notices import REFERRAL_NOTICES
 from handlers.kit.render import capped
 from models.cases import RESOLVED
 from services.outbox import PAYLOAD_VERSION, VERSION_KEY
@@ -334,6 +335,7 @@ NOTICES: dict[str, Callable[[Payload, str, I18n], Parts]] = {
     "mo_booking_day_before": mobile_office,
     "renewal_due": renewal_due,
     "app_status_changed": app_status_changed,
+    **REFERRAL_NOTICES,
 }
 
 

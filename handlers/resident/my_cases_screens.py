@@ -73,6 +73,12 @@ def event_line(event: CaseEvent, teams: dict[int, Team], locale: str, tz: tzinfo
     elif event.kind == "transferred":
         team = teams.get((event.data or {}).get("to_team") or 0)
         text = _("mycases.event.transferred") % {"team": html.escape(team.name(locale)) if team else "—"}
+    elif event.kind.startswith("referral_") and event.kind in EVENT_KINDS:
+        data = event.data or {}
+        partner = data.get("partner_en" if locale == "en" else "partner_uk") or "—"
+        text = _("mycases.event." + event.kind) % {"partner": html.escape(str(partner))}
+        if event.reason:
+            text += " — " + short(event.reason, 200)
     elif event.kind in EVENT_KINDS and event.kind != "status":
         text = _("mycases.event." + event.kind)
     else:

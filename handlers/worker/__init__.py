@@ -8,7 +8,7 @@ from aiogram import Router
 
 
 def create_router() -> Router:
-    from handlers.worker import applications, cases, imports, invites, queues, visits
+    from handlers.worker import applications, cases, imports, invites, queues, referrals, visits
 
     router = Router(name=__name__)
     router.include_routers(
@@ -16,6 +16,7 @@ def create_router() -> Router:
         queues.create_router(),
         cases.create_router(),
         visits.create_router(),
+        referrals.create_router(),
         applications.create_router(),
         imports.create_router(),
     )

@@ -19,6 +19,7 @@ from handlers.kit.callbacks import (
     DocPickCb,
     DocsReceivedCb,
     QueueCb,
+    RefCb,
     StatusCb,
     TransferCb,
     VisitNewCb,
@@ -198,6 +199,10 @@ def card_markup(
                 text=_("worker.btn.assign"), callback_data=CaseCb(action="assign", case_id=case.id)
             )
             sizes.append(1)
+    if access.member:
+        # Referrals to partner agencies: the case's referrals, and (open case) a new one.
+        builder.button(text=_("referral.btn.card"), callback_data=RefCb(action="new", case_id=case.id))
+        sizes.append(1)
     if card.attachments_count:
         builder.button(text=_("worker.btn.files"), callback_data=CaseCb(action="files", case_id=case.id))
         sizes.append(1)
