@@ -16,6 +16,7 @@ from models.fsm import FsmRecord
 from models.outbox import OutboxMessage
 from models.people import Invite, Resident, TeamMember, User, Worker
 from models.reference import DocumentRequirement, Hromada, RoutingRule, Service, Settlement, Team
+from models.surveys import Survey, SurveyAnswer, SurveyInvitation, SurveyQuestion, SurveyResponse
 from models.visits import MobileOfficeBooking, MobileOfficeSchedule, MobileOfficeSubscription, Visit
 
 __all__ = [
@@ -47,6 +48,11 @@ __all__ = [
     "RoutingRule",
     "Service",
     "Settlement",
+    "Survey",
+    "SurveyAnswer",
+    "SurveyInvitation",
+    "SurveyQuestion",
+    "SurveyResponse",
     "Team",
     "TeamMember",
     "User",
