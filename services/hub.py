@@ -21,6 +21,8 @@ from services.mobile_office import MobileOfficeService
 from services.places import PlaceSearch
 from services.queues import QueueService
 from services.reminders import ReminderRules
+from services.survey_admin import SurveyAdmin
+from services.surveys import SurveyService
 from services.users import UserService
 from services.visits import VisitService
 from services.workers import RoutingAdmin, WorkerService
@@ -91,3 +93,11 @@ class Services:
     @cached_property
     def application_desk(self) -> ApplicationDesk:
         return ApplicationDesk(self.session, self.clock)
+
+    @cached_property
+    def surveys(self) -> SurveyService:
+        return SurveyService(self.session, self.clock)
+
+    @cached_property
+    def survey_admin(self) -> SurveyAdmin:
+        return SurveyAdmin(self.session, self.clock, self.rules.tz)

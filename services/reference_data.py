@@ -35,6 +35,7 @@ from models import (
     Team,
 )
 from services.places import KATOTTG_PATTERN, hromada_search_key, is_katottg, search_key
+from services.survey_spec import SurveySpec, apply_survey
 
 ServiceGroup = Literal["social_assistance", "care", "children", "idp", "employment", "humanitarian"]
 SERVICE_GROUPS: tuple[str, ...] = get_args(ServiceGroup)
@@ -150,6 +151,7 @@ class ReferenceFile(_Strict):
     teams: list[TeamSpec] = Field(min_length=1)
     routing: list[RuleSpec] = []
     application_statuses: list[StatusSpec] = []
+    surveys: list[SurveySpec] = []
 
     @model_validator(mode="after")
     def _references(self) -> ReferenceFile:
@@ -161,6 +163,7 @@ class ReferenceFile(_Strict):
         )
         _no_duplicates([t.code for t in self.teams], "team code")
         _no_duplicates([s.code for s in self.application_statuses], "status code")
+        _no_duplicates([s.code for s in self.surveys], "survey code")
         _no_duplicates([a.casefold() for s in self.application_statuses for a in s.aliases], "status alias")
         hromadas = {h.code: h for h in self.hromadas}
         services = {s.code for s in self.services}
@@ -514,6 +517,11 @@ async def apply_reference(session: AsyncSession, spec: ReferenceFile) -> LoadRep
                 report,
                 "status_aliases",
             )
+    for survey_spec in spec.surveys:
+        # A survey already launched keeps its questions (answers refer to them).
+        _survey, changed = await apply_survey(session, survey_spec)
+        if changed:
+            report.count(report.updated, "surveys")
     await session.flush()
     return report
 
