@@ -36,8 +36,9 @@ from models.surveys import (
 )
 from services.clock import Clock
 from services.outbox import enqueue
+from services.report_tables import ReportScope, ReportTable
 from services.survey_spec import SurveySpecError, apply_survey, parse_survey
-from services.surveys import INVITATION_KIND, SurveyError, invitation_dedupe_key
+from services.surveys import INVITATION_KIND, SurveyError, invitation_dedupe_key, survey_results_table
 
 SURVEYS_LISTED = 20
 # "25.12.2026 10:00" (local time) for a launch at a time.
@@ -117,6 +118,22 @@ class SurveyAdmin:
         survey, _changed = await apply_survey(self.session, spec, created_by_user_id=worker.user_id)
         self._audit(worker, "survey_defined", survey, {"questions": len(spec.questions)})
         return survey, len(spec.questions)
+
+    async def results(self, worker: Worker, survey_id: int, lang: str) -> ReportTable:
+        """The survey's results from the settlements of the coordinator's hromadas."""
+        hromada_ids = sorted({s.hromada_id for s in await self.managed_settlements(worker)})
+        survey = await self.survey(survey_id)
+        return await survey_results_table(
+            self.session, ReportScope(tuple(hromada_ids)), survey.id, lang=lang, zone=self.tz
+        )
+
+    def definition_problem(self, text: str) -> str | None:
+        """What is wrong with a survey's YAML (line and reason), or None when it can be used."""
+        try:
+            parse_survey(text)
+        except SurveySpecError as exc:
+            return str(exc)
+        return None
 
     async def launch(
         self,
