@@ -36,6 +36,7 @@ from models import (
 )
 from services.places import KATOTTG_PATTERN, hromada_search_key, is_katottg, search_key
 from services.survey_spec import SurveySpec, apply_survey
+from services.survey_spec import line_of as _line_of
 
 ServiceGroup = Literal["social_assistance", "care", "children", "idp", "employment", "humanitarian"]
 SERVICE_GROUPS: tuple[str, ...] = get_args(ServiceGroup)
@@ -202,23 +203,6 @@ def _no_duplicates(codes: list[str], what: str) -> None:
 
 
 # -- parsing with line numbers --------------------------------------------------------------
-
-
-def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
-    """Follow a pydantic error location through the YAML node tree to a line number."""
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            child = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
-            if child is None:
-                break
-            node = child
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-        else:
-            break
-        line = node.start_mark.line + 1
-    return line
 
 
 def parse_reference(text: str, source: str = "<reference>") -> ReferenceFile:

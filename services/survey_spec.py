@@ -158,16 +158,31 @@ def parse_survey(text: str, source: str = "survey") -> SurveySpec:
 
 
 def validation_message(exc: ValidationError, root: yaml.Node | None, source: str) -> str:
-    from services.reference_data import _line_of
-
     error = exc.errors()[0]
     loc = tuple(
         p for p in error["loc"] if not (isinstance(p, str) and p.startswith(("function-", "literal[")))
     )
-    line = _line_of(root, loc)
+    line = line_of(root, loc)
     path = ".".join(str(p) for p in loc) or "survey"
     reason = error["msg"].removeprefix("Value error, ")
     return f"{source}, line {line}: {path}: {reason}"
+
+
+def line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """Follow a pydantic error location through the YAML node tree to a line number."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            child = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
+            if child is None:
+                break
+            node = child
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            break
+        line = node.start_mark.line + 1
+    return line
 
 
 def _question_rows(spec: SurveySpec) -> list[dict[str, Any]]:
