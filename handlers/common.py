@@ -13,6 +13,7 @@ from aiogram.utils.i18n import gettext as _
 from handlers.kit.callbacks import ConsentCb, ForgetCb, LanguageCb
 from handlers.kit.filters import MenuButton
 from handlers.kit.keyboards import consent_keyboard, forget_keyboard, language_keyboard, main_menu
+from handlers.kit.surveys import resume_on_start
 from infra.settings import Settings
 from models import User
 from services.errors import StaleAction
@@ -45,6 +46,8 @@ async def start(message: Message, state: FSMContext, services: Services, user: U
         return
     await message.answer(_("start.greeting_back"))
     await show_main_menu(message, services, user)
+    if not is_worker:
+        await resume_on_start(message, services, user, state)
 
 
 async def ask_language(message: Message) -> None:

@@ -17,6 +17,7 @@ from models.outbox import OutboxMessage
 from models.people import Invite, Resident, TeamMember, User, Worker
 from models.reference import DocumentRequirement, Hromada, RoutingRule, Service, Settlement, Team
 from models.referrals import PartnerAgency, Referral
+from models.surveys import Survey, SurveyAnswer, SurveyInvitation, SurveyQuestion, SurveyResponse
 from models.visits import MobileOfficeBooking, MobileOfficeSchedule, MobileOfficeSubscription, Visit
 
 __all__ = [
@@ -50,6 +51,11 @@ __all__ = [
     "RoutingRule",
     "Service",
     "Settlement",
+    "Survey",
+    "SurveyAnswer",
+    "SurveyInvitation",
+    "SurveyQuestion",
+    "SurveyResponse",
     "Team",
     "TeamMember",
     "User",

@@ -22,6 +22,8 @@ from services.places import PlaceSearch
 from services.queues import QueueService
 from services.referrals import ReferralService
 from services.reminders import ReminderRules
+from services.survey_admin import SurveyAdmin
+from services.surveys import SurveyService
 from services.users import UserService
 from services.visits import VisitService
 from services.workers import RoutingAdmin, WorkerService
@@ -96,3 +98,11 @@ class Services:
     @cached_property
     def referrals(self) -> ReferralService:
         return ReferralService(self.session, self.clock)
+
+    @cached_property
+    def surveys(self) -> SurveyService:
+        return SurveyService(self.session, self.clock)
+
+    @cached_property
+    def survey_admin(self) -> SurveyAdmin:
+        return SurveyAdmin(self.session, self.clock, self.rules.tz)

@@ -15,6 +15,8 @@ Every place that can hold a person's data (keep this list in step with models/):
 - referrals: the subject (what the partner is asked), the decline reason, the outcome;
 - mobile_office_bookings: the topic; mobile_office_subscriptions and application_subscriptions:
   the person's link to a settlement or an application;
+- survey_invitations: the person's link to a survey, and through it the answers still being given;
+  survey_responses of a survey that is not anonymous (finished anonymous ones lead to nobody);
 - outbox: payloads hold plain values — excerpts, relayed messages, visit notes, reasons, team
   replies (services/outbox.py); the rows to the person and the rows about their cases;
 - fsm_records (or Redis when REDIS_URL is set): half-filled forms (drafts).
@@ -61,6 +63,7 @@ from models.cases import CLOSED_STATUSES
 from models.outbox import CANCELLED, PENDING
 from services.clock import Clock
 from services.reminders import reason_gone
+from services.surveys import erase_survey_person
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +185,7 @@ class PrivacyService:
         await self.session.execute(
             delete(MobileOfficeSubscription).where(MobileOfficeSubscription.user_id == user.id)
         )
+        await erase_survey_person(self.session, user.id)
         # Messages kept for a choice of case or for a new request.
         await self.session.execute(delete(InboundMessage).where(InboundMessage.user_id == user.id))
         # SQL storage keys are "bot:chat:user[:thread]:destiny"; Redis keys are cleared by the hook.

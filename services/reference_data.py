@@ -36,6 +36,8 @@ from models import (
     Team,
 )
 from services.places import KATOTTG_PATTERN, hromada_search_key, is_katottg, search_key
+from services.survey_spec import SurveySpec, apply_survey
+from services.survey_spec import line_of as _line_of
 
 ServiceGroup = Literal["social_assistance", "care", "children", "idp", "employment", "humanitarian"]
 SERVICE_GROUPS: tuple[str, ...] = get_args(ServiceGroup)
@@ -175,6 +177,7 @@ class ReferenceFile(_Strict):
     routing: list[RuleSpec] = []
     application_statuses: list[StatusSpec] = []
     partners: list[PartnerSpec] = []
+    surveys: list[SurveySpec] = []
 
     @model_validator(mode="after")
     def _references(self) -> ReferenceFile:
@@ -186,6 +189,7 @@ class ReferenceFile(_Strict):
         )
         _no_duplicates([t.code for t in self.teams], "team code")
         _no_duplicates([s.code for s in self.application_statuses], "status code")
+        _no_duplicates([s.code for s in self.surveys], "survey code")
         _no_duplicates([a.casefold() for s in self.application_statuses for a in s.aliases], "status alias")
         hromadas = {h.code: h for h in self.hromadas}
         services = {s.code for s in self.services}
@@ -234,23 +238,6 @@ def _no_duplicates(codes: list[str], what: str) -> None:
 
 
 # -- parsing with line numbers --------------------------------------------------------------
-
-
-def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
-    """Follow a pydantic error location through the YAML node tree to a line number."""
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            child = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
-            if child is None:
-                break
-            node = child
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-        else:
-            break
-        line = node.start_mark.line + 1
-    return line
 
 
 def parse_reference(text: str, source: str = "<reference>") -> ReferenceFile:
@@ -572,6 +559,11 @@ async def apply_reference(session: AsyncSession, spec: ReferenceFile) -> LoadRep
             report,
             "partners",
         )
+    for survey_spec in spec.surveys:
+        # A survey already launched keeps its questions (answers refer to them).
+        _survey, changed = await apply_survey(session, survey_spec)
+        if changed:
+            report.count(report.updated, "surveys")
     await session.flush()
     return report
 

@@ -34,6 +34,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models import Case, DocumentRequest, OutboxMessage, Service, Visit
 from models.cases import CLOSED_STATUSES, RESOLVED
 from services.outbox import enqueue
+from services.surveys import INVITATION_KIND as SURVEY_INVITATION_KIND
+from services.surveys import invitation_gone
 
 DEFAULT_TZ = "Europe/Kyiv"
 DAY_BEFORE_AT = time(18, 0)
@@ -197,6 +199,8 @@ async def reason_gone(session: AsyncSession, message: OutboxMessage) -> bool:
         # A renewal reminder belongs to a resolved case; reopened or rejected → not due any more.
         status = await session.scalar(select(Case.status).where(Case.id == message.case_id))
         return status != RESOLVED
+    if kind == SURVEY_INVITATION_KIND:
+        return await invitation_gone(session, message)
     return False
 
 

@@ -204,3 +204,28 @@ class RefCb(CallbackData, prefix="ref"):
     case_id: Id = 0
     referral_id: Id = 0
     value: Id = 0
+
+
+# --- surveys
+
+
+class SurveyCb(CallbackData, prefix="sv"):
+    """A resident's press in a survey: open (start or resume) | pick | done | scale | skip |
+    later. `q` is the question the button belongs to: a press for another question than the
+    current one is an old button and resumes at the current question. Re-checked: the invitation
+    is the presser's."""
+
+    action: Word
+    inv: Id
+    q: Id = 0
+    value: Value = ""
+
+
+class SurveyAdminCb(CallbackData, prefix="sva"):
+    """A coordinator's survey screen: open | launch | audience (toggle kind) | place (toggle a
+    settlement, `value` its id, "all") | when (now | tomorrow | at) | close. Re-checked: the
+    presser coordinates the settlements chosen."""
+
+    action: Word
+    survey_id: Id
+    value: Value = ""

@@ -14,6 +14,7 @@ MAIN_MENU_KEYS = (
     "menu.my_requests",
     "menu.check_application",
     "menu.mobile_office",
+    "menu.surveys",
     "menu.services",
     "menu.language",
     "menu.help",

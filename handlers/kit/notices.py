@@ -23,7 +23,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import I18n
 
-from handlers.kit.callbacks import AppCb, CaseCb, ConvCb, VisitAnswerCb, VisitWorkerCb
+from handlers.kit.callbacks import AppCb, CaseCb, ConvCb, SurveyCb, VisitAnswerCb, VisitWorkerCb
 from handlers.kit.referral_notices import REFERRAL_NOTICES
 from handlers.kit.render import capped
 from models.cases import RESOLVED
@@ -301,6 +301,20 @@ def app_status_changed(p: Payload, locale: str, i18n: I18n) -> Parts:
     return values, [[("app.btn_unsubscribe", unsubscribe)]]
 
 
+def survey_invitation(p: Payload, locale: str, i18n: I18n) -> Parts:
+    """An invitation to a survey: its title and introduction in the person's language."""
+    lang = "en" if locale == "en" else "uk"
+    intro = p[f"intro_{lang}"]
+    values = {"title": _e(p[f"title_{lang}"]), "intro": f"\n\n{html.escape(intro)}" if intro else ""}
+    invitation_id = int(p["invitation_id"])
+    return values, [
+        [
+            ("surveys.btn.start", SurveyCb(action="open", inv=invitation_id)),
+            ("surveys.btn.later", SurveyCb(action="later", inv=invitation_id)),
+        ]
+    ]
+
+
 def _plain(p: Payload, locale: str, i18n: I18n) -> Parts:
     return {k: html.escape(str(v)) for k, v in p.items() if k != VERSION_KEY}, []
 
@@ -336,6 +350,7 @@ NOTICES: dict[str, Callable[[Payload, str, I18n], Parts]] = {
     "renewal_due": renewal_due,
     "app_status_changed": app_status_changed,
     **REFERRAL_NOTICES,
+    "survey_invitation": survey_invitation,
 }
 
 
