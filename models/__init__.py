@@ -16,6 +16,7 @@ from models.fsm import FsmRecord
 from models.outbox import OutboxMessage
 from models.people import Invite, Resident, TeamMember, User, Worker
 from models.reference import DocumentRequirement, Hromada, RoutingRule, Service, Settlement, Team
+from models.reports import StatusLookup
 from models.visits import MobileOfficeBooking, MobileOfficeSchedule, MobileOfficeSubscription, Visit
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "RoutingRule",
     "Service",
     "Settlement",
+    "StatusLookup",
     "Team",
     "TeamMember",
     "User",
