@@ -11,6 +11,8 @@ SQLite (one process) there is nothing to share.
 - agendas  every minute: today's agenda for each worker with visits, once the agenda hour passed.
 - mobile office reminders  every 10 minutes: the day-before reminder to subscribers.
 - renewals  hourly: re-verification reminders for resolved renewable cases.
+- weekly reports  hourly: on Monday from 08:00 local, last week's summary to each coordinator and
+  oblast-level member (services/report_weekly.py; one per person and week).
 - retention  daily: personal data of cases closed more than `settings.delivery.retention_days`
   ago is erased (services/privacy.py), the anonymous record and the audit trail stay.
 
@@ -47,6 +49,7 @@ from services.clock import Clock
 from services.mobile_office import plan_day_before_reminders
 from services.privacy import PrivacyService
 from services.reminders import ReminderRules, plan_due_renewals
+from services.report_weekly import plan_weekly_reports
 from services.visits import plan_due_agendas
 
 log = logging.getLogger(__name__)
@@ -121,6 +124,11 @@ class DeliveryRuntime:
     async def plan_renewals(self) -> None:
         await self._in_transaction("renewals", lambda s: plan_due_renewals(s, self.clock.now(), self.rules))
 
+    async def plan_weekly_reports(self) -> None:
+        await self._in_transaction(
+            "weekly reports", lambda s: plan_weekly_reports(s, self.clock.now(), self.rules.tz)
+        )
+
     async def apply_retention(self) -> None:
         days = self.settings.delivery.retention_days
         try:
@@ -170,6 +178,14 @@ class DeliveryRuntime:
         )
         self.scheduler.add_job(
             self.plan_renewals, "interval", hours=1, id="renewals", misfire_grace_time=3600, **common
+        )
+        self.scheduler.add_job(
+            self.plan_weekly_reports,
+            "interval",
+            hours=1,
+            id="weekly_reports",
+            misfire_grace_time=3600,
+            **common,
         )
         self.scheduler.add_job(
             self.apply_retention,

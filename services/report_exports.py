@@ -69,15 +69,17 @@ def _write_sheet(sheet: WriteOnlyWorksheet, table: ReportTable, translate: Trans
         cell.font = bold
         header.append(cell)
     rows = table.published()
-    sheet.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{len(rows) + 1}"
+    # Write-only sheets hand these to their inner worksheet at runtime; the stubs lack them.
+    sheet.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{len(rows) + 1}"  # type: ignore[attr-defined]
     for i, width in enumerate(widths, start=1):
-        sheet.column_dimensions[get_column_letter(i)].width = width
+        sheet.column_dimensions[get_column_letter(i)].width = width  # type: ignore[attr-defined]
     sheet.append(header)
     for row in rows:
         out = []
         for column, value in zip(columns, row, strict=True):
             value = cell_text(value, translate)
-            cell = WriteOnlyCell(sheet, value=value)
+            # A date is a date cell (openpyxl writes date and datetime alike).
+            cell = WriteOnlyCell(sheet, value=value)  # type: ignore[arg-type]
             if column.type in _NUMBER_FORMATS and isinstance(value, (int, float, date)):
                 cell.number_format = _NUMBER_FORMATS[column.type]
             out.append(cell)

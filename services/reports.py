@@ -26,29 +26,25 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from models import (
     Case,
     CaseEvent,
     CaseMessage,
-    Hromada,
     MobileOfficeBooking,
     MobileOfficeSchedule,
     Service,
     Settlement,
     StatusLookup,
-    Team,
-    TeamMember,
     Visit,
-    Worker,
 )
 from models.cases import OPEN_STATUSES, STATUSES
-from models.people import ROLE_COORDINATOR, ROLE_OBLAST
 from services.mobile_office import trip_days
 from services.report_tables import SMALL_COUNT, Cell, Column, Period, ReportScope, ReportTable
 
@@ -63,43 +59,6 @@ LONG_WAIT_DAYS = 14
 FIRST_RESPONSE_TARGET = timedelta(hours=24)
 # What counts as a worker's response in the audit trail (besides a message to the resident).
 RESPONSE_EVENTS = ("status", "assigned", "transferred", "docs_requested", "visit_planned")
-
-
-@dataclass(frozen=True)
-class ReportAccess:
-    """Who may see which report: a coordinator's hromadas, or an oblast's."""
-
-    scope: ReportScope
-    oblast_level: bool
-
-
-async def report_access(session: AsyncSession, worker: Worker) -> ReportAccess | None:
-    """The widest scope the worker may report on; None for a plain worker.
-
-    An `oblast` member of an oblast fallback team sees every hromada of that oblast; a
-    coordinator sees the hromadas of the teams they coordinate; an admin sees everything."""
-    if not worker.active:
-        return None
-    if worker.is_admin:
-        ids = (await session.scalars(select(Hromada.id).order_by(Hromada.id))).all()
-        return ReportAccess(ReportScope(tuple(ids)), oblast_level=True)
-    rows = (
-        await session.execute(
-            select(TeamMember.role, Team.hromada_id, Team.oblast, Team.is_oblast_fallback)
-            .join(Team, Team.id == TeamMember.team_id)
-            .where(TeamMember.worker_id == worker.id)
-        )
-    ).all()
-    oblasts = sorted({o for role, _h, o, fallback in rows if fallback and role == ROLE_OBLAST})
-    if oblasts:
-        ids = (
-            await session.scalars(select(Hromada.id).where(Hromada.oblast.in_(oblasts)).order_by(Hromada.id))
-        ).all()
-        return ReportAccess(ReportScope(tuple(ids), oblast=oblasts[0]), oblast_level=True)
-    hromadas = sorted({h for role, h, _o, _f in rows if role == ROLE_COORDINATOR and h is not None})
-    if not hromadas:
-        return None
-    return ReportAccess(ReportScope(tuple(hromadas)), oblast_level=False)
 
 
 async def build_report(
@@ -172,18 +131,20 @@ class _Builder:
         self.begin, self.end = period.bounds(zone)
         self._service_groups: dict[str, str] | None = None
 
-    def _in_scope(self, query: Select[tuple[str, int]]) -> Select[tuple[str, int]]:
+    def _in_scope(self, query: Select[Any]) -> Select[Any]:
         return query.where(
             Case.hromada_id.in_(self.scope.hromada_ids),
             Case.created_at >= self.begin,
             Case.created_at < self.end,
         )
 
-    def _service_name(self) -> object:
+    def _service_name(self) -> InstrumentedAttribute[str]:
         return Service.name_en if self.locale == "en" else Service.name_uk
 
-    async def _counts(self, label: object, *conditions: object) -> list[tuple[str, int]]:
-        query = select(label, func.count(Case.id)).select_from(Case)  # type: ignore[call-overload]
+    async def _counts(
+        self, label: InstrumentedAttribute[str], *conditions: ColumnElement[bool]
+    ) -> list[tuple[str, int]]:
+        query: Select[Any] = select(label, func.count(Case.id)).select_from(Case)
         if label is not Case.status:
             query = query.join(Service, Service.id == Case.service_id)
         query = self._in_scope(query)
@@ -250,7 +211,7 @@ class _Builder:
         query = self._in_scope(
             select(
                 self._service_name(), Case.created_at, first_event, first_message, Case.closed_at, Case.status
-            )  # type: ignore[arg-type]
+            )
             .select_from(Case)
             .join(Service, Service.id == Case.service_id)
         )
@@ -353,19 +314,18 @@ class _Builder:
                 Visit.starts_at < self.end,
             )
         )
-        lookups = dict(
-            (
-                await self.session.execute(
-                    select(StatusLookup.found, func.count(StatusLookup.id))
-                    .where(
-                        StatusLookup.hromada_id.in_(hromadas),
-                        StatusLookup.at >= self.begin,
-                        StatusLookup.at < self.end,
-                    )
-                    .group_by(StatusLookup.found)
+        lookup_rows = (
+            await self.session.execute(
+                select(StatusLookup.found, func.count(StatusLookup.id))
+                .where(
+                    StatusLookup.hromada_id.in_(hromadas),
+                    StatusLookup.at >= self.begin,
+                    StatusLookup.at < self.end,
                 )
-            ).all()
-        )
+                .group_by(StatusLookup.found)
+            )
+        ).all()
+        lookups = {bool(found): int(n) for found, n in lookup_rows}
         return ReportTable(
             "reports.t.activity",
             (Column("reports.c.measure"), Column("reports.c.count", "count")),
@@ -448,23 +408,5 @@ def _aware(value: datetime) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     if value.tzinfo is None:
-        from datetime import UTC
-
         return value.replace(tzinfo=UTC)
     return value
-
-
-def week_period(today: date, weeks_back: int = 0) -> Period:
-    """Monday to Sunday of this week (0) or of a week `weeks_back` weeks before it."""
-    monday = today - timedelta(days=today.weekday()) - timedelta(weeks=weeks_back)
-    return Period(monday, monday + timedelta(days=6))
-
-
-def month_period(today: date, months_back: int = 0) -> Period:
-    year, month = today.year, today.month - months_back
-    while month < 1:
-        month += 12
-        year -= 1
-    start = date(year, month, 1)
-    following = date(year + (month == 12), month % 12 + 1, 1)
-    return Period(start, following - timedelta(days=1))

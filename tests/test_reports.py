@@ -30,16 +30,9 @@ from models import (
 from models.people import ROLE_COORDINATOR, ROLE_OBLAST
 from services.report_charts import bar_chart_png
 from services.report_exports import csv_zip_bytes, xlsx_bytes
+from services.report_service import month_period, report_access, week_period
 from services.report_tables import Period
-from services.reports import (
-    OTHER,
-    build_report,
-    month_period,
-    percentile,
-    pool_small,
-    report_access,
-    week_period,
-)
+from services.reports import OTHER, build_report, percentile, pool_small
 from tests.factories import add_resident, add_worker
 
 KYIV = zoneinfo.ZoneInfo("Europe/Kyiv")

@@ -190,3 +190,14 @@ class AppStatusCb(CallbackData, prefix="appst"):
 
     application_id: Id
     status: Value
+
+
+# --- reports
+
+
+class ReportCb(CallbackData, prefix="rep"):
+    """Reports: menu | period (value w0 w1 m0 m1) | custom | open / xlsx / csv (value: a period
+    as YYYYMMDD-YYYYMMDD). The scope is never in the data: it is the presser's, checked again."""
+
+    action: Word
+    value: Value = ""

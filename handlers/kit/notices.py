@@ -23,10 +23,12 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import I18n
 
-from handlers.kit.callbacks import AppCb, CaseCb, ConvCb, VisitAnswerCb, VisitWorkerCb
+from handlers.kit.callbacks import AppCb, CaseCb, ConvCb, ReportCb, VisitAnswerCb, VisitWorkerCb
 from handlers.kit.render import capped
+from handlers.kit.reports import REPORT_FIGURES, report_number
 from models.cases import RESOLVED
 from services.outbox import PAYLOAD_VERSION, VERSION_KEY
+from services.reports import LONG_WAIT_DAYS
 
 Payload = Mapping[str, Any]
 Buttons = list[list[tuple[str, CallbackData]]]
@@ -300,6 +302,20 @@ def app_status_changed(p: Payload, locale: str, i18n: I18n) -> Parts:
     return values, [[("app.btn_unsubscribe", unsubscribe)]]
 
 
+def weekly_report(p: Payload, locale: str, i18n: I18n) -> Parts:
+    figures = i18n.gettext("reports.summary.figures", locale=locale) % {
+        **{k: report_number(p.get(k), locale) for k in REPORT_FIGURES},
+        "days": LONG_WAIT_DAYS,
+    }
+    values = {
+        "start": _date(p["start"]),
+        "end": _date(p["end"]),
+        "hromadas": int(p["hromadas"]),
+        "figures": figures,
+    }
+    return values, [[("reports.btn.open", ReportCb(action="open", value=str(p["period"])))]]
+
+
 def _plain(p: Payload, locale: str, i18n: I18n) -> Parts:
     return {k: html.escape(str(v)) for k, v in p.items() if k != VERSION_KEY}, []
 
@@ -334,6 +350,7 @@ NOTICES: dict[str, Callable[[Payload, str, I18n], Parts]] = {
     "mo_booking_day_before": mobile_office,
     "renewal_due": renewal_due,
     "app_status_changed": app_status_changed,
+    "weekly_report": weekly_report,
 }
 
 
