@@ -13,6 +13,8 @@ SQLite (one process) there is nothing to share.
 - renewals  hourly: re-verification reminders for resolved renewable cases.
 - referrals  every 10 minutes: unanswered referrals reminded to the partner, then escalated
   to the referring team's coordinators (services/referrals.py), each step once.
+- weekly reports  hourly: on Monday from 08:00 local, last week's summary to each coordinator and
+  oblast-level member (services/report_weekly.py; one per person and week).
 - retention  daily: personal data of cases closed more than `settings.delivery.retention_days`
   ago is erased (services/privacy.py), the anonymous record and the audit trail stay.
 
@@ -50,6 +52,7 @@ from services.mobile_office import plan_day_before_reminders
 from services.privacy import PrivacyService
 from services.referrals import plan_referral_steps
 from services.reminders import ReminderRules, plan_due_renewals
+from services.report_weekly import plan_weekly_reports
 from services.visits import plan_due_agendas
 
 log = logging.getLogger(__name__)
@@ -129,6 +132,11 @@ class DeliveryRuntime:
             "referrals", lambda s: plan_referral_steps(s, self.clock.now(), self.clock)
         )
 
+    async def plan_weekly_reports(self) -> None:
+        await self._in_transaction(
+            "weekly reports", lambda s: plan_weekly_reports(s, self.clock.now(), self.rules.tz)
+        )
+
     async def apply_retention(self) -> None:
         days = self.settings.delivery.retention_days
         try:
@@ -181,6 +189,14 @@ class DeliveryRuntime:
         )
         self.scheduler.add_job(
             self.plan_referrals, "interval", minutes=10, id="referrals", misfire_grace_time=600, **common
+        )
+        self.scheduler.add_job(
+            self.plan_weekly_reports,
+            "interval",
+            hours=1,
+            id="weekly_reports",
+            misfire_grace_time=3600,
+            **common,
         )
         self.scheduler.add_job(
             self.apply_retention,

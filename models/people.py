@@ -65,7 +65,14 @@ class Worker(Base):
 
 ROLE_WORKER = "worker"
 ROLE_COORDINATOR = "coordinator"
-ROLES = (ROLE_WORKER, ROLE_COORDINATOR)
+# A member of an oblast fallback team (the oblast department) who reports on the whole oblast.
+ROLE_OBLAST = "oblast"
+ROLES = (ROLE_WORKER, ROLE_COORDINATOR, ROLE_OBLAST)
+
+
+def roles_for_team(is_oblast_fallback: bool) -> tuple[str, ...]:
+    """The roles an invite to a team may grant: the oblast role only in an oblast fallback team."""
+    return ROLES if is_oblast_fallback else (ROLE_WORKER, ROLE_COORDINATOR)
 
 
 class TeamMember(Base):

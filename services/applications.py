@@ -30,6 +30,7 @@ from models import (
     Hromada,
     LookupAttempt,
     Resident,
+    StatusLookup,
     Team,
     TeamMember,
     User,
@@ -281,10 +282,19 @@ class ApplicationService:
             select(Application).where(Application.number == number, Application.phone == phone)
         )
         self.session.add(LookupAttempt(user_id=user.id, at=now, hit=app is not None))
+        await self._count_lookup(user, app, now)
         await self.session.flush()
         if app is None:
             return LookupResult(LookupOutcome.NOT_FOUND)
         return LookupResult(LookupOutcome.FOUND, app)
+
+    async def _count_lookup(self, user: User, app: Application | None, now: datetime) -> None:
+        """The reports' count: the application's hromada, else where the resident last filed."""
+        hromada_id = app.hromada_id if app is not None else None
+        if hromada_id is None:
+            resident = await self.resident(user)
+            hromada_id = resident.last_hromada_id if resident is not None else None
+        self.session.add(StatusLookup(at=now, hromada_id=hromada_id, found=app is not None))
 
     async def lookup_stats(self, since: datetime, limit: int = 30) -> list[LookupStats]:
         """Users with missed lookups since `since`, most misses first (ids and counts only)."""

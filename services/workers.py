@@ -22,7 +22,7 @@ from models import (
     Worker,
     utcnow,
 )
-from models.people import ROLE_COORDINATOR, ROLES
+from models.people import ROLE_COORDINATOR, roles_for_team
 from services.errors import DomainError, StaleAction
 from services.text import clip
 
@@ -104,8 +104,8 @@ class WorkerService:
         self, *, creator: Worker, team: Team, role: str, ttl: timedelta, now: datetime | None = None
     ) -> str:
         """Returns the raw token once; only its hash is stored."""
-        if role not in ROLES:
-            raise ValueError(f"unknown role {role!r}")
+        if role not in roles_for_team(team.is_oblast_fallback):
+            raise ValueError(f"role {role!r} cannot be granted in this team")
         if not timedelta(0) < ttl <= MAX_INVITE_TTL:
             raise ValueError("invite lifetime must be between 0 and 30 days")
         if not await self.can_manage_team(creator, team.id):

@@ -229,3 +229,14 @@ class SurveyAdminCb(CallbackData, prefix="sva"):
     action: Word
     survey_id: Id
     value: Value = ""
+
+
+# --- reports
+
+
+class ReportCb(CallbackData, prefix="rep"):
+    """Reports: menu | period (value w0 w1 m0 m1) | custom | open / xlsx / csv (value: a period
+    as YYYYMMDD-YYYYMMDD). The scope is never in the data: it is the presser's, checked again."""
+
+    action: Word
+    value: Value = ""

@@ -23,11 +23,13 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import I18n
 
-from handlers.kit.callbacks import AppCb, CaseCb, ConvCb, SurveyCb, VisitAnswerCb, VisitWorkerCb
+from handlers.kit.callbacks import AppCb, CaseCb, ConvCb, ReportCb, SurveyCb, VisitAnswerCb, VisitWorkerCb
 from handlers.kit.referral_notices import REFERRAL_NOTICES
 from handlers.kit.render import capped
+from handlers.kit.reports import REPORT_FIGURES, report_number
 from models.cases import RESOLVED
 from services.outbox import PAYLOAD_VERSION, VERSION_KEY
+from services.reports import LONG_WAIT_DAYS
 
 Payload = Mapping[str, Any]
 Buttons = list[list[tuple[str, CallbackData]]]
@@ -315,6 +317,20 @@ def survey_invitation(p: Payload, locale: str, i18n: I18n) -> Parts:
     ]
 
 
+def weekly_report(p: Payload, locale: str, i18n: I18n) -> Parts:
+    figures = i18n.gettext("reports.summary.figures", locale=locale) % {
+        **{k: report_number(p.get(k), locale) for k in REPORT_FIGURES},
+        "days": LONG_WAIT_DAYS,
+    }
+    values = {
+        "start": _date(p["start"]),
+        "end": _date(p["end"]),
+        "hromadas": int(p["hromadas"]),
+        "figures": figures,
+    }
+    return values, [[("reports.btn.open", ReportCb(action="open", value=str(p["period"])))]]
+
+
 def _plain(p: Payload, locale: str, i18n: I18n) -> Parts:
     return {k: html.escape(str(v)) for k, v in p.items() if k != VERSION_KEY}, []
 
@@ -351,6 +367,7 @@ NOTICES: dict[str, Callable[[Payload, str, I18n], Parts]] = {
     "app_status_changed": app_status_changed,
     **REFERRAL_NOTICES,
     "survey_invitation": survey_invitation,
+    "weekly_report": weekly_report,
 }
 
 

@@ -22,7 +22,7 @@ from handlers.kit.keyboards import main_menu
 from infra.i18n import LANGUAGES
 from infra.settings import Settings
 from models import User, Worker
-from models.people import ROLES
+from models.people import roles_for_team
 from services.clock import Clock
 from services.errors import StaleAction
 from services.hub import Services
@@ -119,12 +119,12 @@ async def invite_step(
     message = query.message if isinstance(query.message, Message) else None
     if not callback_data.role:
         builder = InlineKeyboardBuilder()
-        for role in ROLES:
+        for role in roles_for_team(team.is_oblast_fallback):
             builder.button(text=_(f"worker.role.{role}"), callback_data=InviteCb(team_id=team.id, role=role))
         if message is not None:
             await message.answer(_("worker.invite.choose_role"), reply_markup=builder.as_markup())
         return
-    if callback_data.role not in ROLES:
+    if callback_data.role not in roles_for_team(team.is_oblast_fallback):
         raise StaleAction()
     ttl = timedelta(hours=settings.delivery.invite_ttl_hours)
     token = await workers.create_invite(

@@ -10,7 +10,7 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from handlers.kit.builders import InlineKeyboardBuilder
-from handlers.kit.callbacks import QueueCb, RuleCb
+from handlers.kit.callbacks import QueueCb, ReportCb, RuleCb
 from handlers.kit.filters import ActiveWorker, MenuButton, prune_callbacks
 from handlers.kit.queues import edit_list, filter_name, page_screen
 from models import Worker
@@ -20,7 +20,7 @@ from services.queues import FILTERS, STALE_DAYS
 from services.workers import NotWorker
 
 
-def panel_markup(coordinator: bool) -> InlineKeyboardMarkup:
+def panel_markup(coordinator: bool, reports: bool = False) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.button(text=_("worker.btn.my_queue"), callback_data=QueueCb(scope="my"))
     builder.button(text=_("worker.btn.team_queue"), callback_data=QueueCb(scope="team"))
@@ -31,6 +31,9 @@ def panel_markup(coordinator: bool) -> InlineKeyboardMarkup:
         builder.button(text=_("coord.btn.stale") % {"days": STALE_DAYS}, callback_data=QueueCb(scope="stale"))
         builder.button(text=_("coord.btn.routing"), callback_data=RuleCb(action="list"))
         sizes += [1, 1, 1, 1]
+    if reports:
+        builder.button(text=_("reports.btn.menu"), callback_data=ReportCb(action="menu"))
+        sizes.append(1)
     builder.adjust(*sizes)
     return builder.as_markup()
 
@@ -45,7 +48,8 @@ def panel_text(worker: Worker, coordinator: bool) -> str:
 
 async def _send_panel(message: Message, services: Services, worker: Worker) -> None:
     coordinator = bool(await services.queues.coordinated_hromadas(worker))
-    await message.answer(panel_text(worker, coordinator), reply_markup=panel_markup(coordinator))
+    reports = await services.reports.may_report(worker)
+    await message.answer(panel_text(worker, coordinator), reply_markup=panel_markup(coordinator, reports))
 
 
 async def panel(message: Message, services: Services, worker: Worker) -> None:

@@ -1,0 +1,198 @@
+"""Reports at scale: an oblast's monthly report and its XLSX export over the 1,000,000-case fill.
+
+Builds a throw-away PostgreSQL database with bench/scale.py's fill (1,000,000 cases over two
+years in 50 hromadas of 5 oblasts, ~1.9 M events, 0.4 M messages), then measures, interleaved:
+
+  count          SELECT count(*) over the same rows (the oblast's cases of the month): the yardstick
+  report         services.reports.build_report for the oblast and the month (every section)
+  export         the same report written as an XLSX workbook (services/report_exports.py)
+
+and, each in a fresh child process, the peak RSS of building and exporting the report for one
+month and for ten months (a tenfold period): the workbook is streamed (openpyxl write-only) and
+the sections are aggregates, so memory should stay nearly flat.
+
+Targets (set from measured figures, see the README's benchmark notes): report median ≤ 1.5 s
+and ≤ 25 × the count(*) median (a report is ~15 aggregate queries plus one bounded row per case
+for the percentiles, so it cannot be one count); export adds ≤ 0.5 s to the report; the
+ten-month export's peak RSS grows ≤ 40 MB over the one-month one.
+
+Usage:  python bench/reports.py [--cases 1000000] [--iterations 7] [--keep]
+The last line is one JSON object with the figures, the targets and `meets_target`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import zoneinfo
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import func, select
+
+from bench.scale import _asyncpg_dsn, fill
+from infra.db import create_engine, create_sessionmaker
+from infra.migrate import upgrade
+from models import Case, Hromada
+from services.report_exports import write_xlsx
+from services.report_tables import Period, ReportScope
+from services.reports import build_report
+from tests.pgtools import create_database, drop_database
+
+ZONE = zoneinfo.ZoneInfo("Europe/Kyiv")
+OBLAST = "oblast0"
+MONTH = Period(date(2026, 10, 1), date(2026, 10, 31))
+TEN_MONTHS = Period(date(2026, 1, 1), date(2026, 10, 31))
+TARGET_REPORT_S = 1.5
+TARGET_RATIO = 25.0
+TARGET_EXPORT_EXTRA_S = 0.5
+TARGET_RSS_GROWTH_MB = 40.0
+
+
+def _key(key: str) -> str:
+    return key
+
+
+async def _scope(sessionmaker: Any) -> ReportScope:
+    async with sessionmaker() as session:
+        ids = (await session.scalars(select(Hromada.id).where(Hromada.oblast == OBLAST))).all()
+    return ReportScope(tuple(ids), oblast=OBLAST)
+
+
+async def measure(url: str, iterations: int) -> dict[str, Any]:
+    engine = create_engine(url)
+    sessionmaker = create_sessionmaker(engine)
+    scope = await _scope(sessionmaker)
+    begin, end = MONTH.bounds(ZONE)
+    timings: dict[str, list[float]] = {"count": [], "report": [], "export": []}
+    rows_counted = 0
+    try:
+        for _ in range(iterations):
+            async with sessionmaker() as session:
+                started = time.perf_counter()
+                rows_counted = int(
+                    await session.scalar(
+                        select(func.count())
+                        .select_from(Case)
+                        .where(
+                            Case.hromada_id.in_(scope.hromada_ids),
+                            Case.created_at >= begin,
+                            Case.created_at < end,
+                        )
+                    )
+                    or 0
+                )
+                timings["count"].append(time.perf_counter() - started)
+            async with sessionmaker() as session:
+                started = time.perf_counter()
+                await build_report(session, scope, MONTH, ZONE)
+                timings["report"].append(time.perf_counter() - started)
+            async with sessionmaker() as session:
+                started = time.perf_counter()
+                tables = await build_report(session, scope, MONTH, ZONE)
+                write_xlsx(io.BytesIO(), tables, _key)
+                timings["export"].append(time.perf_counter() - started)
+    finally:
+        await engine.dispose()
+    medians = {k: statistics.median(v) for k, v in timings.items()}
+    return {
+        "oblast_month_cases": rows_counted,
+        "count_ms": round(medians["count"] * 1000, 1),
+        "report_ms": round(medians["report"] * 1000, 1),
+        "export_ms": round(medians["export"] * 1000, 1),
+        "report_vs_count": round(medians["report"] / medians["count"], 1),
+    }
+
+
+async def child_export(url: str, start: str, end: str) -> None:
+    """In a fresh process: build and export the oblast's report; print the peak RSS growth."""
+    engine = create_engine(url)
+    sessionmaker = create_sessionmaker(engine)
+    scope = await _scope(sessionmaker)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    async with sessionmaker() as session:
+        tables = await build_report(
+            session, scope, Period(date.fromisoformat(start), date.fromisoformat(end)), ZONE
+        )
+    buffer = io.BytesIO()
+    write_xlsx(buffer, tables, _key)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    await engine.dispose()
+    print(
+        json.dumps(
+            {"rss_before_mb": before / 1024, "rss_peak_mb": after / 1024, "bytes": len(buffer.getvalue())}
+        )
+    )
+
+
+def rss_of_export(url: str, period: Period) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child-export", url, period.start.isoformat(), period.end.isoformat()],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--cases", type=int, default=1_000_000)
+    parser.add_argument("--residents", type=int, default=100_000)
+    parser.add_argument("--iterations", type=int, default=7)
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--child-export", nargs=3, metavar=("URL", "START", "END"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_export:
+        await child_export(*args.child_export)
+        return
+    url, name = await create_database()
+    try:
+        await upgrade(url)
+        started = time.perf_counter()
+        counts = await fill(_asyncpg_dsn(url), args.cases, args.residents)
+        fill_s = time.perf_counter() - started
+        print(f"filled {counts.get('cases', 0)} cases in {fill_s:.0f} s", file=sys.stderr)
+        figures = await measure(url, args.iterations)
+        month = rss_of_export(url, MONTH)
+        ten = rss_of_export(url, TEN_MONTHS)
+    finally:
+        if not args.keep:
+            await drop_database(name)
+    growth = ten["rss_peak_mb"] - month["rss_peak_mb"]
+    result = {
+        "cases": counts.get("cases", 0),
+        **figures,
+        "export_rss_month_mb": round(month["rss_peak_mb"], 1),
+        "export_rss_ten_months_mb": round(ten["rss_peak_mb"], 1),
+        "export_rss_growth_mb": round(growth, 1),
+        "targets": {
+            "report_ms": TARGET_REPORT_S * 1000,
+            "report_vs_count": TARGET_RATIO,
+            "export_extra_ms": TARGET_EXPORT_EXTRA_S * 1000,
+            "export_rss_growth_mb": TARGET_RSS_GROWTH_MB,
+        },
+    }
+    result["meets_target"] = (
+        figures["report_ms"] <= TARGET_REPORT_S * 1000
+        and figures["report_vs_count"] <= TARGET_RATIO
+        and figures["export_ms"] - figures["report_ms"] <= TARGET_EXPORT_EXTRA_S * 1000
+        and growth <= TARGET_RSS_GROWTH_MB
+    )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
