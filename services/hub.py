@@ -21,6 +21,7 @@ from services.mobile_office import MobileOfficeService
 from services.places import PlaceSearch
 from services.queues import QueueService
 from services.reminders import ReminderRules
+from services.reply_book import ReplyBook
 from services.users import UserService
 from services.visits import VisitService
 from services.workers import RoutingAdmin, WorkerService
@@ -91,3 +92,7 @@ class Services:
     @cached_property
     def application_desk(self) -> ApplicationDesk:
         return ApplicationDesk(self.session, self.clock)
+
+    @cached_property
+    def replies(self) -> ReplyBook:
+        return ReplyBook(self.session, self.clock, self.rules.tz)

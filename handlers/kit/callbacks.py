@@ -190,3 +190,25 @@ class AppStatusCb(CallbackData, prefix="appst"):
 
     application_id: Id
     status: Value
+
+
+# --- saved replies
+
+
+class ReplyAdminCb(CallbackData, prefix="rpa"):
+    """A coordinator's saved replies: teams | team (list) | new (locale) | open | edit |
+    translate (locale) | delete. Re-checked: the presser coordinates the template's team."""
+
+    action: Word
+    team_id: Id = 0
+    reply_id: Id = 0
+    locale: Word = ""
+
+
+class ReplyPickCb(CallbackData, prefix="rpw"):
+    """A worker's saved replies while writing to a resident: list | pick | send | edit.
+    Re-checked: a member of the case's team, the case open, the template its team's."""
+
+    action: Word
+    case_id: Id
+    reply_id: Id = 0

@@ -17,7 +17,7 @@ from aiogram.utils.i18n import gettext as _
 
 from handlers.kit.callbacks import AssignCb, CaseCb, DocPickCb, DocsReceivedCb, StatusCb, TransferCb
 from handlers.kit.filters import Action, ActiveWorker, NotCommand, PlainText, prune_callbacks
-from handlers.worker.cases import screens
+from handlers.worker.cases import screens, template_screens
 from handlers.worker.cases.card import build_card, send_card, show_card
 from handlers.worker.cases.steps import (
     CaseForm,
@@ -86,8 +86,11 @@ async def write(
     case = await services.case_actions.member_open_case(worker, callback_data.case_id)
     await state.set_state(CaseForm.write)
     await state.update_data(case_id=case.id)
+    # The team's saved replies, when it keeps any (handlers/worker/cases/templates.py).
+    templates = await services.replies.templates(case.team_id)
     if (message := _message(query)) is not None:
-        await message.answer(screens.headed(case, "worker.write.ask"))
+        markup = template_screens.templates_button(case.id) if templates else None
+        await message.answer(screens.headed(case, "worker.write.ask"), reply_markup=markup)
 
 
 async def transfer_menu(
