@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from infra.i18n import create_i18n
 from models import AuditEntry, DocumentRequest, SavedReply, Team, Worker
 from models.people import ROLE_COORDINATOR
 from services.case_actions import AccessDenied, NotFound
@@ -18,6 +19,8 @@ from services.reference_data import load_reference_file, parse_reference
 from services.reply_book import ReplyBook
 from services.saved_replies import (
     GAP,
+    LOCALES,
+    PLACEHOLDERS,
     TEXT_MAX,
     ReplyError,
     ReplyValues,
@@ -116,6 +119,13 @@ def test_language_choice() -> None:
     assert pick_version({"uk": "укр"}, "en") == ("uk", "укр")
     assert pick_version({"en": "eng"}, "uk") == ("en", "eng")
     assert pick_version({}, "uk") is None
+
+
+def test_every_placeholder_and_language_is_explained_in_both_languages() -> None:
+    i18n = create_i18n()
+    keys = [f"replies.placeholder.{name}" for name in PLACEHOLDERS] + [f"replies.locale.{c}" for c in LOCALES]
+    for language in LOCALES:
+        assert [k for k in keys if i18n.gettext(k, locale=language) == k] == [], language
 
 
 # -- the book, on both databases -----------------------------------------------------------------
