@@ -42,7 +42,7 @@ T = TypeVar("T")
 class ReplyError(DomainError):
     """A refused saved-reply action (`replies.error.<code>`): empty_title, title_too_long,
     empty_text, text_too_long, no_words, unknown_placeholder (names, known), bad_locale,
-    exists, not_found."""
+    exists, too_many (limit), note_too_long (limit), not_found."""
 
     prefix = "replies.error"
     code = "not_found"

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from models import AuditEntry, CaseMessage, SavedReply, Team
+from models import AuditEntry, CaseMessage, DocumentRequest, SavedReply, Team
 from models.people import ROLE_COORDINATOR
 from services.clock import FrozenClock
 from tests.factories import add_resident, add_worker
@@ -157,3 +157,57 @@ async def test_another_teams_worker_neither_sees_nor_uses_the_templates(
     async with sessionmaker() as session:
         assert (await session.get(SavedReply, reply_id)).active is True
         assert (await session.scalars(select(CaseMessage))).all() == []
+
+
+async def _deadline_menu(worker, case_id: int):
+    """Card → "Request documents" → tick the passport → Done: the deadline question."""
+    card = next(r for r in await worker.click_data(f"case:open:{case_id}") if r.kind == "message")
+    checklist = next(
+        r for r in await worker.click("Запитати документи", message_id=card.message_id) if r.kind == "message"
+    )
+    await worker.click("Паспорт", message_id=checklist.message_id)
+    return (await worker.click("Готово", message_id=checklist.message_id))[-1]
+
+
+async def test_a_template_becomes_the_note_of_a_document_request_with_its_deadline(
+    make_client, reference, sessionmaker, deliverer
+) -> None:
+    await add_worker(sessionmaker, 6401, "ves-csp")
+    case_id = await make_case(sessionmaker, await add_resident(sessionmaker, 6402))
+    worker = make_client(user_id=6401)
+    deadlines = await _deadline_menu(worker, case_id)
+    listing = (await worker.click("Шаблони", message_id=deadlines.message_id))[-1]
+    preview = (await worker.click("Принести документи", message_id=listing.message_id))[-1]
+    assert "до … за адресою ЦНАП, смт Веселе" in preview.text and "Надіслати" not in preview.buttons()
+    menu = (await worker.click("Додати до запиту", message_id=preview.message_id))[-1]
+    assert "Примітка до запиту" in menu.text and "7 днів" in menu.buttons()
+    replies = await worker.click("7 днів", message_id=menu.message_id)
+    assert any(r.kind == "toast" and "надіслано" in r.text for r in replies)
+
+    await deliverer.deliver_due()
+    [request] = [r.text for r in make_client(user_id=6402).read() if "Паспорт" in r.text]
+    assert "принесіть, будь ласка, документи до 30.11.2026 за адресою ЦНАП, смт Веселе" in request
+    assert "Години прийому: пн–чт 8:00–17:00" in request
+    async with sessionmaker() as session:
+        note = await session.scalar(select(DocumentRequest.note).where(DocumentRequest.case_id == case_id))
+        assert note.startswith("Доброго дня! Щодо звернення VES-2026-") and "30.11.2026" in note
+
+
+async def test_an_edited_template_is_the_note_of_a_document_request(
+    make_client, reference, sessionmaker, deliverer
+) -> None:
+    await add_worker(sessionmaker, 6501, "ves-csp")
+    case_id = await make_case(sessionmaker, await add_resident(sessionmaker, 6502))
+    worker = make_client(user_id=6501)
+    deadlines = await _deadline_menu(worker, case_id)
+    listing = (await worker.click("Шаблони", message_id=deadlines.message_id))[-1]
+    preview = (await worker.click("Звернення в роботі", message_id=listing.message_id))[-1]
+    hint = (await worker.click("Виправити", message_id=preview.message_id))[-1]
+    assert "примітк" in hint.text and "<code>Доброго дня!" in hint.text
+    assert "потрібен текст" in (await worker.send_sticker())[0].text
+    menu = (await worker.send("Потрібен лише паспорт, копію зробимо на місці."))[-1]
+    assert "Потрібен лише паспорт" in menu.text
+    await worker.click("3 дні", message_id=menu.message_id)
+    async with sessionmaker() as session:
+        note = await session.scalar(select(DocumentRequest.note).where(DocumentRequest.case_id == case_id))
+        assert note == "Потрібен лише паспорт, копію зробимо на місці."

@@ -206,9 +206,11 @@ class ReplyAdminCb(CallbackData, prefix="rpa"):
 
 
 class ReplyPickCb(CallbackData, prefix="rpw"):
-    """A worker's saved replies while writing to a resident: list | pick | send | edit.
-    Re-checked: a member of the case's team, the case open, the template its team's."""
+    """A worker's saved replies on a case: list | pick | send | edit, and `note` (the filled
+    template as the note of a document request, mode `docs`). Re-checked: a member of the
+    case's team, the case open, the template its team's."""
 
     action: Word
     case_id: Id
     reply_id: Id = 0
+    mode: Word = ""  # "" writing to the resident | docs: the note of a document request

@@ -27,6 +27,7 @@ from handlers.worker.cases.steps import (
     transfer_step,
     write_step,
 )
+from handlers.worker.cases.templates import docs_note, docs_note_key
 from infra.settings import Settings
 from models import Worker
 from services.case_actions import required_text
@@ -272,13 +273,15 @@ async def pick_document(
             return
         if callback_data.item == "@done":
             if message is not None:
-                text, markup = screens.deadline_menu(case, DEADLINE_DAYS)
+                templates = bool(await services.replies.templates(case.team_id))
+                text, markup = screens.deadline_menu(case, DEADLINE_DAYS, templates=templates)
                 await message.edit_text(text, reply_markup=markup)
             return
+        note = await docs_note(services, worker, state, i18n, case.id, callback_data.days)
         # Forget the selection first: a double tap then finds nothing to send (and the FSM
         # storage must write before this update's transaction does, for SQLite).
-        await state.update_data({key: []})
-        await services.documents.request_from_card(worker, case.id, chosen, callback_data.days)
+        await state.update_data({key: [], docs_note_key(case.id): None})
+        await services.documents.request_from_card(worker, case.id, chosen, callback_data.days, note)
         callback_answer.text = _("worker.docs.sent")
         if message is not None:
             await message.edit_reply_markup(reply_markup=None)

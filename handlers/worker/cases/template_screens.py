@@ -1,5 +1,6 @@
 """Saved replies on a case, the worker's screens: the button on "Write to the resident", the
-team's list, and a filled template with Send / Edit / Back. Pure: (text, markup)."""
+team's list, a filled template with Send (or, for a document request, "Add to the request") /
+Edit / Back, and the note under the deadline question. Pure: (text, markup)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from services.reply_book import Template
 from services.saved_replies import Filled
 
 Screen = tuple[str, InlineKeyboardMarkup]
+DOCS = "docs"
 
 
 def templates_button(case_id: int) -> InlineKeyboardMarkup:
@@ -24,47 +26,52 @@ def templates_button(case_id: int) -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
-def template_list(case: Case, templates: Sequence[Template], locale: str) -> Screen:
+def template_list(case: Case, templates: Sequence[Template], locale: str, mode: str = "") -> Screen:
     builder = InlineKeyboardBuilder()
     for template in templates:
         builder.button(
             text=template.title(locale),
-            callback_data=ReplyPickCb(action="pick", case_id=case.id, reply_id=template.first.id),
+            callback_data=ReplyPickCb(action="pick", case_id=case.id, reply_id=template.first.id, mode=mode),
         )
     builder.adjust(1)
     return f"<b>{case.number}</b>\n" + _("replies.pick.title"), builder.as_markup()
 
 
-def filled_screen(case: Case, reply_id: int, filled: Filled) -> Screen:
-    """The text as the resident will read it, the language it is in, and what is missing."""
-    lines = [
-        f"<b>{case.number}</b> · "
-        + _("replies.pick.preview") % {"language": _("replies.locale." + filled.locale)},
-        "",
-        html.escape(filled.text),
-    ]
+def filled_screen(case: Case, reply_id: int, filled: Filled, mode: str = "") -> Screen:
+    """The text as the resident will read it, the language it is in, and what is missing.
+    Mode `docs`: it becomes the note of the document request (its deadline filled later)."""
+    language = _("replies.locale." + filled.locale)
+    lines = [f"<b>{case.number}</b> · " + _("replies.pick.preview") % {"language": language}, ""]
+    lines.append(html.escape(filled.text))
     if filled.missing:
         names = ", ".join("{" + name + "}" for name in filled.missing)
         lines += ["", _("replies.pick.missing") % {"names": names}]
+    if mode == DOCS:
+        lines += ["", _("replies.docs.deadline_later")]
     builder = InlineKeyboardBuilder()
     if not filled.missing:
+        action = "note" if mode == DOCS else "send"
         builder.button(
-            text=_("replies.btn.send"),
-            callback_data=ReplyPickCb(action="send", case_id=case.id, reply_id=reply_id),
+            text=_("replies.btn.note" if mode == DOCS else "replies.btn.send"),
+            callback_data=ReplyPickCb(action=action, case_id=case.id, reply_id=reply_id, mode=mode),
         )
     builder.button(
         text=_("replies.btn.edit"),
-        callback_data=ReplyPickCb(action="edit", case_id=case.id, reply_id=reply_id),
+        callback_data=ReplyPickCb(action="edit", case_id=case.id, reply_id=reply_id, mode=mode),
     )
-    builder.button(text=_("replies.btn.back"), callback_data=ReplyPickCb(action="list", case_id=case.id))
+    builder.button(
+        text=_("replies.btn.back"), callback_data=ReplyPickCb(action="list", case_id=case.id, mode=mode)
+    )
     builder.adjust(2 if not filled.missing else 1, 1)
     return "\n".join(lines), builder.as_markup()
 
 
-def edit_hint(case: Case, filled: Filled) -> str:
+def edit_hint(case: Case, filled: Filled, mode: str = "") -> str:
     """The filled text in monospace (a tap copies it in Telegram) to correct and send back."""
-    return (
-        f"<b>{case.number}</b>\n"
-        + _("replies.pick.edit_hint")
-        + f"\n\n<code>{html.escape(filled.text)}</code>"
-    )
+    key = "replies.docs.edit_hint" if mode == DOCS else "replies.pick.edit_hint"
+    return f"<b>{case.number}</b>\n" + _(key) + f"\n\n<code>{html.escape(filled.text)}</code>"
+
+
+def note_line(note: str) -> str:
+    """The note a document request will carry, under the deadline question."""
+    return _("replies.docs.note") + "\n" + html.escape(note)
