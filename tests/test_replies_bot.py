@@ -211,3 +211,23 @@ async def test_an_edited_template_is_the_note_of_a_document_request(
     async with sessionmaker() as session:
         note = await session.scalar(select(DocumentRequest.note).where(DocumentRequest.case_id == case_id))
         assert note == "Потрібен лише паспорт, копію зробимо на місці."
+
+
+async def test_an_abandoned_note_does_not_reach_the_next_document_request(
+    make_client, reference, sessionmaker
+) -> None:
+    await add_worker(sessionmaker, 6601, "ves-csp")
+    case_id = await make_case(sessionmaker, await add_resident(sessionmaker, 6602))
+    worker = make_client(user_id=6601)
+    deadlines = await _deadline_menu(worker, case_id)
+    listing = (await worker.click("Шаблони", message_id=deadlines.message_id))[-1]
+    preview = (await worker.click("Звернення в роботі", message_id=listing.message_id))[-1]
+    await worker.click("Додати до запиту", message_id=preview.message_id)
+    # The worker starts over from the card and sends without a template.
+    menu = await _deadline_menu(worker, case_id)
+    await worker.click("7 днів", message_id=menu.message_id)
+    async with sessionmaker() as session:
+        assert (
+            await session.scalar(select(DocumentRequest.note).where(DocumentRequest.case_id == case_id))
+            is None
+        )

@@ -188,7 +188,8 @@ async def docs_start(
     if not checklist:
         _refuse_softly(callback_answer, "worker.docs.no_checklist")
         return
-    await state.update_data({f"docs_{case.id}": []})
+    # A new request starts clean: no items, no note left from an abandoned one.
+    await state.update_data({f"docs_{case.id}": [], docs_note_key(case.id): None})
     if (message := _message(query)) is not None:
         text, markup = screens.docs_menu(case, checklist, i18n.current_locale)
         await message.answer(text, reply_markup=markup)
