@@ -17,6 +17,7 @@ from models.outbox import OutboxMessage
 from models.people import Invite, Resident, TeamMember, User, Worker
 from models.reference import DocumentRequirement, Hromada, RoutingRule, Service, Settlement, Team
 from models.referrals import PartnerAgency, Referral
+from models.replies import SavedReply
 from models.reports import StatusLookup
 from models.surveys import Survey, SurveyAnswer, SurveyInvitation, SurveyQuestion, SurveyResponse
 from models.visits import MobileOfficeBooking, MobileOfficeSchedule, MobileOfficeSubscription, Visit
@@ -50,6 +51,7 @@ __all__ = [
     "Referral",
     "Resident",
     "RoutingRule",
+    "SavedReply",
     "Service",
     "Settlement",
     "StatusLookup",

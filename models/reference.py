@@ -138,11 +138,20 @@ class Team(Base):
     # Where residents bring documents (ЦНАП address), shown in document reminders.
     office_address_uk: Mapped[str] = mapped_column(Text, default="")
     office_address_en: Mapped[str] = mapped_column(Text, default="")
+    # When the office receives people ("Пн–Пт 8:00–17:00"), as the team writes it.
+    office_hours_uk: Mapped[str] = mapped_column(Text, default="")
+    office_hours_en: Mapped[str] = mapped_column(Text, default="")
 
     hromada: Mapped[Hromada | None] = relationship()
 
     def name(self, locale: str) -> str:
         return self.name_en if locale == "en" else self.name_uk
+
+    def office_address(self, locale: str) -> str:
+        return self.office_address_en if locale == "en" else self.office_address_uk
+
+    def office_hours(self, locale: str) -> str:
+        return self.office_hours_en if locale == "en" else self.office_hours_uk
 
 
 class RoutingRule(Base):

@@ -64,15 +64,16 @@ class DocumentService:
         )
 
     async def request_from_card(
-        self, worker: Worker, case_id: int, item_codes: list[str], days: int
+        self, worker: Worker, case_id: int, item_codes: list[str], days: int, note: str | None = None
     ) -> DocumentRequest:
         """A request made on the case card (a member of the case's team, the case open, one of
-        DEADLINE_DAYS); then the case waits for documents, where the transition table allows."""
+        DEADLINE_DAYS), with an optional note (a saved reply); then the case waits for
+        documents, where the transition table allows."""
         if days not in DEADLINE_DAYS:
             raise StaleAction()
         actions = CaseActions(self.session, self.clock)
         case = await actions.member_open_case(worker, case_id)
-        request = await self.request(case, worker, item_codes, self.deadline_after(days), None)
+        request = await self.request(case, worker, item_codes, self.deadline_after(days), note)
         if case.status != WAITING_DOCUMENTS and WAITING_DOCUMENTS in TRANSITIONS[case.status]:
             await actions.change_status(case.id, worker, WAITING_DOCUMENTS)
         return request

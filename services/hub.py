@@ -22,6 +22,7 @@ from services.places import PlaceSearch
 from services.queues import QueueService
 from services.referrals import ReferralService
 from services.reminders import ReminderRules
+from services.reply_book import ReplyBook
 from services.report_service import ReportService
 from services.survey_admin import SurveyAdmin
 from services.surveys import SurveyService
@@ -111,3 +112,7 @@ class Services:
     @cached_property
     def reports(self) -> ReportService:
         return ReportService(self.session, self.clock, self.rules.tz)
+
+    @cached_property
+    def replies(self) -> ReplyBook:
+        return ReplyBook(self.session, self.clock, self.rules.tz)

@@ -9,6 +9,9 @@ Hromadas and settlements may carry their official KATOTTG code (`katottg:`); a r
 code already in the database (loaded from the codifier, services/places.py) is the same row.
 Teams and routing rules may name a hromada or settlement by its KATOTTG code instead of ours:
 such a code is looked up in the database when the file is applied.
+
+A team's `saved_replies` are samples: a missing one is created, one already there is left as the
+team's coordinators keep it (changed or deleted), so seeding never undoes their work.
 """
 
 from __future__ import annotations
@@ -31,11 +34,14 @@ from models import (
     Hromada,
     PartnerAgency,
     RoutingRule,
+    SavedReply,
     Service,
     Settlement,
     Team,
 )
+from services.errors import DomainError
 from services.places import KATOTTG_PATTERN, hromada_search_key, is_katottg, search_key
+from services.saved_replies import check_text, check_title
 from services.survey_spec import SurveySpec, apply_survey
 from services.survey_spec import line_of as _line_of
 
@@ -98,6 +104,33 @@ class HromadaSpec(_Strict):
         return self
 
 
+class ReplyVersion(_Strict):
+    title: str
+    text: str
+
+    @model_validator(mode="after")
+    def _valid(self) -> ReplyVersion:
+        try:
+            self.title, self.text = check_title(self.title), check_text(self.text)
+        except DomainError as error:
+            raise ValueError(f"saved reply: {error.code} {error.params or ''}".strip()) from None
+        return self
+
+
+class ReplySpec(_Strict):
+    """A sample saved reply of a team, in one or both languages."""
+
+    code: str = Field(pattern=CODE_PATTERN, max_length=40)
+    uk: ReplyVersion | None = None
+    en: ReplyVersion | None = None
+
+    @model_validator(mode="after")
+    def _some_language(self) -> ReplySpec:
+        if self.uk is None and self.en is None:
+            raise ValueError(f"saved reply {self.code}: needs `uk` or `en`")
+        return self
+
+
 class TeamSpec(_Strict):
     code: str = Field(pattern=CODE_PATTERN, max_length=40)
     name: Names
@@ -106,6 +139,8 @@ class TeamSpec(_Strict):
     fallback: bool = False
     group_chat_id: int | None = None
     office_address: Names | None = None
+    office_hours: Names | None = None
+    saved_replies: list[ReplySpec] = []
 
     @model_validator(mode="after")
     def _owner(self) -> TeamSpec:
@@ -113,6 +148,7 @@ class TeamSpec(_Strict):
             raise ValueError("an oblast fallback team needs `oblast`")
         if not self.fallback and not self.hromada:
             raise ValueError("a team needs `hromada` (or `fallback: true` with `oblast`)")
+        _no_duplicates([r.code for r in self.saved_replies], "saved reply code")
         return self
 
 
@@ -467,11 +503,14 @@ async def apply_reference(session: AsyncSession, spec: ReferenceFile) -> LoadRep
                 "group_chat_id": t.group_chat_id,
                 "office_address_uk": address.uk if address else "",
                 "office_address_en": address.en if address else "",
+                "office_hours_uk": t.office_hours.uk if t.office_hours else "",
+                "office_hours_en": t.office_hours.en if t.office_hours else "",
             },
             report,
             "teams",
         )
         team_ids[t.code] = team.id
+        await _seed_replies(session, team.id, t.saved_replies, report)
 
     # Routing rules: exactly the file's set (one row per rule × service × settlement).
     wanted_rules: set[tuple[Any, ...]] = set()
@@ -566,6 +605,32 @@ async def apply_reference(session: AsyncSession, spec: ReferenceFile) -> LoadRep
             report.count(report.updated, "surveys")
     await session.flush()
     return report
+
+
+async def _seed_replies(
+    session: AsyncSession, team_id: int, replies: list[ReplySpec], report: LoadReport
+) -> None:
+    """Create the sample replies a team lacks; rows already there (even deleted) stay as they are."""
+    rows = await session.execute(
+        select(SavedReply.code, SavedReply.locale).where(SavedReply.team_id == team_id)
+    )
+    existing = {(code, locale) for code, locale in rows.all()}
+    for position, reply in enumerate(replies, start=1):
+        for locale, version in (("uk", reply.uk), ("en", reply.en)):
+            if version is None or (reply.code, locale) in existing:
+                continue
+            session.add(
+                SavedReply(
+                    team_id=team_id,
+                    code=reply.code,
+                    locale=locale,
+                    title=version.title,
+                    text=version.text,
+                    position=position,
+                    active=True,
+                )
+            )
+            report.count(report.created, "saved_replies")
 
 
 async def load_reference_file(session: AsyncSession, path: Path) -> LoadReport:

@@ -240,3 +240,27 @@ class ReportCb(CallbackData, prefix="rep"):
 
     action: Word
     value: Value = ""
+
+
+# --- saved replies
+
+
+class ReplyAdminCb(CallbackData, prefix="rpa"):
+    """A coordinator's saved replies: teams | team (list) | new (locale) | open | edit |
+    translate (locale) | delete. Re-checked: the presser coordinates the template's team."""
+
+    action: Word
+    team_id: Id = 0
+    reply_id: Id = 0
+    locale: Word = ""
+
+
+class ReplyPickCb(CallbackData, prefix="rpw"):
+    """A worker's saved replies on a case: list | pick | send | edit, and `note` (the filled
+    template as the note of a document request, mode `docs`). Re-checked: a member of the
+    case's team, the case open, the template its team's."""
+
+    action: Word
+    case_id: Id
+    reply_id: Id = 0
+    mode: Word = ""  # "" writing to the resident | docs: the note of a document request

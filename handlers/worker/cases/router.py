@@ -17,7 +17,7 @@ from aiogram.utils.i18n import gettext as _
 
 from handlers.kit.callbacks import AssignCb, CaseCb, DocPickCb, DocsReceivedCb, StatusCb, TransferCb
 from handlers.kit.filters import Action, ActiveWorker, NotCommand, PlainText, prune_callbacks
-from handlers.worker.cases import screens
+from handlers.worker.cases import screens, template_screens
 from handlers.worker.cases.card import build_card, send_card, show_card
 from handlers.worker.cases.steps import (
     CaseForm,
@@ -27,6 +27,7 @@ from handlers.worker.cases.steps import (
     transfer_step,
     write_step,
 )
+from handlers.worker.cases.templates import docs_note, docs_note_key
 from infra.settings import Settings
 from models import Worker
 from services.case_actions import required_text
@@ -86,8 +87,11 @@ async def write(
     case = await services.case_actions.member_open_case(worker, callback_data.case_id)
     await state.set_state(CaseForm.write)
     await state.update_data(case_id=case.id)
+    # The team's saved replies, when it keeps any (handlers/worker/cases/templates.py).
+    templates = await services.replies.templates(case.team_id)
     if (message := _message(query)) is not None:
-        await message.answer(screens.headed(case, "worker.write.ask"))
+        markup = template_screens.templates_button(case.id) if templates else None
+        await message.answer(screens.headed(case, "worker.write.ask"), reply_markup=markup)
 
 
 async def transfer_menu(
@@ -184,7 +188,8 @@ async def docs_start(
     if not checklist:
         _refuse_softly(callback_answer, "worker.docs.no_checklist")
         return
-    await state.update_data({f"docs_{case.id}": []})
+    # A new request starts clean: no items, no note left from an abandoned one.
+    await state.update_data({f"docs_{case.id}": [], docs_note_key(case.id): None})
     if (message := _message(query)) is not None:
         text, markup = screens.docs_menu(case, checklist, i18n.current_locale)
         await message.answer(text, reply_markup=markup)
@@ -269,13 +274,15 @@ async def pick_document(
             return
         if callback_data.item == "@done":
             if message is not None:
-                text, markup = screens.deadline_menu(case, DEADLINE_DAYS)
+                templates = bool(await services.replies.templates(case.team_id))
+                text, markup = screens.deadline_menu(case, DEADLINE_DAYS, templates=templates)
                 await message.edit_text(text, reply_markup=markup)
             return
+        note = await docs_note(services, worker, state, i18n, case.id, callback_data.days)
         # Forget the selection first: a double tap then finds nothing to send (and the FSM
         # storage must write before this update's transaction does, for SQLite).
-        await state.update_data({key: []})
-        await services.documents.request_from_card(worker, case.id, chosen, callback_data.days)
+        await state.update_data({key: [], docs_note_key(case.id): None})
+        await services.documents.request_from_card(worker, case.id, chosen, callback_data.days, note)
         callback_answer.text = _("worker.docs.sent")
         if message is not None:
             await message.edit_reply_markup(reply_markup=None)

@@ -20,6 +20,7 @@ from handlers.kit.callbacks import (
     DocsReceivedCb,
     QueueCb,
     RefCb,
+    ReplyPickCb,
     StatusCb,
     TransferCb,
     VisitNewCb,
@@ -257,15 +258,25 @@ def docs_menu(case: Case, checklist: Sequence[DocumentRequirement], locale: str)
     return headed(case, "worker.docs.choose"), docs_markup(case.id, checklist, [], locale)
 
 
-def deadline_menu(case: Case, choices: Sequence[int]) -> Screen:
+def deadline_menu(case: Case, choices: Sequence[int], *, templates: bool = False, note: str = "") -> Screen:
+    """The deadlines; with `templates`, a button to add a saved reply as the request's note,
+    and `note` (already escaped) shown when one is added."""
     builder = InlineKeyboardBuilder()
     for days in choices:
         builder.button(
             text=ngettext("worker.docs.days", "worker.docs.days", days) % {"n": days},
             callback_data=DocPickCb(case_id=case.id, days=days),
         )
-    builder.adjust(3)
-    return headed(case, "worker.docs.deadline"), builder.as_markup()
+    sizes = [3]
+    if templates:
+        builder.button(
+            text=_("replies.btn.templates"),
+            callback_data=ReplyPickCb(action="list", case_id=case.id, mode="docs"),
+        )
+        sizes.append(1)
+    builder.adjust(*sizes)
+    text = headed(case, "worker.docs.deadline")
+    return (text + "\n\n" + note if note else text), builder.as_markup()
 
 
 def history_file(case: Case, card: CaseCard, locale: str, tz: tzinfo) -> tuple[str, bytes]:
