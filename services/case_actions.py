@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import BindParameter, bindparam, or_, select
+from sqlalchemy import BindParameter, and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
@@ -50,6 +50,7 @@ from models.people import ROLE_COORDINATOR
 from services.clock import Clock
 from services.errors import DomainError, StaleAction
 from services.outbox import enqueue
+from services.oversight import oversees_hromada
 from services.text import clean, clean_file_id, clean_file_name, clean_mime_type, clip
 
 MAX_TEXT = 2000
@@ -709,7 +710,7 @@ def _worker_case_statement(lock: bool, refs: bool) -> Any:
         .where(
             TeamMember.worker_id == worker_id,
             TeamMember.role == ROLE_COORDINATOR,
-            or_(Team.id == Case.team_id, Team.hromada_id == Case.hromada_id),
+            or_(Team.id == Case.team_id, and_(Team.hromada_id == Case.hromada_id, oversees_hromada())),
         )
         .exists()
     )

@@ -34,6 +34,7 @@ from models.cases import OPEN_STATUSES, STATUSES
 from models.people import ROLE_COORDINATOR
 from services.clock import Clock
 from services.errors import StaleAction
+from services.oversight import oversees_hromada
 
 PAGE_SIZE = 10
 # An open case with no event and no message for this many days is "stale" (coordinators' list).
@@ -175,7 +176,7 @@ class QueueService:
             .where(
                 TeamMember.worker_id == worker.id,
                 TeamMember.role == ROLE_COORDINATOR,
-                Team.hromada_id.is_not(None),
+                oversees_hromada(),
             )
             .distinct()
         )

@@ -12,13 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta, tzinfo
 
-from sqlalchemy import select
+from sqlalchemy import case, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Hromada, Team, TeamMember, Worker
 from models.people import ROLE_COORDINATOR, ROLE_OBLAST
 from services.clock import Clock
 from services.errors import DomainError
+from services.oversight import oversees_hromada
 from services.report_tables import Period, ReportScope, ReportTable
 from services.reports import SectionProvider, build_report
 
@@ -58,7 +59,13 @@ async def report_access(session: AsyncSession, worker: Worker) -> ReportAccess |
         return ReportAccess(ReportScope(tuple(ids)), oblast_level=True)
     rows = (
         await session.execute(
-            select(TeamMember.role, Team.hromada_id, Team.oblast, Team.is_oblast_fallback)
+            select(
+                TeamMember.role,
+                # A partner agency's team reports on its hromada no more than it sees its cases.
+                case((oversees_hromada(), Team.hromada_id), else_=None),
+                Team.oblast,
+                Team.is_oblast_fallback,
+            )
             .join(Team, Team.id == TeamMember.team_id)
             .where(TeamMember.worker_id == worker.id)
         )

@@ -24,6 +24,7 @@ from models import (
 )
 from models.people import ROLE_COORDINATOR, roles_for_team
 from services.errors import DomainError, StaleAction
+from services.oversight import oversees_hromada
 from services.text import clip
 
 INVITE_PREFIX = "inv_"
@@ -247,7 +248,9 @@ class RoutingAdmin:
             query = (
                 query.join(Team, Team.hromada_id == Hromada.id)
                 .join(TeamMember, TeamMember.team_id == Team.id)
-                .where(TeamMember.worker_id == worker.id, TeamMember.role == ROLE_COORDINATOR)
+                .where(
+                    TeamMember.worker_id == worker.id, TeamMember.role == ROLE_COORDINATOR, oversees_hromada()
+                )
                 .distinct()
             )
         return list((await self.session.scalars(query)).all())

@@ -151,6 +151,24 @@ async def test_partner_cannot_open_the_rest_of_the_case(
         assert (await session.get(Referral, referral.id)).state == "sent"
 
 
+async def test_partner_team_in_a_hromada_does_not_oversee_that_hromada(
+    make_client, reference, sessionmaker
+) -> None:
+    """The employment centre's team sits in Bilotserkivska: its coordinator is still a partner
+    there, not the hromada's coordinator — a Bilotserkivska case referred to it stays closed."""
+    owner, _ = await _setup(sessionmaker)
+    await add_worker(sessionmaker, 3102, "blc-csp", display_name="Bila")
+    case_id = await make_case(sessionmaker, owner, team="blc-csp", hromada="BLC", service="subsidy")
+    await _refer(make_client(user_id=3102), case_id, EMPLOYMENT, "Потрібна консультація щодо роботи")
+    boss = make_client(user_id=3202)
+    for action in ("open", "history", "files"):
+        assert [(r.kind, r.text) for r in await boss.click_data(f"case:{action}:{case_id}")] == [
+            ("alert", NOT_FOUND)
+        ]
+    # Nor is the hromada among those whose queues and routing it oversees.
+    assert [r.kind for r in await boss.click_data("wq:hromada:open:0:0")] == ["alert"]
+
+
 async def test_external_partner_answer_recorded_by_worker(
     make_client, reference, sessionmaker, deliverer
 ) -> None:
