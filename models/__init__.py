@@ -1,5 +1,6 @@
 """SQLAlchemy models. Importing this package registers every table on `Base.metadata`."""
 
+from models.announcements import Announcement
 from models.applications import (
     Application,
     ApplicationStatus,
@@ -16,9 +17,11 @@ from models.fsm import FsmRecord
 from models.outbox import OutboxMessage
 from models.people import Invite, Resident, TeamMember, User, Worker
 from models.reference import DocumentRequirement, Hromada, RoutingRule, Service, Settlement, Team
+from models.satisfaction import CaseRating
 from models.visits import MobileOfficeBooking, MobileOfficeSchedule, MobileOfficeSubscription, Visit
 
 __all__ = [
+    "Announcement",
     "Application",
     "ApplicationStatus",
     "ApplicationStatusAlias",
@@ -32,6 +35,7 @@ __all__ = [
     "CaseCounter",
     "CaseEvent",
     "CaseMessage",
+    "CaseRating",
     "DocumentRequest",
     "DocumentRequirement",
     "FsmRecord",
