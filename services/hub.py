@@ -9,6 +9,7 @@ from functools import cached_property
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.announcements import AnnouncementService
 from services.application_desk import ApplicationDesk
 from services.applications import ApplicationService
 from services.case_actions import CaseActions
@@ -21,6 +22,7 @@ from services.mobile_office import MobileOfficeService
 from services.places import PlaceSearch
 from services.queues import QueueService
 from services.reminders import ReminderRules
+from services.satisfaction import SatisfactionService
 from services.users import UserService
 from services.visits import VisitService
 from services.workers import RoutingAdmin, WorkerService
@@ -91,3 +93,11 @@ class Services:
     @cached_property
     def application_desk(self) -> ApplicationDesk:
         return ApplicationDesk(self.session, self.clock)
+
+    @cached_property
+    def announcements(self) -> AnnouncementService:
+        return AnnouncementService(self.session, self.clock, self.rules.tz)
+
+    @cached_property
+    def satisfaction(self) -> SatisfactionService:
+        return SatisfactionService(self.session, self.clock)
