@@ -8,12 +8,13 @@ from aiogram import Router
 
 
 def create_router() -> Router:
-    from handlers.coordinator import cases, mobile_office, routing
+    from handlers.coordinator import announcements, cases, mobile_office, routing
 
     router = Router(name=__name__)
     router.include_routers(
         cases.create_router(),
         routing.create_router(),
         mobile_office.create_router(),
+        announcements.create_router(),
     )
     return router

@@ -23,7 +23,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import I18n
 
-from handlers.kit.callbacks import AppCb, CaseCb, ConvCb, VisitAnswerCb, VisitWorkerCb
+from handlers.kit.callbacks import AppCb, CaseCb, ConvCb, RateCb, VisitAnswerCb, VisitWorkerCb
 from handlers.kit.render import capped
 from models.cases import RESOLVED
 from services.outbox import PAYLOAD_VERSION, VERSION_KEY
@@ -300,6 +300,25 @@ def app_status_changed(p: Payload, locale: str, i18n: I18n) -> Parts:
     return values, [[("app.btn_unsubscribe", unsubscribe)]]
 
 
+# -- satisfaction and announcements ----------------------------------------------------------------
+
+
+def rating_request(p: Payload, locale: str, i18n: I18n) -> Parts:
+    """A resolved case: "how satisfied are you?" with 1–5 buttons."""
+    case_id = int(p["case_id"])
+    scores: list[tuple[str, CallbackData]] = [
+        (f"rating.btn.{n}", RateCb(action="rate", case_id=case_id, score=n)) for n in range(1, 6)
+    ]
+    return {"number": _e(p["number"])}, [scores]
+
+
+def announcement(p: Payload, locale: str, i18n: I18n) -> Parts:
+    """A coordinator's announcement under the team's name (sent as its photo when it has one)."""
+    team = p.get(f"team_{locale}") or p.get("team_uk")
+    sender = html.escape(team) if team else i18n.gettext("ann.notice.default_sender", locale=locale)
+    return {"team": sender, "text": _e(p["text"])}, []
+
+
 def _plain(p: Payload, locale: str, i18n: I18n) -> Parts:
     return {k: html.escape(str(v)) for k, v in p.items() if k != VERSION_KEY}, []
 
@@ -334,6 +353,8 @@ NOTICES: dict[str, Callable[[Payload, str, I18n], Parts]] = {
     "mo_booking_day_before": mobile_office,
     "renewal_due": renewal_due,
     "app_status_changed": app_status_changed,
+    "rating_request": rating_request,
+    "announcement": announcement,
 }
 
 

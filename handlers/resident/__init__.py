@@ -8,7 +8,7 @@ from aiogram import Router
 
 
 def create_router() -> Router:
-    from handlers.resident import intake, mobile_office, my_cases, visits
+    from handlers.resident import intake, mobile_office, my_cases, satisfaction, visits
 
     router = Router(name=__name__)
     router.include_routers(
@@ -16,6 +16,7 @@ def create_router() -> Router:
         my_cases.create_router(),
         visits.create_router(),
         mobile_office.create_router(),
+        satisfaction.create_router(),
     )
     return router
 
