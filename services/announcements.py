@@ -164,8 +164,12 @@ class AnnouncementService:
         return [(int(user_id), int(chat_id)) for user_id, chat_id in rows.all()]
 
     async def count(self, worker: Worker, audience: str, settlement_ids: Sequence[int]) -> int:
+        """How many it would reach now; refused when nobody (nothing to send)."""
         chosen = await self.allowed(worker, settlement_ids)
-        return len(await self.recipients(audience, chosen))
+        n = len(await self.recipients(audience, chosen))
+        if n == 0:
+            raise AnnouncementError("no_recipients")
+        return n
 
     # -- sending -------------------------------------------------------------------------------
     async def _team_for(self, worker: Worker, settlement_ids: Sequence[int]) -> Team | None:
@@ -206,6 +210,8 @@ class AnnouncementService:
         due = send_at or now
         team = await self._team_for(worker, chosen)
         recipients = await self.recipients(audience, chosen)
+        if not recipients:
+            raise AnnouncementError("no_recipients")
         announcement = Announcement(
             team_id=team.id if team else None,
             author_worker_id=worker.id,

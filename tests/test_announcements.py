@@ -84,12 +84,17 @@ async def test_announcement_reaches_only_the_settlement_and_marks_blocked(
     # A settlement of another hromada, forged into a press, is refused.
     karpivka = await _settlement(sessionmaker, "karpivka")
     assert (await coordinator.click_data(f"ann:pick:{karpivka}:"))[0].kind == "alert"
+    # Nobody lives in Novopetrivka (as far as the bot knows): nothing to send.
+    await coordinator.click("Новопетрівка", message_id=picker.message_id)
+    nobody = await coordinator.click("Готово", message_id=picker.message_id)
+    assert nobody[0].kind == "alert" and "немає жодного отримувача" in nobody[0].text
+    await coordinator.click("✅ Новопетрівка", message_id=picker.message_id)
     picked = (await coordinator.click("Веселе", message_id=picker.message_id))[-1]
-    assert "✅ Веселе" in picked.buttons()
+    assert "✅ Веселе" in picked.buttons() and "Новопетрівка" in picked.buttons()
     count = (await coordinator.click("Готово"))[-1]
     assert "Отримувачів: <b>2</b>" in count.text
     confirm = (await coordinator.click("Надіслати зараз"))[-1]
-    assert "Отримувачів: 2" in confirm.text
+    assert "Отримувачів: 2" in confirm.text and TEXT in confirm.text
     queued = (await coordinator.click("📣 Надіслати"))[-1]
     assert "поставлено в чергу" in queued.text
 

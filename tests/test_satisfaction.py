@@ -143,3 +143,25 @@ async def test_satisfaction_table_per_team_and_service(reference, sessionmaker, 
     assert care[2:] == (1, None, None)
     assert sorted(str(row[2]) for row in table.published()) == ["5", "<5"]
     assert all("особисте" not in str(cell) for row in table.rows for cell in row)
+
+
+async def test_rating_in_the_middle_of_a_form_does_not_interrupt_it(
+    make_client, reference, sessionmaker, clock, deliverer, app, bot
+):
+    owner = await add_resident(sessionmaker, 3401)
+    worker = await add_worker(sessionmaker, 3402, "ves-csp")
+    case_id = await make_case(sessionmaker, owner, status=IN_PROGRESS)
+    await _resolve(sessionmaker, clock, case_id, worker)
+    await deliverer.deliver_due()
+    resident = make_client(user_id=3401)
+    question = next(r for r in resident.read() if QUESTION in r.text)
+    await resident.send("📝 Нове звернення")
+    fsm = app.dispatcher.fsm.get_context(bot=bot, chat_id=3401, user_id=3401)
+    form_state = await fsm.get_state()
+    assert form_state is not None
+    replies = await resident.click("5", message_id=question.message_id)
+    assert any(r.kind == "message" and r.text == "Дякуємо!" for r in replies)
+    assert not any("Пропустити" in r.buttons() for r in replies)
+    assert await fsm.get_state() == form_state  # the new-request form goes on where it was
+    async with sessionmaker() as session:
+        assert (await session.scalar(select(CaseRating.rating).where(CaseRating.case_id == case_id))) == 5

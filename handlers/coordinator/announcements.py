@@ -149,7 +149,12 @@ async def _confirm(target: CallbackQuery | Message, services: Services, draft: d
     send_at = datetime.fromisoformat(draft["send_at"]) if draft.get("send_at") else None
     local = send_at.astimezone(services.announcements.tz) if send_at else None
     text, markup = screens.confirm(
-        draft["audience"], len(draft["settlements"]), draft["recipients"], local, bool(draft.get("photo"))
+        draft["text"],
+        draft["audience"],
+        len(draft["settlements"]),
+        draft["recipients"],
+        local,
+        bool(draft.get("photo")),
     )
     if isinstance(target, CallbackQuery):
         await edit_or_send(target, text, markup)

@@ -3,6 +3,7 @@ buttons) in the current language."""
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -73,20 +74,22 @@ def _when(send_at: datetime | None) -> str:
 
 
 def confirm(
-    audience: str, settlements: int, recipients: int, send_at: datetime | None, with_photo: bool
+    text: str, audience: str, settlements: int, recipients: int, send_at: datetime | None, with_photo: bool
 ) -> tuple[str, InlineKeyboardMarkup]:
+    """The summary and the text as residents will read it."""
     builder = InlineKeyboardBuilder()
     builder.button(text=_("ann.btn.send"), callback_data=AnnCb(action="send"))
     _cancel_row(builder)
     builder.adjust(1)
-    text = _("ann.confirm") % {
+    summary = _("ann.confirm") % {
+        "text": html.escape(text),
         "audience": _(f"ann.audience.{audience}"),
         "settlements": settlements,
         "n": recipients,
         "when": _when(send_at),
         "photo": _("ann.with_photo") if with_photo else "",
     }
-    return text, builder.as_markup()
+    return summary, builder.as_markup()
 
 
 def queued(announcement: Announcement, send_at_local: datetime) -> tuple[str, InlineKeyboardMarkup]:

@@ -45,11 +45,18 @@ async def on_rate(
 ) -> None:
     rating = await services.satisfaction.rate(user, callback_data.case_id, callback_data.score)
     callback_answer.text = _("rating.thanks_toast")
-    if isinstance(query.message, Message):
-        await query.message.edit_reply_markup(reply_markup=None)
-        await query.message.answer(
-            _("rating.ask_comment") % {"score": rating.rating}, reply_markup=skip_markup(rating.case_id)
-        )
+    if not isinstance(query.message, Message):
+        return
+    await query.message.edit_reply_markup(reply_markup=None)
+    current = await state.get_state()
+    if current is not None and current != RatingForm.comment.state:
+        # In the middle of another form (a new request): the rating counts, the form is not
+        # interrupted by a comment step.
+        await query.message.answer(_("rating.thanks"))
+        return
+    await query.message.answer(
+        _("rating.ask_comment") % {"score": rating.rating}, reply_markup=skip_markup(rating.case_id)
+    )
     await state.set_state(RatingForm.comment)
     await state.update_data({CASE_KEY: rating.case_id})
 
