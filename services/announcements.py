@@ -24,9 +24,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
+from typing import cast as cast_type
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, func, insert, select
+from sqlalchemy import JSON, Select, SQLColumnExpression, String, Table, cast, func, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import (
@@ -42,6 +44,7 @@ from models import (
     Worker,
 )
 from models.announcements import AUDIENCE_RESIDENTS, AUDIENCE_SUBSCRIBERS, AUDIENCES
+from models.base import UtcDateTime
 from models.outbox import CANCELLED, FAILED, PENDING, SENDING, SENT
 from models.people import ROLE_COORDINATOR
 from services.clock import Clock
@@ -55,7 +58,6 @@ TEXT_MAX = 3000
 CAPTION_TEXT_MAX = 900
 FILE_ID_MAX = 255
 HORIZON = timedelta(days=60)
-INSERT_BATCH = 1000
 _WHEN = re.compile(r"^\s*(\d{1,2})\.(\d{1,2})\s+(\d{1,2}):(\d{2})\s*$")
 
 
@@ -138,9 +140,13 @@ class AnnouncementService:
         return at.astimezone(now.tzinfo)
 
     # -- recipients ----------------------------------------------------------------------------
-    def _recipients_query(self, audience: str, settlement_ids: Sequence[int]) -> Select[tuple[int, int]]:
+    def _recipients_query(
+        self, audience: str, settlement_ids: Sequence[int], *columns: SQLColumnExpression[Any]
+    ) -> Select[Any]:
+        """The recipients' rows with these columns (of `users`), one per person."""
         reachable_residents = (
-            select(User.id, User.telegram_id)
+            select(*columns)
+            .select_from(User)
             .join(Resident, Resident.user_id == User.id)
             .where(
                 Resident.consent_at.is_not(None),
@@ -159,14 +165,15 @@ class AnnouncementService:
 
     async def recipients(self, audience: str, settlement_ids: Sequence[int]) -> list[tuple[int, int]]:
         """(user id, chat id) of everyone the announcement would reach now."""
-        query = self._recipients_query(audience, settlement_ids)
+        query = self._recipients_query(audience, settlement_ids, User.id, User.telegram_id)
         rows = await self.session.execute(query.order_by(User.id))
         return [(int(user_id), int(chat_id)) for user_id, chat_id in rows.all()]
 
     async def count(self, worker: Worker, audience: str, settlement_ids: Sequence[int]) -> int:
         """How many it would reach now; refused when nobody (nothing to send)."""
         chosen = await self.allowed(worker, settlement_ids)
-        n = len(await self.recipients(audience, chosen))
+        query = self._recipients_query(audience, chosen, User.id)
+        n = int(await self.session.scalar(select(func.count()).select_from(query.subquery())) or 0)
         if n == 0:
             raise AnnouncementError("no_recipients")
         return n
@@ -209,9 +216,7 @@ class AnnouncementService:
             raise AnnouncementError("past_time")
         due = send_at or now
         team = await self._team_for(worker, chosen)
-        recipients = await self.recipients(audience, chosen)
-        if not recipients:
-            raise AnnouncementError("no_recipients")
+        recipients = await self.count(worker, audience, chosen)
         announcement = Announcement(
             team_id=team.id if team else None,
             author_worker_id=worker.id,
@@ -219,13 +224,13 @@ class AnnouncementService:
             photo_file_id=photo,
             audience=audience,
             spec={"settlements": chosen},
-            recipients=len(recipients),
+            recipients=recipients,
             send_at=due,
             created_at=now,
         )
         self.session.add(announcement)
         await self.session.flush()
-        payload = {
+        payload: dict[str, Any] = {
             "announcement_id": announcement.id,
             "team_uk": team.name_uk if team else "",
             "team_en": team.name_en if team else "",
@@ -234,26 +239,26 @@ class AnnouncementService:
         }
         if photo:
             payload["file"] = {"type": "photo", "file_id": photo}
-        rows = [
-            {
-                "kind": ANNOUNCEMENT,
-                "user_id": user_id,
-                "chat_id": chat_id,
-                "due_at": due,
-                "urgent": False,
-                "payload": payload,
-                "state": PENDING,
-                "attempts": 0,
-                "announcement_id": announcement.id,
-                "dedupe_key": f"ann:{announcement.id}:{user_id}",
-                "created_at": now,
-            }
-            for user_id, chat_id in recipients
-        ]
-        # One statement per batch: thousands of recipients are thousands of rows.
-        for start in range(0, len(rows), INSERT_BATCH):
-            await self.session.execute(insert(OutboxMessage), rows[start : start + INSERT_BATCH])
-        if rows:
+        # One INSERT … SELECT: ten thousand recipients never travel through Python.
+        columns = {
+            "kind": literal(ANNOUNCEMENT),
+            "user_id": User.id,
+            "chat_id": User.telegram_id,
+            "due_at": literal(due, UtcDateTime()),
+            "urgent": literal(False),
+            "payload": literal(payload, JSON()),
+            "state": literal(PENDING),
+            "attempts": literal(0),
+            "announcement_id": literal(announcement.id),
+            "dedupe_key": literal(f"ann:{announcement.id}:") + cast(User.id, String),
+            "created_at": literal(now, UtcDateTime()),
+        }
+        source = self._recipients_query(audience, chosen, *columns.values())
+        outbox = cast_type(Table, OutboxMessage.__table__)
+        result = await self.session.execute(insert(outbox).from_select(list(columns), source))
+        queued = int(getattr(result, "rowcount", 0) or 0)
+        announcement.recipients = queued
+        if queued:
             self.session.info[OUTBOX_DIRTY] = True
         self.session.add(
             AuditEntry(
@@ -265,7 +270,7 @@ class AnnouncementService:
                 data={
                     "audience": audience,
                     "settlements": chosen,
-                    "recipients": len(rows),
+                    "recipients": queued,
                     "send_at": due.isoformat(),
                     "photo": photo is not None,
                     "team_id": announcement.team_id,

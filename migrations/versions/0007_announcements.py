@@ -71,9 +71,12 @@ def upgrade() -> None:
             ondelete="CASCADE",
         )
         batch_op.create_index("ix_outbox_announcement_id", ["announcement_id"], unique=False)
+    # An announcement to a settlement's residents selects them by their last named settlement.
+    op.create_index("ix_residents_last_settlement_id", "residents", ["last_settlement_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_residents_last_settlement_id", table_name="residents")
     with op.batch_alter_table("outbox") as batch_op:
         batch_op.drop_index("ix_outbox_announcement_id")
         batch_op.drop_constraint("fk_outbox_announcement_id_announcements", type_="foreignkey")
