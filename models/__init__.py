@@ -1,5 +1,6 @@
 """SQLAlchemy models. Importing this package registers every table on `Base.metadata`."""
 
+from models.announcements import Announcement
 from models.applications import (
     Application,
     ApplicationStatus,
@@ -19,10 +20,12 @@ from models.reference import DocumentRequirement, Hromada, RoutingRule, Service,
 from models.referrals import PartnerAgency, Referral
 from models.replies import SavedReply
 from models.reports import StatusLookup
+from models.satisfaction import CaseRating
 from models.surveys import Survey, SurveyAnswer, SurveyInvitation, SurveyQuestion, SurveyResponse
 from models.visits import MobileOfficeBooking, MobileOfficeSchedule, MobileOfficeSubscription, Visit
 
 __all__ = [
+    "Announcement",
     "Application",
     "ApplicationStatus",
     "ApplicationStatusAlias",
@@ -36,6 +39,7 @@ __all__ = [
     "CaseCounter",
     "CaseEvent",
     "CaseMessage",
+    "CaseRating",
     "DocumentRequest",
     "DocumentRequirement",
     "FsmRecord",

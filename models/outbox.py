@@ -53,6 +53,10 @@ class OutboxMessage(Base):
         ForeignKey("document_requests.id", ondelete="CASCADE"), index=True
     )
     application_id: Mapped[int | None] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"))
+    # One row per recipient of an announcement; its delivery report counts them by state.
+    announcement_id: Mapped[int | None] = mapped_column(
+        ForeignKey("announcements.id", ondelete="CASCADE"), index=True
+    )
     # Same key twice → one message (e.g. "visit:17:day_before").
     dedupe_key: Mapped[str | None] = mapped_column(String(120), unique=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

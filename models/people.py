@@ -42,7 +42,10 @@ class Resident(Base):
     phone: Mapped[str | None] = mapped_column(String(16), index=True)
     phone_verified_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_hromada_id: Mapped[int | None] = mapped_column(ForeignKey("hromadas.id", ondelete="SET NULL"))
-    last_settlement_id: Mapped[int | None] = mapped_column(ForeignKey("settlements.id", ondelete="SET NULL"))
+    # Indexed: an announcement to a settlement's residents selects by it.
+    last_settlement_id: Mapped[int | None] = mapped_column(
+        ForeignKey("settlements.id", ondelete="SET NULL"), index=True
+    )
     erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     user: Mapped[User] = relationship(back_populates="resident")

@@ -41,6 +41,7 @@ from models.cases import (
     IN_PROGRESS,
     NEW,
     REASON_REQUIRED,
+    RESOLVED,
     STATUSES,
     TRANSITIONS,
     CaseStatus,
@@ -51,6 +52,7 @@ from services.clock import Clock
 from services.errors import DomainError, StaleAction
 from services.outbox import enqueue
 from services.oversight import oversees_hromada
+from services.satisfaction import ask_for_rating
 from services.text import clean, clean_file_id, clean_file_name, clean_mime_type, clip
 
 MAX_TEXT = 2000
@@ -624,6 +626,8 @@ class CaseActions:
         await self.session.flush()
         if notify:
             await self._notify_resident_status(case, reason)
+        if to_status == RESOLVED:
+            await ask_for_rating(self.session, case, self.clock)
         return True
 
     async def _resident_user(self, case: Case) -> tuple[User | None, str]:

@@ -9,6 +9,7 @@ from functools import cached_property
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.announcements import AnnouncementService
 from services.application_desk import ApplicationDesk
 from services.applications import ApplicationService
 from services.case_actions import CaseActions
@@ -24,6 +25,7 @@ from services.referrals import ReferralService
 from services.reminders import ReminderRules
 from services.reply_book import ReplyBook
 from services.report_service import ReportService
+from services.satisfaction import SatisfactionService
 from services.survey_admin import SurveyAdmin
 from services.surveys import SurveyService
 from services.users import UserService
@@ -116,3 +118,11 @@ class Services:
     @cached_property
     def replies(self) -> ReplyBook:
         return ReplyBook(self.session, self.clock, self.rules.tz)
+
+    @cached_property
+    def announcements(self) -> AnnouncementService:
+        return AnnouncementService(self.session, self.clock, self.rules.tz)
+
+    @cached_property
+    def satisfaction(self) -> SatisfactionService:
+        return SatisfactionService(self.session, self.clock)

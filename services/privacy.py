@@ -13,6 +13,7 @@ Every place that can hold a person's data (keep this list in step with models/):
 - visits: who comes, what to prepare, the resident's note;
 - document_requests: the worker's note;
 - referrals: the subject (what the partner is asked), the decline reason, the outcome;
+- case_ratings: the resident's comment (the 1–5 rating itself stays, anonymous with its case);
 - mobile_office_bookings: the topic; mobile_office_subscriptions and application_subscriptions:
   the person's link to a settlement or an application;
 - survey_invitations: the person's link to a survey, and through it the answers still being given;
@@ -46,6 +47,7 @@ from models import (
     Case,
     CaseEvent,
     CaseMessage,
+    CaseRating,
     DocumentRequest,
     FsmRecord,
     InboundMessage,
@@ -244,6 +246,11 @@ class PrivacyService:
             .where(Referral.case_id.in_(ids))
             .values(subject=ERASED, reason=None, outcome=None, attachment_ids=[])
         )
+        await self.session.execute(
+            update(CaseRating)
+            .where(CaseRating.case_id.in_(ids), CaseRating.comment.is_not(None))
+            .values(comment=None)
+        )
         # Rows to workers about these cases: scrubbed, and still sent if due (they render "—").
         return await self._scrub_outbox(OutboxMessage.case_id.in_(ids))
 
@@ -363,6 +370,11 @@ async def drop_reason(session: AsyncSession, message: OutboxMessage) -> str | No
         return await _worker_may_see(session, message.user_id, case)
     if resident is not None and resident.erased_at is not None and message.created_at <= resident.erased_at:
         return ERASED_PERSON
+    if message.announcement_id is not None and (
+        resident is None or resident.erased_at is not None or resident.consent_at is None
+    ):
+        # An announcement goes to residents who consented, as they are when it leaves.
+        return CONSENT_GONE
     if message.kind == "visit_agenda":
         active = await session.scalar(select(Worker.active).where(Worker.user_id == message.user_id))
         return None if active else WORKER_INACTIVE

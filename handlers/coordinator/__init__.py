@@ -8,7 +8,7 @@ from aiogram import Router
 
 
 def create_router() -> Router:
-    from handlers.coordinator import cases, mobile_office, replies, reports, routing, surveys
+    from handlers.coordinator import announcements, cases, mobile_office, replies, reports, routing, surveys
 
     router = Router(name=__name__)
     router.include_routers(
@@ -18,5 +18,6 @@ def create_router() -> Router:
         surveys.create_router(),
         reports.create_router(),
         replies.create_router(),
+        announcements.create_router(),
     )
     return router

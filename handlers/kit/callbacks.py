@@ -264,3 +264,25 @@ class ReplyPickCb(CallbackData, prefix="rpw"):
     case_id: Id
     reply_id: Id = 0
     mode: Word = ""  # "" writing to the resident | docs: the note of a document request
+
+
+# --- satisfaction and announcements
+
+
+class RateCb(CallbackData, prefix="rate"):
+    """A resident's rating of a resolved case: rate (score 1–5) | skip (no comment). Re-checked:
+    the case is the presser's, resolved, and not rated yet."""
+
+    action: Word
+    case_id: Id
+    score: Annotated[int, Field(ge=0, le=5)] = 0
+
+
+class AnnCb(CallbackData, prefix="ann"):
+    """A coordinator's announcement form: start | aud (value: residents|subscribers) | pick
+    (id: settlement) | done | now | later | send | cancel | report (id: announcement). Every
+    settlement and announcement id is re-checked against the coordinator's hromadas."""
+
+    action: Word
+    id: Id = 0
+    value: Value = ""

@@ -23,7 +23,16 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import I18n
 
-from handlers.kit.callbacks import AppCb, CaseCb, ConvCb, ReportCb, SurveyCb, VisitAnswerCb, VisitWorkerCb
+from handlers.kit.callbacks import (
+    AppCb,
+    CaseCb,
+    ConvCb,
+    RateCb,
+    ReportCb,
+    SurveyCb,
+    VisitAnswerCb,
+    VisitWorkerCb,
+)
 from handlers.kit.referral_notices import REFERRAL_NOTICES
 from handlers.kit.render import capped
 from handlers.kit.reports import REPORT_FIGURES, report_number
@@ -331,6 +340,25 @@ def weekly_report(p: Payload, locale: str, i18n: I18n) -> Parts:
     return values, [[("reports.btn.open", ReportCb(action="open", value=str(p["period"])))]]
 
 
+# -- satisfaction and announcements ----------------------------------------------------------------
+
+
+def rating_request(p: Payload, locale: str, i18n: I18n) -> Parts:
+    """A resolved case: "how satisfied are you?" with 1–5 buttons."""
+    case_id = int(p["case_id"])
+    scores: list[tuple[str, CallbackData]] = [
+        (f"rating.btn.{n}", RateCb(action="rate", case_id=case_id, score=n)) for n in range(1, 6)
+    ]
+    return {"number": _e(p["number"])}, [scores]
+
+
+def announcement(p: Payload, locale: str, i18n: I18n) -> Parts:
+    """A coordinator's announcement under the team's name (sent as its photo when it has one)."""
+    team = p.get(f"team_{locale}") or p.get("team_uk")
+    sender = html.escape(team) if team else i18n.gettext("ann.notice.default_sender", locale=locale)
+    return {"team": sender, "text": _e(p["text"])}, []
+
+
 def _plain(p: Payload, locale: str, i18n: I18n) -> Parts:
     return {k: html.escape(str(v)) for k, v in p.items() if k != VERSION_KEY}, []
 
@@ -368,6 +396,8 @@ NOTICES: dict[str, Callable[[Payload, str, I18n], Parts]] = {
     **REFERRAL_NOTICES,
     "survey_invitation": survey_invitation,
     "weekly_report": weekly_report,
+    "rating_request": rating_request,
+    "announcement": announcement,
 }
 
 

@@ -8,7 +8,7 @@ from aiogram import Router
 
 
 def create_router() -> Router:
-    from handlers.resident import intake, mobile_office, my_cases, surveys, visits
+    from handlers.resident import intake, mobile_office, my_cases, satisfaction, surveys, visits
 
     router = Router(name=__name__)
     router.include_routers(
@@ -17,6 +17,7 @@ def create_router() -> Router:
         visits.create_router(),
         mobile_office.create_router(),
         surveys.create_router(),
+        satisfaction.create_router(),
     )
     return router
 

@@ -10,7 +10,7 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from handlers.kit.builders import InlineKeyboardBuilder
-from handlers.kit.callbacks import QueueCb, ReplyAdminCb, ReportCb, RuleCb
+from handlers.kit.callbacks import AnnCb, QueueCb, ReplyAdminCb, ReportCb, RuleCb
 from handlers.kit.filters import ActiveWorker, MenuButton, prune_callbacks
 from handlers.kit.queues import edit_list, filter_name, page_screen
 from models import Worker
@@ -31,7 +31,8 @@ def panel_markup(coordinator: bool, reports: bool = False) -> InlineKeyboardMark
         builder.button(text=_("coord.btn.stale") % {"days": STALE_DAYS}, callback_data=QueueCb(scope="stale"))
         builder.button(text=_("coord.btn.routing"), callback_data=RuleCb(action="list"))
         builder.button(text=_("replies.btn.manage"), callback_data=ReplyAdminCb(action="teams"))
-        sizes += [1, 1, 1, 1, 1]
+        builder.button(text=_("ann.btn.panel"), callback_data=AnnCb(action="start"))
+        sizes += [1, 1, 1, 1, 1, 1]
     if reports:
         builder.button(text=_("reports.btn.menu"), callback_data=ReportCb(action="menu"))
         sizes.append(1)

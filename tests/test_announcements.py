@@ -1,0 +1,222 @@
+"""Announcements: a coordinator's announcement reaches only the chosen settlement's consenting,
+reachable residents; a blocked chat is marked unreachable and counted in the delivery report; a
+scheduled one goes out at its time on the injected clock, never in quiet hours, photo included."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from aiogram.methods import SendMessage, SendPhoto
+from sqlalchemy import select, update
+
+from bot.delivery import OutboxDeliverer
+from models import (
+    Announcement,
+    AuditEntry,
+    MobileOfficeSubscription,
+    OutboxMessage,
+    Resident,
+    Settlement,
+    User,
+)
+from models.people import ROLE_COORDINATOR
+from services.announcements import AnnouncementError, AnnouncementService
+from services.clock import FrozenClock
+from services.reminders import ReminderRules
+from tests.factories import add_resident, add_worker
+
+KYIV = ReminderRules().tz
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=KYIV).astimezone(UTC)
+TEXT = "Завтра о 10:00 у Веселому роздаватимуть гуманітарну допомогу"
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(NOW)
+
+
+async def _settlement(sessionmaker, code: str) -> int:
+    async with sessionmaker() as session:
+        return await session.scalar(select(Settlement.id).where(Settlement.code == code))
+
+
+async def _living_in(sessionmaker, telegram_id: int, code: str, *, consent: bool = True) -> int:
+    resident = await add_resident(sessionmaker, telegram_id)
+    settlement_id = await _settlement(sessionmaker, code)
+    async with sessionmaker.begin() as session:
+        values = {"last_settlement_id": settlement_id}
+        if not consent:
+            values["consent_at"] = None
+        await session.execute(update(Resident).where(Resident.id == resident.id).values(**values))
+    return telegram_id
+
+
+async def _compose(coordinator, text: str, *, photo: bool = False) -> None:
+    panel = (await coordinator.send("/worker"))[-1]
+    asked = await coordinator.click("Оголошення", message_id=panel.message_id)
+    assert "Нове оголошення" in asked[-1].text
+    if photo:
+        await coordinator.send_photo(caption=text)
+    else:
+        await coordinator.send(text)
+
+
+async def test_announcement_reaches_only_the_settlement_and_marks_blocked(
+    make_client, reference, sessionmaker, clock, deliverer, tg
+):
+    await add_worker(sessionmaker, 4101, "ves-csp", role=ROLE_COORDINATOR)
+    reader = await _living_in(sessionmaker, 4001, "vesele")
+    blocked = await _living_in(sessionmaker, 4002, "vesele")
+    neighbour = await _living_in(sessionmaker, 4003, "matviivka")
+    no_consent = await _living_in(sessionmaker, 4004, "vesele", consent=False)
+    elsewhere = await _living_in(sessionmaker, 4005, "karpivka")
+    coordinator = make_client(user_id=4101)
+
+    panel = (await coordinator.send("/worker"))[-1]
+    await coordinator.click("Оголошення", message_id=panel.message_id)
+    assert "текст" in (await coordinator.send_sticker())[0].text
+    assert "словами" in (await coordinator.send("!!! 111"))[0].text
+    audience = (await coordinator.send(TEXT))[-1]
+    assert "Кому" in audience.text
+    picker = (await coordinator.click("Мешканцям"))[-1]
+    assert {"Веселе", "Матвіївка"} <= set(picker.buttons()) and "Карпівка" not in picker.buttons()
+    # A settlement of another hromada, forged into a press, is refused.
+    karpivka = await _settlement(sessionmaker, "karpivka")
+    assert (await coordinator.click_data(f"ann:pick:{karpivka}:"))[0].kind == "alert"
+    # Nobody lives in Novopetrivka (as far as the bot knows): nothing to send.
+    await coordinator.click("Новопетрівка", message_id=picker.message_id)
+    nobody = await coordinator.click("Готово", message_id=picker.message_id)
+    assert nobody[0].kind == "alert" and "немає жодного отримувача" in nobody[0].text
+    await coordinator.click("✅ Новопетрівка", message_id=picker.message_id)
+    picked = (await coordinator.click("Веселе", message_id=picker.message_id))[-1]
+    assert "✅ Веселе" in picked.buttons() and "Новопетрівка" in picked.buttons()
+    count = (await coordinator.click("Готово"))[-1]
+    assert "Отримувачів: <b>2</b>" in count.text
+    confirm = (await coordinator.click("Надіслати зараз"))[-1]
+    assert "Отримувачів: 2" in confirm.text and TEXT in confirm.text
+    queued = (await coordinator.click("📣 Надіслати"))[-1]
+    assert "поставлено в чергу" in queued.text
+
+    tg.queue_error(403, "Forbidden: bot was blocked by the user", method=SendMessage, chat_id=blocked)
+    await deliverer.deliver_due()
+    got = [r.text for r in make_client(user_id=reader).read()]
+    assert len(got) == 1 and TEXT in got[0] and "Веселівської" in got[0]
+    for person in (neighbour, no_consent, elsewhere):
+        assert tg.sent_to(person) == []
+    async with sessionmaker() as session:
+        user = await session.scalar(select(User).where(User.telegram_id == blocked))
+        assert user.reachable is False
+        audit = (
+            await session.scalars(select(AuditEntry).where(AuditEntry.action == "announcement_queued"))
+        ).one()
+        assert audit.data["recipients"] == 2 and TEXT not in str(audit.data)
+
+    report = (await coordinator.click("Звіт про доставку"))[-1]
+    assert "Усього: 2" in report.text
+    assert "Доставлено: 1" in report.text and "Недоступні (заблокували бота): 1" in report.text
+    assert "Очікують: 0" in report.text
+    # Refresh edits the same report; another coordinator's hromada cannot see it.
+    assert "Доставлено: 1" in (await coordinator.click("Оновити"))[-1].text
+    await add_worker(sessionmaker, 4102, "pyr-cnap", role=ROLE_COORDINATOR)
+    async with sessionmaker() as session:
+        announcement_id = await session.scalar(select(Announcement.id))
+    other = make_client(user_id=4102)
+    assert (await other.click_data(f"ann:report:{announcement_id}:"))[0].kind == "alert"
+    # A blocked person is not counted in the next announcement.
+    vesele = await _settlement(sessionmaker, "vesele")
+    async with sessionmaker() as session:
+        service = AnnouncementService(session, clock, KYIV)
+        assert [chat for _, chat in await service.recipients("residents", [vesele])] == [reader]
+
+
+async def test_scheduled_photo_waits_for_its_time_and_quiet_hours(
+    make_client, reference, sessionmaker, clock, app, bot, tg
+):
+    await add_worker(sessionmaker, 4201, "ves-csp", role=ROLE_COORDINATOR)
+    subscriber = await _living_in(sessionmaker, 4211, "kyrylivka")  # subscribed, lives elsewhere
+    resident_only = await _living_in(sessionmaker, 4212, "matviivka")  # lives there, not subscribed
+    matviivka = await _settlement(sessionmaker, "matviivka")
+    async with sessionmaker.begin() as session:
+        user_id = await session.scalar(select(User.id).where(User.telegram_id == subscriber))
+        session.add(MobileOfficeSubscription(user_id=user_id, settlement_id=matviivka))
+    deliverer = OutboxDeliverer(bot, app.sessionmaker, app.i18n, clock, app.settings, rules=ReminderRules())
+    coordinator = make_client(user_id=4201)
+
+    async def schedule(text: str, when: str, *, photo: bool) -> None:
+        await _compose(coordinator, text, photo=photo)
+        await coordinator.click("Підписникам")
+        await coordinator.click("Матвіївка")
+        assert "Отримувачів: <b>1</b>" in (await coordinator.click("Готово"))[-1].text
+        await coordinator.click("Запланувати")
+        confirm = (await coordinator.send(when))[-1]
+        assert "Перевірте" in confirm.text
+        await coordinator.click("📣 Надіслати")
+
+    # /announce starts the same form; "Cancel" drops the draft.
+    assert "Нове оголошення" in (await coordinator.send("/announce"))[-1].text
+    assert any("скасовано" in r.text for r in await coordinator.click("Скасувати"))
+    await schedule("Мобільний офіс приїде в четвер", "23.11 15:00", photo=True)
+    await schedule("Нагадування ввечері", "23.11 22:30", photo=False)
+
+    clock.set(datetime(2026, 11, 23, 14, 59, tzinfo=KYIV).astimezone(UTC))
+    assert await deliverer.deliver_due() == 0
+    clock.set(datetime(2026, 11, 23, 15, 0, tzinfo=KYIV).astimezone(UTC))
+    assert await deliverer.deliver_due() == 1
+    photo = tg.sent_to(subscriber)
+    assert len(photo) == 1 and isinstance(photo[0].method, SendPhoto)
+    assert "Мобільний офіс приїде" in photo[0].method.caption and photo[0].method.photo.startswith("photo-")
+    # 22:30 is in quiet hours: held until 08:00.
+    clock.set(datetime(2026, 11, 23, 22, 30, tzinfo=KYIV).astimezone(UTC))
+    assert await deliverer.deliver_due() == 0
+    clock.set(datetime(2026, 11, 24, 7, 59, tzinfo=KYIV).astimezone(UTC))
+    assert await deliverer.deliver_due() == 0
+    clock.set(datetime(2026, 11, 24, 8, 0, tzinfo=KYIV).astimezone(UTC))
+    assert await deliverer.deliver_due() == 1
+    assert "Нагадування ввечері" in tg.sent_to(subscriber)[-1].method.text
+    assert tg.sent_to(resident_only) == []
+
+
+async def test_send_time_is_validated(reference, sessionmaker, clock):
+    async with sessionmaker() as session:
+        service = AnnouncementService(session, clock, KYIV)
+        assert service.parse_send_at("23.11 12:30") == datetime(2026, 11, 23, 12, 30, tzinfo=KYIV)
+        # January typed in November is next year's.
+        assert service.parse_send_at("05.01 09:00").year == 2027
+        for typed, code in (
+            ("завтра", "bad_time"),
+            ("31.02 10:00", "bad_time"),
+            ("23.11 25:00", "bad_time"),
+            ("23.11 11:59", "past_time"),
+            ("20.03 10:00", "far_time"),
+        ):
+            with pytest.raises(AnnouncementError) as refused:
+                service.parse_send_at(typed)
+            assert refused.value.code == code, typed
+
+
+async def test_consent_withdrawn_before_sending_drops_the_row(reference, sessionmaker, clock, deliverer, tg):
+    coordinator = await add_worker(sessionmaker, 4301, "ves-csp", role=ROLE_COORDINATOR)
+    person = await _living_in(sessionmaker, 4311, "vesele")
+    vesele = await _settlement(sessionmaker, "vesele")
+    async with sessionmaker.begin() as session:
+        service = AnnouncementService(session, clock, KYIV)
+        announcement = await service.create(
+            coordinator,
+            text=TEXT,
+            photo_file_id=None,
+            audience="residents",
+            settlement_ids=[vesele],
+            send_at=None,
+        )
+        user_id = await session.scalar(select(User.id).where(User.telegram_id == person))
+        await session.execute(update(Resident).where(Resident.user_id == user_id).values(consent_at=None))
+    await deliverer.deliver_due()
+    assert tg.sent_to(person) == []
+    async with sessionmaker() as session:
+        row = await session.scalar(
+            select(OutboxMessage).where(OutboxMessage.announcement_id == announcement.id)
+        )
+        assert row.state == "cancelled"
+        _, report = await AnnouncementService(session, clock, KYIV).report(coordinator, announcement.id)
+        assert (report.total, report.cancelled, report.sent) == (1, 1, 0)
