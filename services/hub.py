@@ -24,6 +24,7 @@ from services.queues import QueueService
 from services.referrals import ReferralService
 from services.reminders import ReminderRules
 from services.reply_book import ReplyBook
+from services.report_sections import FEATURE_SECTIONS
 from services.report_service import ReportService
 from services.satisfaction import SatisfactionService
 from services.survey_admin import SurveyAdmin
@@ -113,7 +114,7 @@ class Services:
 
     @cached_property
     def reports(self) -> ReportService:
-        return ReportService(self.session, self.clock, self.rules.tz)
+        return ReportService(self.session, self.clock, self.rules.tz, extra=FEATURE_SECTIONS)
 
     @cached_property
     def replies(self) -> ReplyBook:

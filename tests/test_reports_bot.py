@@ -63,6 +63,9 @@ async def test_coordinator_gets_summary_charts_and_exports(make_client, referenc
     assert "Звернення за послугами" in workbook.sheetnames
     rows = list(workbook["Звернення за послугами"].iter_rows(values_only=True))
     assert rows == [("Послуга", "Звернень"), ("Житлова субсидія", 6), ("Інші (менше 5 у кожному)", 5)]
+    # The features' sections come with the requests' own: ratings, then survey results.
+    assert "Задоволеність мешканців" in workbook.sheetnames
+    assert any(name.startswith("Опитування") for name in workbook.sheetnames)
     await coordinator.click("CSV")
     archive = zipfile.ZipFile(io.BytesIO(_calls(tg, SendDocument, 6101)[-1].document.data))
     everything = "".join(archive.read(n).decode("utf-8-sig") for n in archive.namelist())
