@@ -15,6 +15,7 @@ from models.conversation import CaseChatLink, InboundMessage
 from models.fsm import FsmRecord
 from models.outbox import OutboxMessage
 from models.people import Invite, Resident, TeamMember, User, Worker
+from models.sla import SlaPolicy, WorkCalendar
 from models.reference import DocumentRequirement, Hromada, RoutingRule, Service, Settlement, Team
 from models.visits import MobileOfficeBooking, MobileOfficeSchedule, MobileOfficeSubscription, Visit
 
@@ -47,10 +48,12 @@ __all__ = [
     "RoutingRule",
     "Service",
     "Settlement",
+    "SlaPolicy",
     "Team",
     "TeamMember",
     "User",
     "Visit",
     "Worker",
+    "WorkCalendar",
     "utcnow",
 ]
