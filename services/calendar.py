@@ -142,10 +142,12 @@ class WorkingCalendar:
         if b < a:
             return -self.working_between(b, a)
         total = ZERO
-        for begin, end in self._forward(a):
-            if begin >= b:
-                break
-            total += min(end, b) - max(begin, a)
+        day, last = self.local_date(a) - timedelta(days=1), self.local_date(b) + timedelta(days=1)
+        while day <= last:
+            for begin, end in self.intervals_on(day):
+                if end > a and begin < b:
+                    total += min(end, b) - max(begin, a)
+            day += timedelta(days=1)
         return total
 
     def working_days_between(self, a: datetime, b: datetime) -> int:
