@@ -15,8 +15,8 @@ from models.conversation import CaseChatLink, InboundMessage
 from models.fsm import FsmRecord
 from models.outbox import OutboxMessage
 from models.people import Invite, Resident, TeamMember, User, Worker
-from models.sla import SlaPolicy, WorkCalendar
 from models.reference import DocumentRequirement, Hromada, RoutingRule, Service, Settlement, Team
+from models.sla import SlaPolicy, WorkCalendar
 from models.visits import MobileOfficeBooking, MobileOfficeSchedule, MobileOfficeSubscription, Visit
 
 __all__ = [
@@ -53,7 +53,7 @@ __all__ = [
     "TeamMember",
     "User",
     "Visit",
-    "Worker",
     "WorkCalendar",
+    "Worker",
     "utcnow",
 ]

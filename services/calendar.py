@@ -138,7 +138,8 @@ class WorkingCalendar:
 
     def working_between(self, a: datetime, b: datetime) -> timedelta:
         """Working time in [a, b); negative when b is before a."""
-        _aware(a), _aware(b)
+        _aware(a)
+        _aware(b)
         if b < a:
             return -self.working_between(b, a)
         total = ZERO
@@ -238,9 +239,7 @@ def calendar_from_json(
 
 
 # Office hours when the reference data names none: Monday to Friday with a lunch break.
-STANDARD_WEEK: dict[int, DayPeriods] = {
-    day: ((time(8), time(12)), (time(13), time(17))) for day in range(5)
-}
+STANDARD_WEEK: dict[int, DayPeriods] = {day: ((time(8), time(12)), (time(13), time(17))) for day in range(5)}
 
 
 async def load_calendar(session: AsyncSession, team_id: int | None, zone: tzinfo) -> WorkingCalendar:
@@ -258,8 +257,8 @@ async def load_calendar(session: AsyncSession, team_id: int | None, zone: tzinfo
         ).all()
     }
     default = rows.pop(DEFAULT_CALENDAR_CODE, None)
-    own = next(iter(rows.values()), None)
-    week = (own or default).week if (own or default) is not None else None  # type: ignore[union-attr]
+    source = next(iter(rows.values()), None) or default
+    week = source.week if source is not None else None
     return WorkingCalendar(
         week=parse_week(week) if week else STANDARD_WEEK,
         zone=zone,
@@ -284,4 +283,3 @@ async def team_calendars(session: AsyncSession, zone: tzinfo) -> dict[int | None
                 exceptions=default.exceptions,
             )
     return calendars
-

@@ -35,6 +35,7 @@ from models import (
     Team,
 )
 from services.places import KATOTTG_PATTERN, hromada_search_key, is_katottg, search_key
+from services.sla_reference import CalendarSpec, SlaSpec, WeekSpec, apply_sla_reference, checked_week
 
 ServiceGroup = Literal["social_assistance", "care", "children", "idp", "employment", "humanitarian"]
 SERVICE_GROUPS: tuple[str, ...] = get_args(ServiceGroup)
@@ -103,6 +104,13 @@ class TeamSpec(_Strict):
     fallback: bool = False
     group_chat_id: int | None = None
     office_address: Names | None = None
+    # The team's own office hours (else the calendar's week).
+    hours: WeekSpec | None = None
+
+    @field_validator("hours")
+    @classmethod
+    def _hours(cls, value: Any) -> Any:
+        return None if value is None else checked_week(value)
 
     @model_validator(mode="after")
     def _owner(self) -> TeamSpec:
@@ -150,6 +158,8 @@ class ReferenceFile(_Strict):
     teams: list[TeamSpec] = Field(min_length=1)
     routing: list[RuleSpec] = []
     application_statuses: list[StatusSpec] = []
+    calendar: CalendarSpec | None = None
+    sla: list[SlaSpec] = []
 
     @model_validator(mode="after")
     def _references(self) -> ReferenceFile:
@@ -160,6 +170,10 @@ class ReferenceFile(_Strict):
             [s.katottg for h in self.hromadas for s in h.settlements if s.katottg], "settlement katottg"
         )
         _no_duplicates([t.code for t in self.teams], "team code")
+        _no_duplicates([f"{p.service}:{p.priority}" for p in self.sla], "sla policy (service, priority)")
+        for policy in self.sla:
+            if policy.service not in {s.code for s in self.services}:
+                raise ValueError(f"sla: unknown service {policy.service!r}")
         _no_duplicates([s.code for s in self.application_statuses], "status code")
         _no_duplicates([a.casefold() for s in self.application_statuses for a in s.aliases], "status alias")
         hromadas = {h.code: h for h in self.hromadas}
@@ -514,6 +528,17 @@ async def apply_reference(session: AsyncSession, spec: ReferenceFile) -> LoadRep
                 report,
                 "status_aliases",
             )
+    sla_changes = await apply_sla_reference(
+        session,
+        spec.calendar,
+        {t.code: t.hours for t in spec.teams if t.hours},
+        spec.sla,
+        service_ids,
+        team_ids,
+    )
+    for what, n in sla_changes.items():
+        if n:
+            report.count(report.updated, what, n)
     await session.flush()
     return report
 
