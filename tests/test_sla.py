@@ -35,7 +35,7 @@ async def _file(
         service_id = await session.scalar(select(Service.id).where(Service.code == service))
         draft = CaseDraft(hromada_id, None, service_id, "Потрібна допомога з субсидією", None, [])
         filed = await IntakeService(session, clock, KYIV).file(
-            await session.get(Resident, resident.id), draft, key
+            await session.get(Resident, resident.id), draft, f"sla-{resident.id}"
         )
         return filed.case.id
 
