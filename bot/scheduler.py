@@ -11,6 +11,8 @@ SQLite (one process) there is nothing to share.
 - agendas  every minute: today's agenda for each worker with visits, once the agenda hour passed.
 - mobile office reminders  every 10 minutes: the day-before reminder to subscribers.
 - renewals  hourly: re-verification reminders for resolved renewable cases.
+- sla  every minute: due-soon reminders and escalations of cases whose next SLA check has come
+  (services/sla_sweep.py; an idle run is one empty index scan).
 - retention  daily: personal data of cases closed more than `settings.delivery.retention_days`
   ago is erased (services/privacy.py), the anonymous record and the audit trail stay.
 
@@ -47,6 +49,7 @@ from services.clock import Clock
 from services.mobile_office import plan_day_before_reminders
 from services.privacy import PrivacyService
 from services.reminders import ReminderRules, plan_due_renewals
+from services.sla_sweep import sweep_sla
 from services.visits import plan_due_agendas
 
 log = logging.getLogger(__name__)
@@ -121,6 +124,12 @@ class DeliveryRuntime:
     async def plan_renewals(self) -> None:
         await self._in_transaction("renewals", lambda s: plan_due_renewals(s, self.clock.now(), self.rules))
 
+    async def sweep_sla(self) -> None:
+        async def job(session: AsyncSession) -> int:
+            return (await sweep_sla(session, self.clock, self.rules.tz))[1]
+
+        await self._in_transaction("sla", job)
+
     async def apply_retention(self) -> None:
         days = self.settings.delivery.retention_days
         try:
@@ -167,6 +176,9 @@ class DeliveryRuntime:
             id="mobile_office",
             misfire_grace_time=600,
             **common,
+        )
+        self.scheduler.add_job(
+            self.sweep_sla, "interval", minutes=1, id="sla", misfire_grace_time=60, **common
         )
         self.scheduler.add_job(
             self.plan_renewals, "interval", hours=1, id="renewals", misfire_grace_time=3600, **common

@@ -66,7 +66,7 @@ class Services:
 
     @cached_property
     def queues(self) -> QueueService:
-        return QueueService(self.session, self.clock)
+        return QueueService(self.session, self.clock, self.rules.tz)
 
     @cached_property
     def documents(self) -> DocumentService:

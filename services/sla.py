@@ -49,14 +49,20 @@ STEP_OBLAST = 4  # the oblast fallback team's coordinators
 
 
 class SlaCase(Protocol):
-    """What the wording and state need of a case (a `Case` or a queue row)."""
+    """What the wording and state need of a case (a `Case` or a queue row), read only."""
 
-    status: str
-    first_response_due_at: datetime | None
-    resolution_due_at: datetime | None
-    first_responded_at: datetime | None
-    sla_paused_at: datetime | None
-    closed_at: datetime | None
+    @property
+    def status(self) -> str: ...
+    @property
+    def first_response_due_at(self) -> datetime | None: ...
+    @property
+    def resolution_due_at(self) -> datetime | None: ...
+    @property
+    def first_responded_at(self) -> datetime | None: ...
+    @property
+    def sla_paused_at(self) -> datetime | None: ...
+    @property
+    def closed_at(self) -> datetime | None: ...
 
 
 def running_clock(case: SlaCase) -> tuple[str, datetime] | None:
@@ -230,3 +236,58 @@ def _extended(calendar: WorkingCalendar, due: datetime, paused_at: datetime, now
         return due
     left = calendar.working_between(paused_at, due)
     return max(due, calendar.add_working(now, left))
+
+
+@dataclass(frozen=True)
+class SlaView:
+    """What a card or a queue line says about a case's SLA, in plain values: the state
+    (`paused` besides the stored ones), the running clock and its local due time, and how long
+    it is overdue in working days, or working hours when less than a day."""
+
+    state: str
+    clock: str | None = None
+    due_local: datetime | None = None
+    # 0 = today, 1 = tomorrow (local), None = later or earlier: shown as a date.
+    due_in_days: int | None = None
+    overdue_days: int = 0
+    overdue_hours: int = 0
+
+
+PAUSED = "paused"
+
+
+def sla_view(case: SlaCase, calendar: WorkingCalendar, now: datetime) -> SlaView | None:
+    if not running_clock_any(case):
+        return None
+    if case.status in CLOSED_STATUSES:
+        return SlaView(closing_state(case, case.closed_at or now))
+    running = running_clock(case)
+    if running is None:
+        return None
+    clock, due = running
+    due_local = due.astimezone(calendar.zone)
+    if case.sla_paused_at is not None:
+        return SlaView(PAUSED, clock, due_local)
+    state = live_state(case, calendar, now) or ON_TIME
+    if state == BREACHED:
+        days = calendar.working_days_between(due, now)
+        hours = -(-int(calendar.working_between(due, now).total_seconds()) // 3600)
+        return SlaView(state, clock, due_local, None, days, max(1, hours) if not days else 0)
+    days_ahead = (due_local.date() - now.astimezone(calendar.zone).date()).days
+    return SlaView(state, clock, due_local, days_ahead if days_ahead in (0, 1) else None)
+
+
+async def sla_views(
+    session: AsyncSession, cases: list[tuple[int, int, SlaCase]], clock: Clock, zone: tzinfo
+) -> dict[int, SlaView]:
+    """Views for (case id, team id, case-like) triples; one calendar load per team."""
+    service = SlaService(session, clock, zone)
+    now = clock.now()
+    views: dict[int, SlaView] = {}
+    for case_id, team_id, case in cases:
+        if not running_clock_any(case):
+            continue
+        view = sla_view(case, await service.calendar(team_id), now)
+        if view is not None:
+            views[case_id] = view
+    return views

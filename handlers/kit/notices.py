@@ -25,6 +25,7 @@ from aiogram.utils.i18n import I18n
 
 from handlers.kit.callbacks import AppCb, CaseCb, ConvCb, VisitAnswerCb, VisitWorkerCb
 from handlers.kit.render import capped
+from handlers.kit.sla_words import sla_notice
 from models.cases import RESOLVED
 from services.outbox import PAYLOAD_VERSION, VERSION_KEY
 
@@ -334,6 +335,9 @@ NOTICES: dict[str, Callable[[Payload, str, I18n], Parts]] = {
     "mo_booking_day_before": mobile_office,
     "renewal_due": renewal_due,
     "app_status_changed": app_status_changed,
+    "sla_due_soon": sla_notice,
+    "sla_breached": sla_notice,
+    "sla_escalated": sla_notice,
 }
 
 
