@@ -208,9 +208,8 @@ async def main() -> None:
         f"sweep (busy)       {measured['busy_ms']:9.3f}            "
         f"{measured['rows_touched']} case(s) touched, {measured['queued']} notice(s) queued"
     )
-    print(
-        f"sweep (after busy) {measured['after_busy_ms']:9.3f}            looked/queued {measured['after_busy']}"
-    )
+    after = measured["after_busy"]
+    print(f"sweep (after busy) {measured['after_busy_ms']:9.3f}            looked/queued {after}")
     meets = (
         idle["median_ms"] <= TARGET_IDLE_MS and measured["uses_index"] and measured["after_busy"] == (0, 0)
     )

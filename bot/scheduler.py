@@ -13,6 +13,7 @@ SQLite (one process) there is nothing to share.
 - renewals  hourly: re-verification reminders for resolved renewable cases.
 - sla  every minute: due-soon reminders and escalations of cases whose next SLA check has come
   (services/sla_sweep.py; an idle run is one empty index scan).
+- sla digest  every 5 minutes: each worker's morning digest at 08:00 on their working days.
 - retention  daily: personal data of cases closed more than `settings.delivery.retention_days`
   ago is erased (services/privacy.py), the anonymous record and the audit trail stay.
 
@@ -49,6 +50,7 @@ from services.clock import Clock
 from services.mobile_office import plan_day_before_reminders
 from services.privacy import PrivacyService
 from services.reminders import ReminderRules, plan_due_renewals
+from services.sla_digest import plan_morning_digests
 from services.sla_sweep import sweep_sla
 from services.visits import plan_due_agendas
 
@@ -130,6 +132,11 @@ class DeliveryRuntime:
 
         await self._in_transaction("sla", job)
 
+    async def plan_sla_digests(self) -> None:
+        await self._in_transaction(
+            "sla digest", lambda s: plan_morning_digests(s, self.clock.now(), self.rules)
+        )
+
     async def apply_retention(self) -> None:
         days = self.settings.delivery.retention_days
         try:
@@ -179,6 +186,9 @@ class DeliveryRuntime:
         )
         self.scheduler.add_job(
             self.sweep_sla, "interval", minutes=1, id="sla", misfire_grace_time=60, **common
+        )
+        self.scheduler.add_job(
+            self.plan_sla_digests, "interval", minutes=5, id="sla_digest", misfire_grace_time=300, **common
         )
         self.scheduler.add_job(
             self.plan_renewals, "interval", hours=1, id="renewals", misfire_grace_time=3600, **common

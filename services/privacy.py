@@ -341,7 +341,7 @@ async def drop_reason(session: AsyncSession, message: OutboxMessage) -> str | No
         return await _worker_may_see(session, message.user_id, case)
     if resident is not None and resident.erased_at is not None and message.created_at <= resident.erased_at:
         return ERASED_PERSON
-    if message.kind == "visit_agenda":
+    if message.kind in ("visit_agenda", "sla_digest"):
         active = await session.scalar(select(Worker.active).where(Worker.user_id == message.user_id))
         return None if active else WORKER_INACTIVE
     return None

@@ -103,3 +103,38 @@ async def test_overnight_breach_escalates_once_per_step_in_each_language(
         assert len(rows) == 3
         case = await session.get(Case, case_id)
         assert case.sla_next_check_at is None and case.sla_breached
+
+
+async def test_morning_digest_once_on_working_days(
+    make_client, reference, sessionmaker, clock, app, deliverer
+) -> None:
+    resident = await add_resident(sessionmaker, 4003)
+    await add_worker(sessionmaker, 4105, "ves-csp", display_name="Olha", language="en")
+    first = await _file(sessionmaker, clock, resident)  # first response due Thursday 15:30
+    clock.set(datetime(2026, 11, 30, 10, 0, tzinfo=KYIV).astimezone(UTC))
+    resident_two = await add_resident(sessionmaker, 4004)
+    late = await _file(sessionmaker, clock, resident_two)  # due Tuesday 10:00: breached by Thursday
+    runtime = DeliveryRuntime(deliverer, sessionmaker, clock, app.settings)
+    worker = make_client(user_id=4105)
+    clock.set(datetime(2026, 12, 3, 7, 59, tzinfo=KYIV).astimezone(UTC))
+    await runtime.sweep_sla()
+    await deliverer.deliver_due()
+    worker.read()
+    await runtime.plan_sla_digests()  # before 08:00: nothing yet
+    clock.set(datetime(2026, 12, 3, 8, 0, tzinfo=KYIV).astimezone(UTC))
+    await runtime.plan_sla_digests()
+    await runtime.plan_sla_digests()
+    await deliverer.deliver_due()
+    digests = [r.text for r in worker.read()]
+    assert len(digests) == 1
+    async with sessionmaker() as session:
+        numbers = {c.id: c.number for c in (await session.scalars(select(Case))).all()}
+    digest = digests[0]
+    assert "Good morning! Your plan for 03.12.2026" in digest
+    assert f"Due today: 1\n• {numbers[first]} — 15:30" in digest
+    assert f"Overdue: 1\n• {numbers[late]}" in digest
+    # Saturday is not a working day of the team: no digest.
+    clock.set(datetime(2026, 12, 5, 8, 30, tzinfo=KYIV).astimezone(UTC))
+    await runtime.plan_sla_digests()
+    await deliverer.deliver_due()
+    assert worker.read() == []

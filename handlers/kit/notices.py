@@ -25,7 +25,7 @@ from aiogram.utils.i18n import I18n
 
 from handlers.kit.callbacks import AppCb, CaseCb, ConvCb, VisitAnswerCb, VisitWorkerCb
 from handlers.kit.render import capped
-from handlers.kit.sla_words import sla_notice
+from handlers.kit.sla_words import sla_digest, sla_notice
 from models.cases import RESOLVED
 from services.outbox import PAYLOAD_VERSION, VERSION_KEY
 
@@ -338,6 +338,7 @@ NOTICES: dict[str, Callable[[Payload, str, I18n], Parts]] = {
     "sla_due_soon": sla_notice,
     "sla_breached": sla_notice,
     "sla_escalated": sla_notice,
+    "sla_digest": sla_digest,
 }
 
 

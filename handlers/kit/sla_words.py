@@ -71,3 +71,28 @@ def sla_notice(p: Payload, locale: str, i18n: I18n) -> tuple[dict[str, Any], lis
     if p["step"] == "oblast":  # the oblast department oversees; the case card is the team's
         return values, []
     return values, [[("worker.btn.open", CaseCb(action="open", case_id=int(p["case_id"])))]]
+
+
+def sla_digest(p: Payload, locale: str, i18n: I18n) -> tuple[dict[str, Any], list[list[tuple[str, Any]]]]:
+    """The morning digest: today's visits, cases due today, breached cases (numbers and times)."""
+
+    def items(lines: list[str]) -> str:
+        return "".join(f"\n• {line}" for line in lines)
+
+    visits = [
+        f"{v['time_from']}–{v['time_to']} · {html.escape(v['settlement'] or '—')} · "
+        f"{html.escape(v['number'])}"
+        for v in p["visits"]
+    ]
+    due = [f"{html.escape(d['number'])} — {d['time']}" for d in p["due"]]
+    breached = [html.escape(number) for number in p["breached"]]
+    values = {
+        "date": datetime.fromisoformat(p["date"]).strftime("%d.%m.%Y"),
+        "visits_count": len(visits),
+        "visits": items(visits),
+        "due_count": len(due),
+        "due": items(due),
+        "breached_count": len(breached),
+        "breached": items(breached),
+    }
+    return values, []
