@@ -185,3 +185,43 @@ def test_pausing_never_shortens_a_clock(due: datetime, pause: datetime, length: 
     if due > pause:
         # The working time left at the pause is left at the resume.
         assert CAL.working_between(resume, extended) >= CAL.working_between(pause, due)
+
+
+async def test_sla_report_table_per_service(reference, sessionmaker) -> None:
+    from datetime import date
+
+    from services.report_tables import Period, ReportScope
+    from services.sla_report import percentile, sla_table
+
+    clock = FrozenClock(WEDNESDAY_10.astimezone(UTC))
+    worker = await add_worker(sessionmaker, 3110, "ves-csp")
+    ids = [await _file(sessionmaker, clock, await add_resident(sessionmaker, 3200 + i)) for i in range(3)]
+    async with sessionmaker.begin() as session:
+        actions = CaseActions(session, clock, KYIV)
+        clock.set(datetime(2026, 12, 2, 12, 0, tzinfo=KYIV).astimezone(UTC))  # 2 working hours
+        await actions.take(ids[0], worker)
+        await actions.close(ids[0], worker, RESOLVED, "Призначено")
+        clock.set(datetime(2026, 12, 4, 9, 0, tzinfo=KYIV).astimezone(UTC))  # first response late
+        await actions.take(ids[1], worker)
+        await actions.close(ids[1], worker, RESOLVED, "Призначено")
+    async with sessionmaker() as session:
+        ves = await session.scalar(select(Hromada.id).where(Hromada.code == "VES"))
+        table = await sla_table(
+            session, ReportScope((ves,)), Period(date(2026, 12, 1), date(2026, 12, 31)), KYIV
+        )
+        other = await sla_table(
+            session, ReportScope((ves,)), Period(date(2026, 11, 1), date(2026, 11, 30)), KYIV
+        )
+    assert other.rows == ()
+    assert [c.key for c in table.columns][:4] == [
+        "sla.report.service",
+        "sla.report.due",
+        "sla.report.met",
+        "sla.report.missed",
+    ]
+    (row,) = table.rows
+    assert row[:5] == ("Житлова субсидія", 3, 1, 1, 50.0)
+    # Working hours to first response: 2 (Wed 10→12) and 15 (Wed 6 + Thu 8 + Fri 08–09).
+    assert row[5] == 8.5 and row[6] == 15.0
+    assert table.published()[0][1:4] == ("<5", "<5", "<5")
+    assert percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 0.9) == 9
