@@ -225,3 +225,41 @@ async def test_sla_report_table_per_service(reference, sessionmaker) -> None:
     assert row[5] == 8.5 and row[6] == 15.0
     assert table.published()[0][1:4] == ("<5", "<5", "<5")
     assert percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 0.9) == 9
+
+
+async def test_reference_calendar_and_policies_are_validated_and_idempotent(sessionmaker, tmp_path) -> None:
+    import pytest
+
+    from models import SlaPolicy, WorkCalendar
+    from services.reference_data import ReferenceDataError, load_reference_file
+    from tests.conftest import SAMPLE_REFERENCE
+
+    text = SAMPLE_REFERENCE.read_text(encoding="utf-8")
+    for old, new, reason in (
+        ('mon-thu: ["08:00-12:00", "13:00-17:00"]', 'mon-thu: ["17:00-08:00"]', "increasing"),
+        ("{service: employment, first", "{service: gardening, first", "unknown service 'gardening'"),
+        ("sat: [", "someday: [", "unknown weekday"),
+    ):
+        assert old in text
+        path = tmp_path / "bad.yaml"
+        path.write_text(text.replace(old, new, 1), encoding="utf-8")
+        with pytest.raises(ReferenceDataError, match=reason):
+            async with sessionmaker.begin() as session:
+                await load_reference_file(session, path)
+    path = tmp_path / "ref.yaml"
+    path.write_text(
+        text.replace(
+            "{service: subsidy, first_response_hours: 8,", "{service: subsidy, first_response_hours: 4,"
+        ),
+        encoding="utf-8",
+    )
+    async with sessionmaker.begin() as session:
+        await load_reference_file(session, SAMPLE_REFERENCE)
+    async with sessionmaker.begin() as session:
+        report = await load_reference_file(session, path)
+    assert report.updated == {"sla_policies": 1}
+    async with sessionmaker() as session:
+        minutes = await session.scalars(select(SlaPolicy.first_response_minutes).order_by(SlaPolicy.id))
+        assert 240 in minutes.all()
+        codes = set((await session.scalars(select(WorkCalendar.code))).all())
+        assert codes == {"default", "pyr-tercentre"}
