@@ -72,15 +72,26 @@ async def sweep_sla(
     postgres = session.get_bind().dialect.name == "postgresql"
     cases = (await session.scalars(due_cases_statement(now, batch, lock=postgres))).all()
     queued = 0
+    # Who hears a step depends on the team, hromada and assignee only: asked once per sweep.
+    recipients: dict[tuple[int, int, int, int | None], Sequence[User]] = {}
     for case in cases:
         for step in await sla.refresh(case):
-            queued += await _take_step(session, case, step, now, zone)
+            key = (
+                step.step,
+                case.team_id,
+                case.hromada_id,
+                case.assignee_worker_id if step.step == STEP_DUE_SOON else None,
+            )
+            if key not in recipients:
+                recipients[key] = await _recipients(session, case, step.step)
+            queued += await _take_step(session, case, step, now, zone, recipients[key])
     await session.flush()
     return len(cases), queued
 
 
-async def _take_step(session: AsyncSession, case: Case, step: Step, now: datetime, zone: tzinfo) -> int:
-    users = await _recipients(session, case, step.step)
+async def _take_step(
+    session: AsyncSession, case: Case, step: Step, now: datetime, zone: tzinfo, users: Sequence[User]
+) -> int:
     due = case.first_response_due_at if step.clock == FIRST_RESPONSE else case.resolution_due_at
     payload = {
         "case_id": case.id,

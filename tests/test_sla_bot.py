@@ -4,13 +4,14 @@ step reaches its people exactly once, each in their own language."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
-from bot.scheduler import DeliveryRuntime
+from bot.scheduler import KICK_DELAY, DeliveryRuntime
 from models import Case, CaseEvent, OutboxMessage
 from models.people import ROLE_COORDINATOR
 from services.clock import FrozenClock
@@ -20,6 +21,12 @@ from tests.test_sla import _file
 KYIV = ZoneInfo("Europe/Kyiv")
 # Wednesday 02.12.2026, 15:30 in Kyiv: subsidy's 8 working hours run to Thursday 15:30.
 FILED = datetime(2026, 12, 2, 15, 30, tzinfo=KYIV)
+
+
+async def settle(runtime: DeliveryRuntime) -> None:
+    """A job that queued messages kicks the runtime's deliverer: let that run finish."""
+    await asyncio.sleep(KICK_DELAY * 2)
+    await asyncio.gather(*list(runtime._tasks))
 
 
 @pytest.fixture
@@ -64,6 +71,7 @@ async def test_overnight_breach_escalates_once_per_step_in_each_language(
     clock.set(datetime(2026, 12, 3, 14, 40, tzinfo=KYIV).astimezone(UTC))
     await runtime.sweep_sla()
     await runtime.sweep_sla()
+    await settle(runtime)
     await deliverer.deliver_due()
     reminders = [r.text for r in assignee.read()]
     assert len(reminders) == 1 and "Наближається строк" in reminders[0] and "03.12.2026 15:30" in reminders[0]
@@ -74,6 +82,7 @@ async def test_overnight_breach_escalates_once_per_step_in_each_language(
     clock.set(datetime(2026, 12, 4, 9, 0, tzinfo=KYIV).astimezone(UTC))
     for _ in range(3):
         await runtime.sweep_sla()
+    await settle(runtime)
     await deliverer.deliver_due()
     told = [r.text for r in coordinator.read()]
     assert len(told) == 1 and "Порушено строк" in told[0]
@@ -83,6 +92,7 @@ async def test_overnight_breach_escalates_once_per_step_in_each_language(
     clock.set(datetime(2026, 12, 7, 10, 0, tzinfo=KYIV).astimezone(UTC))
     for _ in range(3):
         await runtime.sweep_sla()
+    await settle(runtime)
     await deliverer.deliver_due()
     escalated = [r.text for r in oblast.read()]
     assert len(escalated) == 1 and "long overdue" in escalated[0] and "oblast department" in escalated[0]
@@ -118,12 +128,14 @@ async def test_morning_digest_once_on_working_days(
     worker = make_client(user_id=4105)
     clock.set(datetime(2026, 12, 3, 7, 59, tzinfo=KYIV).astimezone(UTC))
     await runtime.sweep_sla()
+    await settle(runtime)
     await deliverer.deliver_due()
     worker.read()
     await runtime.plan_sla_digests()  # before 08:00: nothing yet
     clock.set(datetime(2026, 12, 3, 8, 0, tzinfo=KYIV).astimezone(UTC))
     await runtime.plan_sla_digests()
     await runtime.plan_sla_digests()
+    await settle(runtime)
     await deliverer.deliver_due()
     digests = [r.text for r in worker.read()]
     assert len(digests) == 1
@@ -136,5 +148,6 @@ async def test_morning_digest_once_on_working_days(
     # Saturday is not a working day of the team: no digest.
     clock.set(datetime(2026, 12, 5, 8, 30, tzinfo=KYIV).astimezone(UTC))
     await runtime.plan_sla_digests()
+    await settle(runtime)
     await deliverer.deliver_due()
     assert worker.read() == []
