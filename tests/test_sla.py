@@ -263,3 +263,27 @@ async def test_reference_calendar_and_policies_are_validated_and_idempotent(sess
         assert 240 in minutes.all()
         codes = set((await session.scalars(select(WorkCalendar.code))).all())
         assert codes == {"default", "pyr-tercentre"}
+
+
+async def test_queue_puts_breaching_cases_first_within_a_priority(reference, sessionmaker) -> None:
+    from services.queues import QueueService
+
+    clock = FrozenClock(datetime(2026, 11, 30, 10, 0, tzinfo=KYIV).astimezone(UTC))
+    older = await _file(sessionmaker, clock, await add_resident(sessionmaker, 3301))
+    clock.set(datetime(2026, 12, 2, 10, 0, tzinfo=KYIV).astimezone(UTC))
+    newer = await _file(sessionmaker, clock, await add_resident(sessionmaker, 3302))
+    async with sessionmaker() as session:
+        team_id = await session.scalar(select(Team.id).where(Team.code == "ves-csp"))
+        page = await QueueService(session, clock, KYIV).team_queue(team_id)
+        assert [r.id for r in page.rows] == [older, newer]  # oldest first while both are on time
+        assert page.rows[0].sla.state == BREACHED  # the view is live, before any sweep
+    # Make the newer one breach first: the older one was taken (its resolution clock is on time).
+    worker = await add_worker(sessionmaker, 3303, "ves-csp")
+    async with sessionmaker.begin() as session:
+        await CaseActions(session, clock, KYIV).take(older, worker)
+    clock.set(datetime(2026, 12, 3, 10, 30, tzinfo=KYIV).astimezone(UTC))
+    await _sweep(sessionmaker, clock)
+    async with sessionmaker() as session:
+        page = await QueueService(session, clock, KYIV).team_queue(team_id)
+        assert [r.id for r in page.rows] == [newer, older]
+        assert [r.sla.state for r in page.rows] == [BREACHED, ON_TIME]
