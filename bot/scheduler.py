@@ -15,6 +15,9 @@ SQLite (one process) there is nothing to share.
   to the referring team's coordinators (services/referrals.py), each step once.
 - weekly reports  hourly: on Monday from 08:00 local, last week's summary to each coordinator and
   oblast-level member (services/report_weekly.py; one per person and week).
+- sla  every minute: due-soon reminders and escalations of cases whose next SLA check has come
+  (services/sla_sweep.py; an idle run is one empty index scan).
+- sla digest  every 5 minutes: each worker's morning digest at 08:00 on their working days.
 - retention  daily: personal data of cases closed more than `settings.delivery.retention_days`
   ago is erased (services/privacy.py), the anonymous record and the audit trail stay.
 
@@ -53,6 +56,8 @@ from services.privacy import PrivacyService
 from services.referrals import plan_referral_steps
 from services.reminders import ReminderRules, plan_due_renewals
 from services.report_weekly import plan_weekly_reports
+from services.sla_digest import plan_morning_digests
+from services.sla_sweep import sweep_sla
 from services.visits import plan_due_agendas
 
 log = logging.getLogger(__name__)
@@ -137,6 +142,17 @@ class DeliveryRuntime:
             "weekly reports", lambda s: plan_weekly_reports(s, self.clock.now(), self.rules.tz)
         )
 
+    async def sweep_sla(self) -> None:
+        async def job(session: AsyncSession) -> int:
+            return (await sweep_sla(session, self.clock, self.rules.tz))[1]
+
+        await self._in_transaction("sla", job)
+
+    async def plan_sla_digests(self) -> None:
+        await self._in_transaction(
+            "sla digest", lambda s: plan_morning_digests(s, self.clock.now(), self.rules)
+        )
+
     async def apply_retention(self) -> None:
         days = self.settings.delivery.retention_days
         try:
@@ -183,6 +199,12 @@ class DeliveryRuntime:
             id="mobile_office",
             misfire_grace_time=600,
             **common,
+        )
+        self.scheduler.add_job(
+            self.sweep_sla, "interval", minutes=1, id="sla", misfire_grace_time=60, **common
+        )
+        self.scheduler.add_job(
+            self.plan_sla_digests, "interval", minutes=5, id="sla_digest", misfire_grace_time=300, **common
         )
         self.scheduler.add_job(
             self.plan_renewals, "interval", hours=1, id="renewals", misfire_grace_time=3600, **common

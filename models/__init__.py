@@ -21,6 +21,7 @@ from models.referrals import PartnerAgency, Referral
 from models.replies import SavedReply
 from models.reports import StatusLookup
 from models.satisfaction import CaseRating
+from models.sla import SlaPolicy, WorkCalendar
 from models.surveys import Survey, SurveyAnswer, SurveyInvitation, SurveyQuestion, SurveyResponse
 from models.visits import MobileOfficeBooking, MobileOfficeSchedule, MobileOfficeSubscription, Visit
 
@@ -58,6 +59,7 @@ __all__ = [
     "SavedReply",
     "Service",
     "Settlement",
+    "SlaPolicy",
     "StatusLookup",
     "Survey",
     "SurveyAnswer",
@@ -68,6 +70,7 @@ __all__ = [
     "TeamMember",
     "User",
     "Visit",
+    "WorkCalendar",
     "Worker",
     "utcnow",
 ]

@@ -71,6 +71,9 @@ EVENT_KINDS: tuple[str, ...] = (
     "referral_closed",
     "referral_reminded",
     "referral_escalated",
+    "sla_due_soon",
+    "sla_breached",
+    "sla_escalated",
 )
 
 # A reason is required for these (it is shown to the resident).
@@ -130,6 +133,18 @@ class Case(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # SLA (services/sla.py): due times in working time, pause while waiting for the resident,
+    # the escalation step reached on the running clock, and the next moment the sweep must look.
+    first_response_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    resolution_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    first_responded_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    sla_state: Mapped[str | None] = mapped_column(String(12))
+    # Sorts breaching cases first within a priority in the queue indexes.
+    sla_breached: Mapped[bool] = mapped_column(Boolean, default=False)
+    sla_paused_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    sla_paused_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    sla_escalation_step: Mapped[int] = mapped_column(Integer, default=0)
+    sla_next_check_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     resident: Mapped[Resident] = relationship()
     hromada: Mapped[Hromada] = relationship()
@@ -139,10 +154,32 @@ class Case(Base):
     assignee: Mapped[Worker | None] = relationship()
 
 
-# Queue pages: by team/assignee and status, most urgent first, then longest waiting
-# (ORDER BY priority DESC, created_at): priority is descending in the index (migration 0004).
-Index("ix_cases_team_queue", Case.team_id, Case.status, Case.priority.desc(), Case.created_at)
-Index("ix_cases_assignee_queue", Case.assignee_worker_id, Case.status, Case.priority.desc(), Case.created_at)
+# Queue pages: by team/assignee and status, most urgent first, breaching first within a
+# priority, then longest waiting (ORDER BY priority DESC, sla_breached DESC, created_at):
+# descending in the index (migrations 0004, 0007).
+Index(
+    "ix_cases_team_queue",
+    Case.team_id,
+    Case.status,
+    Case.priority.desc(),
+    Case.sla_breached.desc(),
+    Case.created_at,
+)
+Index(
+    "ix_cases_assignee_queue",
+    Case.assignee_worker_id,
+    Case.status,
+    Case.priority.desc(),
+    Case.sla_breached.desc(),
+    Case.created_at,
+)
+# The SLA sweep: an index range scan over "next check <= now"; closed and paused cases have none.
+Index(
+    "ix_cases_sla_next_check",
+    Case.sla_next_check_at,
+    postgresql_where=Case.sla_next_check_at.is_not(None),
+    sqlite_where=Case.sla_next_check_at.is_not(None),
+)
 
 
 class CaseEvent(Base):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import tzinfo
 from functools import lru_cache
 from typing import Any
 
@@ -52,7 +53,9 @@ from services.clock import Clock
 from services.errors import DomainError, StaleAction
 from services.outbox import enqueue
 from services.oversight import oversees_hromada
+from services.reminders import default_zone
 from services.satisfaction import ask_for_rating
+from services.sla import SlaService
 from services.text import clean, clean_file_id, clean_file_name, clean_mime_type, clip
 
 MAX_TEXT = 2000
@@ -93,9 +96,10 @@ class Access:
 
 
 class CaseActions:
-    def __init__(self, session: AsyncSession, clock: Clock) -> None:
+    def __init__(self, session: AsyncSession, clock: Clock, zone: tzinfo | None = None) -> None:
         self.session = session
         self.clock = clock
+        self.sla = SlaService(session, clock, zone or default_zone())
 
     # -- loading and access ------------------------------------------------------------------
     async def _case(self, case_id: int, *, lock: bool = False) -> Case:
@@ -384,6 +388,7 @@ class CaseActions:
         if case.assignee_worker_id is None:
             case.assignee_worker_id = worker.id
             self._event(case, "assigned", worker.user_id, data={"worker_id": worker.id, "taken": True})
+        await self.sla.responded(case)
         if case.status == NEW:
             await self._set_status(case, IN_PROGRESS, actor_user_id=worker.user_id)
         await self.session.flush()
@@ -408,6 +413,7 @@ class CaseActions:
         previous = case.assignee_worker_id
         case.assignee_worker_id = target.id
         self._event(case, "assigned", actor.user_id, data={"worker_id": target.id, "previous": previous})
+        await self.sla.responded(case)
         await self.session.flush()
         target_user = await self.session.get(User, target.user_id)
         if target_user is not None and target.id != actor.id:
@@ -433,6 +439,7 @@ class CaseActions:
         """`notify=False` when the caller tells the resident itself (a visit invitation says
         more than "visit planned"); the audit event is written either way."""
         case, _ = await self._for_worker(actor_worker, case_id)
+        await self.sla.responded(case)
         await self._set_status(
             case, to_status, actor_user_id=actor_worker.user_id, reason=reason, notify=notify
         )
@@ -443,6 +450,7 @@ class CaseActions:
             raise InvalidTransition("not_closing")
         outcome = _clean(outcome, MAX_REASON, code="outcome_required")
         case, _ = await self._for_worker(worker, case_id)
+        await self.sla.responded(case)
         await self._set_status(case, status, actor_user_id=worker.user_id, reason=outcome)
         return case
 
@@ -451,6 +459,7 @@ class CaseActions:
         if not access.member and not worker.is_admin:
             raise AccessDenied("not_team_member")
         text = _clean(text, MAX_TEXT)
+        await self.sla.responded(case)
         message = CaseMessage(
             case_id=case.id,
             at=self.clock.now(),
@@ -485,6 +494,7 @@ class CaseActions:
         attachment, _ = await self._store_file(
             case, worker.user_id, kind, file_id, file_unique_id, file_name, mime_type
         )
+        await self.sla.responded(case)
         caption = clip(caption, MAX_TEXT, multiline=True)
         message_id = None
         if caption:
@@ -620,6 +630,7 @@ class CaseActions:
         if to_status in CLOSED_STATUSES:
             case.closed_at = now
             case.outcome = reason
+        await self.sla.status_changed(case, from_status, to_status)
         self._event(
             case, "status", actor_user_id, from_status=from_status, to_status=to_status, reason=reason
         )

@@ -7,7 +7,7 @@ tap or a redelivered update files one case). It never commits: the caller's unit
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
 from sqlalchemy import func, select, text
@@ -34,7 +34,9 @@ from services.case_actions import ATTACHMENT_KINDS, CaseActions, InvalidTransiti
 from services.clock import Clock
 from services.errors import DomainError, StaleAction
 from services.phones import contact_phone
+from services.reminders import default_zone
 from services.routing import HromadaNotAccepting, RoutingDecision, RoutingError, RoutingService
+from services.sla import SlaService
 from services.text import clean_file_id, clean_file_name, clean_mime_type, clip, has_words, tidy
 
 # Each marker raises priority; sensitive services (child protection) too.
@@ -122,9 +124,10 @@ _NEXT_NUMBER = text(
 
 
 class IntakeService:
-    def __init__(self, session: AsyncSession, clock: Clock) -> None:
+    def __init__(self, session: AsyncSession, clock: Clock, zone: tzinfo | None = None) -> None:
         self.session = session
         self.clock = clock
+        self.zone = zone or default_zone()
 
     async def remember_phone(self, resident: Resident, phone: str) -> str:
         """A phone shared through Telegram's contact button by its owner: verified."""
@@ -270,6 +273,7 @@ class IntakeService:
                 },
             )
         )
+        await SlaService(self.session, self.clock, self.zone).start(case)
         resident.last_hromada_id = hromada.id
         resident.last_settlement_id = draft.settlement_id
         await self._notify(case, decision, service, hromada, settlement, now)

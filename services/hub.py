@@ -58,7 +58,7 @@ class Services:
 
     @cached_property
     def intake(self) -> IntakeService:
-        return IntakeService(self.session, self.clock)
+        return IntakeService(self.session, self.clock, self.rules.tz)
 
     @cached_property
     def resident_cases(self) -> ResidentCases:
@@ -66,7 +66,7 @@ class Services:
 
     @cached_property
     def case_actions(self) -> CaseActions:
-        return CaseActions(self.session, self.clock)
+        return CaseActions(self.session, self.clock, self.rules.tz)
 
     @cached_property
     def conversation(self) -> Conversation:
@@ -74,7 +74,7 @@ class Services:
 
     @cached_property
     def queues(self) -> QueueService:
-        return QueueService(self.session, self.clock)
+        return QueueService(self.session, self.clock, self.rules.tz)
 
     @cached_property
     def documents(self) -> DocumentService:

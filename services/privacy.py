@@ -126,6 +126,9 @@ WORKER_INACTIVE = "worker_inactive"
 NO_ACCESS = "no_access"
 TEAM_CHANGED = "team_changed"
 
+# SLA escalations to the hromada that delegated a service and to the oblast department.
+OVERSIGHT_KINDS = frozenset({"sla_escalated"})
+
 # Clears the person's form drafts in whatever FSM storage runs (the handler passes
 # FSMContext.clear); the SQL table is cleared here in any case.
 DraftEraser = Callable[[], Awaitable[None]]
@@ -367,6 +370,11 @@ async def drop_reason(session: AsyncSession, message: OutboxMessage) -> str | No
             if resident.erased_at is not None or resident.consent_at is None:
                 return CONSENT_GONE
             return None
+        if message.kind in OVERSIGHT_KINDS:
+            # Up the chain, to people outside the case's team: the payload is its number and due
+            # time only (no personal data), so an active worker may get it.
+            active = await session.scalar(select(Worker.active).where(Worker.user_id == message.user_id))
+            return None if active else WORKER_INACTIVE
         return await _worker_may_see(session, message.user_id, case)
     if resident is not None and resident.erased_at is not None and message.created_at <= resident.erased_at:
         return ERASED_PERSON
@@ -375,7 +383,7 @@ async def drop_reason(session: AsyncSession, message: OutboxMessage) -> str | No
     ):
         # An announcement goes to residents who consented, as they are when it leaves.
         return CONSENT_GONE
-    if message.kind == "visit_agenda":
+    if message.kind in ("visit_agenda", "sla_digest"):
         active = await session.scalar(select(Worker.active).where(Worker.user_id == message.user_id))
         return None if active else WORKER_INACTIVE
     return None

@@ -1,9 +1,11 @@
 """Queue pages for workers and coordinators, and the case card's data in few round trips.
 
-Order everywhere: most urgent first, then longest waiting (`priority DESC, created_at, id`).
+Order everywhere: most urgent first, breaching its SLA first within a priority, then longest
+waiting (`priority DESC, sla_breached DESC, created_at, id`).
 A page for several statuses is one statement: per status an index range scan with LIMIT on
 `ix_cases_team_queue` / `ix_cases_assignee_queue` (team|assignee, status, priority DESC,
-created_at), merged and cut to the page — so a page costs the same however long the queue is.
+sla_breached DESC, created_at), merged and cut to the page — so a page costs the same however
+long the queue is.
 Offset pagination (pages are short and people rarely go past a few pages); each branch only
 reads `offset + size` index entries.
 """
@@ -11,8 +13,8 @@ reads `offset + size` index entries.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
 from typing import Any
 
@@ -35,6 +37,8 @@ from models.people import ROLE_COORDINATOR
 from services.clock import Clock
 from services.errors import StaleAction
 from services.oversight import oversees_hromada
+from services.reminders import default_zone
+from services.sla import SlaView, sla_views
 
 PAGE_SIZE = 10
 # An open case with no event and no message for this many days is "stale" (coordinators' list).
@@ -66,6 +70,14 @@ class QueueRow:
     service_name_uk: str
     service_name_en: str
     created_at: Any
+    # SLA columns (services/sla.py) and the words they make, filled in by the page.
+    team_id: int | None = None
+    first_response_due_at: datetime | None = None
+    resolution_due_at: datetime | None = None
+    first_responded_at: datetime | None = None
+    sla_paused_at: datetime | None = None
+    closed_at: datetime | None = None
+    sla: SlaView | None = None
 
     def service_name(self, locale: str) -> str:
         return self.service_name_en if locale == "en" else self.service_name_uk
@@ -103,12 +115,20 @@ class CaseCard:
     events: list[CardEvent]
     messages: list[CardMessage]
     attachments_count: int
+    sla: SlaView | None = None
 
 
 class QueueService:
-    def __init__(self, session: AsyncSession, clock: Clock | None = None) -> None:
+    def __init__(self, session: AsyncSession, clock: Clock | None = None, zone: tzinfo | None = None) -> None:
         self.session = session
         self.clock = clock or Clock()
+        self.zone = zone or default_zone()
+
+    async def _with_sla(self, rows: list[QueueRow]) -> list[QueueRow]:
+        views = await sla_views(
+            self.session, [(r.id, r.team_id or 0, r) for r in rows if r.team_id], self.clock, self.zone
+        )
+        return [replace(r, sla=views.get(r.id)) for r in rows]
 
     # -- pages -------------------------------------------------------------------------------
     async def _page(self, key: str, value: int, statuses: Sequence[str], page: int, size: int) -> Page:
@@ -122,7 +142,7 @@ class QueueService:
         params.update({f"status{i}": status for i, status in enumerate(statuses)})
         rows = (await self.session.execute(_page_statement(key, len(statuses)), params)).all()
         items = [QueueRow(*row) for row in rows]
-        return Page(items[:size], page, len(items) > size)
+        return Page(await self._with_sla(items[:size]), page, len(items) > size)
 
     async def my_queue(
         self, worker: Worker, filter_code: str = "open", page: int = 0, size: int = PAGE_SIZE
@@ -199,6 +219,7 @@ class QueueService:
                     Service.name_uk,
                     Service.name_en,
                     Case.created_at,
+                    *_SLA_COLUMNS,
                 )
                 .join(Service, Service.id == Case.service_id)
                 .where(Case.hromada_id.in_(hromadas), condition)
@@ -208,7 +229,7 @@ class QueueService:
             )
         ).all()
         items = [QueueRow(*row) for row in rows]
-        return Page(items[:size], page, len(items) > size)
+        return Page(await self._with_sla(items[:size]), page, len(items) > size)
 
     async def hromada_cases(
         self, worker: Worker, filter_code: str = "open", page: int = 0, size: int = PAGE_SIZE
@@ -256,6 +277,9 @@ class QueueService:
                 card.messages.append(CardMessage(row.id, _aware(row.at), bool(row.from_resident), row.body))
             else:
                 card.attachments_count = int(row.id or 0)
+        card.sla = (
+            await sla_views(self.session, [(case.id, case.team_id, case)], self.clock, self.zone)
+        ).get(case.id)
         card.events.sort(key=lambda e: (e.at, e.id))
         card.messages.sort(key=lambda m: (m.at, m.id))
         return card
@@ -265,6 +289,16 @@ def _aware(value: Any) -> datetime:
     """A UNION loses the column type's UTC handling on SQLite: restore it."""
     moment: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+_SLA_COLUMNS = (
+    Case.team_id,
+    Case.first_response_due_at,
+    Case.resolution_due_at,
+    Case.first_responded_at,
+    Case.sla_paused_at,
+    Case.closed_at,
+)
 
 
 # Statements are built once and reused with bound values: building a SQLAlchemy statement of
@@ -277,9 +311,9 @@ def _page_statement(key: str, statuses: int) -> Any:
     with LIMIT, merged, cut to the page, then the page's rows with their service names."""
     column = getattr(Case, key)
     branches = [
-        select(Case.id, Case.priority, Case.created_at)
+        select(Case.id, Case.priority, Case.sla_breached, Case.created_at)
         .where(column == bindparam("key"), Case.status == bindparam(f"status{i}"))
-        .order_by(Case.priority.desc(), Case.created_at, Case.id)
+        .order_by(Case.priority.desc(), Case.sla_breached.desc(), Case.created_at, Case.id)
         .limit(bindparam("take"))
         .subquery()
         for i in range(statuses)
@@ -287,7 +321,7 @@ def _page_statement(key: str, statuses: int) -> Any:
     merged = (select(branches[0]) if statuses == 1 else union_all(*(select(b) for b in branches))).subquery()
     ids = (
         select(merged.c.id)
-        .order_by(merged.c.priority.desc(), merged.c.created_at, merged.c.id)
+        .order_by(merged.c.priority.desc(), merged.c.sla_breached.desc(), merged.c.created_at, merged.c.id)
         .offset(bindparam("offset"))
         .limit(bindparam("size"))
     )
@@ -300,10 +334,11 @@ def _page_statement(key: str, statuses: int) -> Any:
             Service.name_uk,
             Service.name_en,
             Case.created_at,
+            *_SLA_COLUMNS,
         )
         .join(Service, Service.id == Case.service_id)
         .where(Case.id.in_(ids))
-        .order_by(Case.priority.desc(), Case.created_at, Case.id)
+        .order_by(Case.priority.desc(), Case.sla_breached.desc(), Case.created_at, Case.id)
     )
 
 

@@ -42,6 +42,7 @@ from models import (
 from services.errors import DomainError
 from services.places import KATOTTG_PATTERN, hromada_search_key, is_katottg, search_key
 from services.saved_replies import check_text, check_title
+from services.sla_reference import CalendarSpec, SlaSpec, WeekSpec, apply_sla_reference, checked_week
 from services.survey_spec import SurveySpec, apply_survey
 from services.survey_spec import line_of as _line_of
 
@@ -141,6 +142,13 @@ class TeamSpec(_Strict):
     office_address: Names | None = None
     office_hours: Names | None = None
     saved_replies: list[ReplySpec] = []
+    # The team's own office hours (else the calendar's week).
+    hours: WeekSpec | None = None
+
+    @field_validator("hours")
+    @classmethod
+    def _hours(cls, value: Any) -> Any:
+        return None if value is None else checked_week(value)
 
     @model_validator(mode="after")
     def _owner(self) -> TeamSpec:
@@ -214,6 +222,8 @@ class ReferenceFile(_Strict):
     application_statuses: list[StatusSpec] = []
     partners: list[PartnerSpec] = []
     surveys: list[SurveySpec] = []
+    calendar: CalendarSpec | None = None
+    sla: list[SlaSpec] = []
 
     @model_validator(mode="after")
     def _references(self) -> ReferenceFile:
@@ -224,6 +234,10 @@ class ReferenceFile(_Strict):
             [s.katottg for h in self.hromadas for s in h.settlements if s.katottg], "settlement katottg"
         )
         _no_duplicates([t.code for t in self.teams], "team code")
+        _no_duplicates([f"{p.service}:{p.priority}" for p in self.sla], "sla policy (service, priority)")
+        for policy in self.sla:
+            if policy.service not in {s.code for s in self.services}:
+                raise ValueError(f"sla: unknown service {policy.service!r}")
         _no_duplicates([s.code for s in self.application_statuses], "status code")
         _no_duplicates([s.code for s in self.surveys], "survey code")
         _no_duplicates([a.casefold() for s in self.application_statuses for a in s.aliases], "status alias")
@@ -603,6 +617,17 @@ async def apply_reference(session: AsyncSession, spec: ReferenceFile) -> LoadRep
         _survey, changed = await apply_survey(session, survey_spec)
         if changed:
             report.count(report.updated, "surveys")
+    sla_changes = await apply_sla_reference(
+        session,
+        spec.calendar,
+        {t.code: t.hours for t in spec.teams if t.hours},
+        spec.sla,
+        service_ids,
+        team_ids,
+    )
+    for what, n in sla_changes.items():
+        if n:
+            report.count(report.updated, what, n)
     await session.flush()
     return report
 

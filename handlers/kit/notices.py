@@ -36,6 +36,7 @@ from handlers.kit.callbacks import (
 from handlers.kit.referral_notices import REFERRAL_NOTICES
 from handlers.kit.render import capped
 from handlers.kit.reports import REPORT_FIGURES, report_number
+from handlers.kit.sla_words import sla_digest, sla_notice
 from models.cases import RESOLVED
 from services.outbox import PAYLOAD_VERSION, VERSION_KEY
 from services.reports import LONG_WAIT_DAYS
@@ -398,6 +399,10 @@ NOTICES: dict[str, Callable[[Payload, str, I18n], Parts]] = {
     "weekly_report": weekly_report,
     "rating_request": rating_request,
     "announcement": announcement,
+    "sla_due_soon": sla_notice,
+    "sla_breached": sla_notice,
+    "sla_escalated": sla_notice,
+    "sla_digest": sla_digest,
 }
 
 

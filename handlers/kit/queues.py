@@ -11,6 +11,7 @@ from aiogram.utils.i18n import gettext as _
 from handlers.kit.builders import InlineKeyboardBuilder
 from handlers.kit.callbacks import CaseCb, QueueCb
 from handlers.kit.messages import edit_or_send
+from handlers.kit.sla_words import sla_line
 from services.queues import FILTERS, Page
 
 PRIORITY_MARK = {0: "⚪", 1: "🟡", 2: "🟠"}
@@ -39,9 +40,10 @@ def page_screen(
     if not page.rows:
         lines.append(_("worker.queue.empty"))
     for row in page.rows:
+        sla = sla_line(row.sla)
         builder.button(
             text=f"{priority_mark(row.priority)} {row.number} · {row.service_name(locale)} · "
-            f"{_('case.status.' + row.status)}",
+            f"{_('case.status.' + row.status)}" + (f" · {sla}" if sla else ""),
             callback_data=CaseCb(action="open", case_id=row.id),
         )
     sizes = [1] * len(page.rows)

@@ -28,6 +28,7 @@ from handlers.kit.callbacks import (
 from handlers.kit.queues import priority_mark
 from handlers.kit.render import MESSAGE_MAX, escape_clipped, fit_message, telegram_len
 from handlers.kit.render import routing_reason as shared_routing_reason
+from handlers.kit.sla_words import sla_line
 from models import Case, DocumentRequest, DocumentRequirement, Team, Worker
 from models.cases import CLOSED_STATUSES, EVENT_KINDS, RESOLVED
 from services.case_actions import Access
@@ -82,6 +83,9 @@ def card_screen(
         _("worker.card.status") % {"status": _("case.status." + case.status)},
         _("worker.card.priority") % {"priority": f"{priority_mark(case.priority)} {case.priority}"},
     ]
+    sla = sla_line(card.sla)
+    if sla:
+        lines.append(_("sla.card") % {"line": sla})
     if case.vulnerability:
         lines.append(
             _("worker.card.vulnerability")

@@ -1,7 +1,7 @@
 """replies: teams' saved replies, and the teams' office hours they may name
 
-Revision ID: 0007_replies
-Revises: 0006_conversation
+Revision ID: 0010_replies
+Revises: 0009_reports
 """
 
 from collections.abc import Sequence
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007_replies"
-down_revision: str | None = "0007_reports"
+revision: str = "0010_replies"
+down_revision: str | None = "0009_reports"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

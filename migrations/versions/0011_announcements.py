@@ -4,8 +4,8 @@ A coordinator's announcement becomes one outbox row per recipient, linked by
 `outbox.announcement_id` (indexed: the delivery report counts those rows by state). A resolved
 case's resident rates it once (`case_ratings.case_id` is unique).
 
-Revision ID: 0007_announcements
-Revises: 0006_conversation
+Revision ID: 0011_announcements
+Revises: 0010_replies
 """
 
 from collections.abc import Sequence
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007_announcements"
-down_revision: str | None = "0007_replies"
+revision: str = "0011_announcements"
+down_revision: str | None = "0010_replies"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -4,8 +4,8 @@ A survey's answers hang off a response with a random id and, for an anonymous su
 the invitation (the person ↔ survey link, for resuming and not inviting twice) points at its
 response only while it is being answered.
 
-Revision ID: 0007_surveys
-Revises: 0006_conversation
+Revision ID: 0008_surveys
+Revises: 0007_referrals
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007_surveys"
+revision: str = "0008_surveys"
 down_revision: str | None = "0007_referrals"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

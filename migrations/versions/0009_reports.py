@@ -1,7 +1,7 @@
 """reports: application-status lookups counted per hromada (no personal data)
 
-Revision ID: 0007_reports
-Revises: 0006_conversation
+Revision ID: 0009_reports
+Revises: 0008_surveys
 """
 
 from collections.abc import Sequence
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007_reports"
-down_revision: str | None = "0007_surveys"
+revision: str = "0009_reports"
+down_revision: str | None = "0008_surveys"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

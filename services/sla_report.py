@@ -1,0 +1,118 @@
+"""The SLA section of a hromada's or an oblast's report: per service, the cases whose resolution
+fell due in the period, how many were closed in time and late, the share in time, and the median
+and 90th percentile of working hours to the first response and to the resolution (pauses while
+waiting for the resident not counted). Counts go through the "<5" rule at the edge
+(services/report_tables.py); no personal data enters the table.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models import Case, Service
+from services.calendar import WorkingCalendar, load_calendar
+from services.report_tables import Column, Period, ReportScope, ReportTable
+from services.sla import MET, MISSED
+
+SLA_COLUMNS = (
+    Column("sla.report.service", "text"),
+    Column("sla.report.due", "count"),
+    Column("sla.report.met", "count"),
+    Column("sla.report.missed", "count"),
+    Column("sla.report.share_on_time", "percent"),
+    Column("sla.report.first_response_median", "hours"),
+    Column("sla.report.first_response_p90", "hours"),
+    Column("sla.report.resolution_median", "hours"),
+    Column("sla.report.resolution_p90", "hours"),
+)
+
+
+def percentile(values: list[float], share: float) -> float | None:
+    """Nearest-rank percentile; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, -(-int(share * 100) * len(ordered) // 100))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+@dataclass
+class _Figures:
+    due: int = 0
+    met: int = 0
+    missed: int = 0
+    first: list[float] = field(default_factory=list)
+    resolution: list[float] = field(default_factory=list)
+
+
+def _hours(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+async def sla_table(session: AsyncSession, scope: ReportScope, period: Period, zone: tzinfo) -> ReportTable:
+    """One row per service with any case due in the period (services in catalogue order); the
+    share in time is a percentage of the closed ones (None while none is closed)."""
+    begin, end = period.bounds(zone)
+    rows = (
+        await session.execute(
+            select(
+                Service.position,
+                Service.name_uk,
+                Case.team_id,
+                Case.created_at,
+                Case.first_responded_at,
+                Case.closed_at,
+                Case.sla_state,
+                Case.sla_paused_seconds,
+            )
+            .join(Service, Service.id == Case.service_id)
+            .where(
+                Case.hromada_id.in_(scope.hromada_ids or (-1,)),
+                Case.resolution_due_at >= begin,
+                Case.resolution_due_at < end,
+            )
+        )
+    ).all()
+    calendars: dict[int, WorkingCalendar] = {}
+
+    async def working_hours(team_id: int, a: datetime, b: datetime, paused_seconds: int = 0) -> float:
+        if team_id not in calendars:
+            calendars[team_id] = await load_calendar(session, team_id, zone)
+        seconds = calendars[team_id].working_between(a, b).total_seconds() - paused_seconds
+        return max(0.0, seconds) / 3600
+
+    per_service: dict[tuple[int, str], _Figures] = defaultdict(_Figures)
+    for position, name, team_id, created, responded, closed, state, paused in rows:
+        figures = per_service[(position, name)]
+        figures.due += 1
+        if state == MET:
+            figures.met += 1
+        elif state == MISSED:
+            figures.missed += 1
+        if responded is not None:
+            figures.first.append(await working_hours(team_id, created, responded))
+        if closed is not None and state in (MET, MISSED):
+            figures.resolution.append(await working_hours(team_id, created, closed, paused or 0))
+    table_rows = []
+    for (_, name), f in sorted(per_service.items()):
+        closed_count = f.met + f.missed
+        table_rows.append(
+            (
+                name,
+                f.due,
+                f.met,
+                f.missed,
+                round(100 * f.met / closed_count, 1) if closed_count else None,
+                _hours(statistics.median(f.first) if f.first else None),
+                _hours(percentile(f.first, 0.9)),
+                _hours(statistics.median(f.resolution) if f.resolution else None),
+                _hours(percentile(f.resolution, 0.9)),
+            )
+        )
+    return ReportTable("sla.report.title", SLA_COLUMNS, tuple(table_rows))
