@@ -50,10 +50,12 @@ from models.referrals import (
     REFERRAL_TRANSITIONS,
     SENT,
 )
+from services.calendar import load_calendar
 from services.case_actions import CaseActions, NotFound
 from services.clock import Clock
 from services.errors import DomainError, StaleAction
 from services.outbox import enqueue
+from services.reminders import default_zone
 from services.text import clean, has_words
 
 MAX_SUBJECT = 500
@@ -79,10 +81,13 @@ class ReferralError(DomainError):
     code = "error"
 
 
-def referral_due_at(now: datetime, hours: int) -> datetime:
-    """When an answer is due `hours` after `now`. Plain hours for now; working hours (the
-    working calendar) are meant to replace this one function."""
-    return now + timedelta(hours=hours)
+async def referral_due_at(
+    session: AsyncSession, partner: PartnerAgency, now: datetime, hours: int
+) -> datetime:
+    """When an answer is due: `hours` working hours after `now` on the partner team's calendar
+    (an external agency keeps the default office week, holidays and exceptions)."""
+    calendar = await load_calendar(session, partner.team_id, default_zone())
+    return calendar.add_working(now, timedelta(hours=hours))
 
 
 @dataclass(frozen=True)
@@ -201,8 +206,12 @@ class ReferralService:
             state=SENT,
             created_at=now,
             updated_at=now,
-            due_at=referral_due_at(now, partner.remind_after_hours or DEFAULT_REMIND_HOURS),
-            escalate_at=referral_due_at(now, partner.escalate_after_hours or DEFAULT_ESCALATE_HOURS),
+            due_at=await referral_due_at(
+                self.session, partner, now, partner.remind_after_hours or DEFAULT_REMIND_HOURS
+            ),
+            escalate_at=await referral_due_at(
+                self.session, partner, now, partner.escalate_after_hours or DEFAULT_ESCALATE_HOURS
+            ),
         )
         referral.partner = partner
         self.session.add(referral)

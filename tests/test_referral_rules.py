@@ -51,8 +51,13 @@ async def _send(sessionmaker, clock, worker, case_id, code="pl-employment") -> i
         return referral.id
 
 
-def test_due_time_is_plain_hours_for_now() -> None:
-    assert referral_due_at(NOW, 8) == NOW + timedelta(hours=8)
+async def test_due_time_counts_working_hours(reference, sessionmaker) -> None:
+    # Monday 12:00 in Kyiv, the lunch hour: 13–17 today and 08–12 tomorrow make 8 working hours.
+    async with sessionmaker() as session:
+        partner = await session.scalar(select(PartnerAgency).where(PartnerAgency.team_id.is_(None)))
+        assert await referral_due_at(session, partner, NOW, 8) == NOW + timedelta(hours=24)
+        # 24 working hours: the rest of Monday (4), Tuesday and Wednesday (16), Thursday 08–12.
+        assert await referral_due_at(session, partner, NOW, 24) == NOW + timedelta(hours=72)
 
 
 async def test_state_machine_and_who_may_answer(reference, sessionmaker, clock) -> None:
@@ -100,17 +105,20 @@ async def test_state_machine_and_who_may_answer(reference, sessionmaker, clock) 
 
 async def test_unanswered_referral_reminded_then_escalated_once(reference, sessionmaker, clock) -> None:
     worker, coordinator, partner, case_id = await _world(sessionmaker)
-    referral_id = await _send(sessionmaker, clock, worker, case_id)  # remind after 8 h, escalate after 24 h
+    # Remind after 8 working hours (Tuesday 12:00 Kyiv), escalate after 24 (Thursday 12:00).
+    referral_id = await _send(sessionmaker, clock, worker, case_id)
     async with sessionmaker.begin() as session:
-        assert await plan_referral_steps(session, NOW + timedelta(hours=7), clock) == 0
-    async with sessionmaker.begin() as session:
-        assert await plan_referral_steps(session, NOW + timedelta(hours=9), clock) == 1
-    async with sessionmaker.begin() as session:
-        assert await plan_referral_steps(session, NOW + timedelta(hours=10), clock) == 0
+        assert await plan_referral_steps(session, NOW + timedelta(hours=23), clock) == 0
     async with sessionmaker.begin() as session:
         assert await plan_referral_steps(session, NOW + timedelta(hours=25), clock) == 1
     async with sessionmaker.begin() as session:
-        assert await plan_referral_steps(session, NOW + timedelta(hours=30), clock) == 0
+        assert await plan_referral_steps(session, NOW + timedelta(hours=26), clock) == 0
+    async with sessionmaker.begin() as session:
+        assert await plan_referral_steps(session, NOW + timedelta(hours=71), clock) == 0
+    async with sessionmaker.begin() as session:
+        assert await plan_referral_steps(session, NOW + timedelta(hours=73), clock) == 1
+    async with sessionmaker.begin() as session:
+        assert await plan_referral_steps(session, NOW + timedelta(hours=80), clock) == 0
     async with sessionmaker() as session:
         rows = (
             await session.scalars(select(OutboxMessage).where(OutboxMessage.kind.like("referral_%")))

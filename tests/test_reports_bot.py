@@ -63,7 +63,8 @@ async def test_coordinator_gets_summary_charts_and_exports(make_client, referenc
     assert "Звернення за послугами" in workbook.sheetnames
     rows = list(workbook["Звернення за послугами"].iter_rows(values_only=True))
     assert rows == [("Послуга", "Звернень"), ("Житлова субсидія", 6), ("Інші (менше 5 у кожному)", 5)]
-    # The features' sections come with the requests' own: ratings, then survey results.
+    # The features' sections come with the requests' own: deadlines, ratings, survey results.
+    assert "Дотримання строків (SLA)" in workbook.sheetnames
     assert "Задоволеність мешканців" in workbook.sheetnames
     assert any(name.startswith("Опитування") for name in workbook.sheetnames)
     await coordinator.click("CSV")
