@@ -546,7 +546,8 @@ async def plan_referral_steps(session: AsyncSession, now: datetime, clock: Clock
                 "case_id": case.id,
                 "number": case.number,
                 "referral_id": referral.id,
-                "sent": referral.created_at.isoformat(),
+                # A local date, as every payload keeps dates: 00:30 in Kyiv is still "that day".
+                "sent": referral.created_at.astimezone(default_zone()).date().isoformat(),
                 **_partner_names(referral.partner),
             }
             for user in users:
