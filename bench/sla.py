@@ -8,11 +8,12 @@ scheduler calls (`services.sla_sweep.sweep_sla`, each run in its own transaction
   pk_lookup   one case by primary key (the yardstick)
   sweep idle  a run when nothing is due: must read no case and take ≤ 50 ms
   sweep busy  a run after `--due` cases' next check came (overdue cases: breach + escalation
-              notices through the outbox); the rows it touched are counted
+              notices through the outbox); the rows it touched are counted, and the time per
+              due case must stay ≤ 2 ms (the run is a fixed number of bulk statements)
 
 Prints the EXPLAIN (ANALYZE, BUFFERS) plan of the sweep's statement (it must use
 ix_cases_sla_next_check), then ONE JSON object as the last line with sweep_ms (idle median),
-sweep_busy_ms, pk_lookup_ms, rows_touched and meets_target.
+sweep_busy_ms, sweep_busy_per_case_ms, pk_lookup_ms, rows_touched and meets_target.
 
 Usage:  python bench/sla.py [--cases 1000000] [--iterations 100] [--due 200] [--keep]
 Needs PostgreSQL at TEST_PG_ADMIN_DSN (default postgresql://postgres@127.0.0.1:5432/postgres).
@@ -50,6 +51,7 @@ from tests.pgtools import PG_ADMIN_DSN, create_database, drop_database
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 KYIV = ZoneInfo("Europe/Kyiv")
 TARGET_IDLE_MS = 50.0
+TARGET_BUSY_PER_CASE_MS = 2.0
 OPEN = ("new", "in_progress", "waiting_documents", "visit_planned")
 
 
@@ -79,8 +81,9 @@ async def give_open_cases_sla(dsn: str) -> int:
         await conn.close()
 
 
-async def make_due(dsn: str, count: int, seed: int = 5) -> list[int]:
-    """`count` running cases whose first response was due a day ago: their check has come."""
+async def make_due(dsn: str, count: int, seed: int = 5, skip: frozenset[int] = frozenset()) -> list[int]:
+    """`count` running cases (none of `skip`) whose first response was due a day ago: their
+    check has come."""
     conn = await asyncpg.connect(dsn)
     try:
         ids = [
@@ -88,6 +91,7 @@ async def make_due(dsn: str, count: int, seed: int = 5) -> list[int]:
             for r in await conn.fetch(
                 "SELECT id FROM cases WHERE sla_next_check_at IS NOT NULL ORDER BY id LIMIT $1", count * 20
             )
+            if r["id"] not in skip
         ]
         chosen = random.Random(seed).sample(ids, min(count, len(ids)))
         await conn.execute(
@@ -145,19 +149,32 @@ async def measure(url: str, iterations: int, due: int) -> dict[str, Any]:
         result["plan"] = plan
         result["uses_index"] = "ix_cases_sla_next_check" in plan
 
-        chosen = await make_due(_asyncpg_dsn(url), due)
+        # The first busy run of a process also imports the holiday tables and compiles its
+        # statements; a running bot did that long ago. Timed, reported, and not the target.
+        warm_up = await make_due(_asyncpg_dsn(url), due, seed=4)
+        async with sessionmaker.begin() as session:
+            started = time.perf_counter()
+            await sweep_sla(session, clock, KYIV)
+            first_busy_ms = (time.perf_counter() - started) * 1000
+        chosen = await make_due(_asyncpg_dsn(url), due, skip=frozenset(warm_up))
         async with sessionmaker.begin() as session:
             started = time.perf_counter()
             looked, queued = await sweep_sla(session, clock, KYIV)
             busy_ms = (time.perf_counter() - started) * 1000
         async with sessionmaker() as session:
-            outbox = int(await session.scalar(select(func.count(OutboxMessage.id))) or 0)
+            outbox = int(
+                await session.scalar(
+                    select(func.count(OutboxMessage.id)).where(OutboxMessage.case_id.in_(chosen))
+                )
+                or 0
+            )
         # Once taken, the steps are not taken again: the next run is idle again.
         async with sessionmaker.begin() as session:
             started = time.perf_counter()
             again = await sweep_sla(session, clock, KYIV)
             after_ms = (time.perf_counter() - started) * 1000
         result.update(
+            first_busy_ms=round(first_busy_ms, 3),
             busy_ms=round(busy_ms, 3),
             due_cases=len(chosen),
             rows_touched=looked,
@@ -208,10 +225,17 @@ async def main() -> None:
         f"sweep (busy)       {measured['busy_ms']:9.3f}            "
         f"{measured['rows_touched']} case(s) touched, {measured['queued']} notice(s) queued"
     )
+    print(f"sweep (first busy) {measured['first_busy_ms']:9.3f}            the process's first busy run")
+    per_case = round(measured["busy_ms"] / max(1, measured["rows_touched"]), 3)
+    print(f"sweep (busy) per due case {per_case:.3f} ms (target ≤ {TARGET_BUSY_PER_CASE_MS} ms)")
     after = measured["after_busy"]
     print(f"sweep (after busy) {measured['after_busy_ms']:9.3f}            looked/queued {after}")
     meets = (
-        idle["median_ms"] <= TARGET_IDLE_MS and measured["uses_index"] and measured["after_busy"] == (0, 0)
+        idle["median_ms"] <= TARGET_IDLE_MS
+        and per_case <= TARGET_BUSY_PER_CASE_MS
+        and measured["rows_touched"] == measured["due_cases"]
+        and measured["uses_index"]
+        and measured["after_busy"] == (0, 0)
     )
     summary = {
         "bench": "sla",
@@ -223,11 +247,15 @@ async def main() -> None:
         "sweep_ms": idle["median_ms"],
         "sweep_p99_ms": idle["p99_ms"],
         "sweep_busy_ms": measured["busy_ms"],
+        "sweep_busy_per_case_ms": per_case,
+        "sweep_first_busy_ms": measured["first_busy_ms"],
+        "due_cases": measured["due_cases"],
         "pk_lookup_ms": pk["median_ms"],
         "rows_touched": measured["rows_touched"],
         "notices_queued": measured["queued"],
         "uses_index": measured["uses_index"],
         "target_idle_ms": TARGET_IDLE_MS,
+        "target_busy_per_case_ms": TARGET_BUSY_PER_CASE_MS,
         "meets_target": meets,
         "pg_admin_dsn_host": PG_ADMIN_DSN.rsplit("@", 1)[-1].split("/")[0],
     }

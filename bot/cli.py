@@ -1,4 +1,4 @@
-"""`hromada-bot` command line: run, webhook, migrate, seed, console, import-statuses.
+"""`hromada-bot` command line: run, webhook, migrate, seed, console, import-statuses, sla-backfill.
 
 A missing or malformed setting ends the command with one line naming the variable (exit 2).
 """
@@ -9,8 +9,10 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from infra.logformat import configure_logging
 from infra.settings import Settings, SettingsError, load_settings
@@ -44,6 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     console = commands.add_parser("console", help="talk to the bot in this terminal; no token, no network")
     console.add_argument("--no-sample", action="store_true", help="do not load the sample reference data")
+    backfill = commands.add_parser(
+        "sla-backfill", help="give due times to open cases filed before their service had an SLA policy"
+    )
+    backfill.add_argument("--batch", type=int, default=500, help="cases per transaction")
     imports = commands.add_parser("import-statuses", help="import an application status table (CSV/XLSX)")
     imports.add_argument("file", type=Path)
     imports.add_argument("--no-progress", action="store_true")
@@ -83,14 +89,17 @@ async def _seed(settings: Settings, path: Path | None, oblasts: Sequence[str]) -
     engine = create_engine(settings.database.url)
     lines = []
     try:
+        sessionmaker = create_sessionmaker(engine)
         # One transaction: the codifier first, so that the YAML's teams and rules may name its
         # hromadas and settlements by KATOTTG code.
-        async with create_sessionmaker(engine).begin() as session:
+        async with sessionmaker.begin() as session:
             if codifier is not None:
                 lines.append((await load_codifier(session, codifier)).summary())
             if path is not None:
                 report = await load_reference_file(session, path)
                 lines.append(f"reference data loaded from {path}: {report.summary()}")
+        if path is not None:  # policies may be new: open cases filed before them get due times
+            lines.append(await backfill_sla(sessionmaker, settings.locale.tz))
     except (ReferenceDataError, CodifierError) as exc:
         print(f"refused, nothing was changed: {exc}", file=sys.stderr)
         return 1
@@ -99,6 +108,43 @@ async def _seed(settings: Settings, path: Path | None, oblasts: Sequence[str]) -
     for line in lines:
         print(line)
     print(f"seed took {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+async def backfill_sla(sessionmaker: Any, zone: Any, batch: int = 500, clock: Any = None) -> str:
+    """Backfill in batches, one transaction each (services/sla_backfill.py), then one summary
+    notice per coordinator of a team with overdue cases; returns a line of counts."""
+    from services.clock import Clock
+    from services.sla_backfill import backfill_batch, notify_backfill
+
+    clock = clock or Clock()
+    started: Counter[int] = Counter()
+    breached: Counter[int] = Counter()
+    after_id = 0
+    while True:
+        async with sessionmaker.begin() as session:
+            done = await backfill_batch(session, clock, zone, after_id=after_id, batch=batch)
+        if done.last_id is None:
+            break
+        after_id = done.last_id
+        started.update(done.started)
+        breached.update(done.breached)
+    async with sessionmaker.begin() as session:
+        notices = await notify_backfill(session, clock.now(), zone, started, breached)
+    return (
+        f"SLA backfill: {started.total()} open case(s) given due times, {breached.total()} already "
+        f"overdue, {notices} summary notice(s) queued"
+    )
+
+
+async def _sla_backfill(settings: Settings, batch: int) -> int:
+    from infra.db import create_engine, create_sessionmaker
+
+    engine = create_engine(settings.database.url)
+    try:
+        print(await backfill_sla(create_sessionmaker(engine), settings.locale.tz, batch))
+    finally:
+        await engine.dispose()
     return 0
 
 
@@ -130,6 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.webhook import run_webhook
 
             return asyncio.run(run_webhook(settings))
+        if args.command == "sla-backfill":
+            return asyncio.run(_sla_backfill(settings, args.batch))
         if args.command == "import-statuses":
             from bot.import_statuses import run as run_import
 

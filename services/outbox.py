@@ -85,6 +85,43 @@ async def enqueue(
     return message
 
 
+# Rows per INSERT statement in `enqueue_many` (SQLite binds at most 32,766 values a statement).
+ENQUEUE_CHUNK = 500
+
+
+async def enqueue_many(session: AsyncSession, messages: list[dict[str, Any]]) -> int:
+    """Add many messages at once, each with a `dedupe_key`: a few multi-row INSERTs that, like
+    `enqueue`, add nothing for a key already queued. Each dict holds `user_id`, `chat_id`, `kind`,
+    `payload`, `due_at` and `dedupe_key`, optionally `urgent` and `case_id`. Returns how many
+    rows were added."""
+    rows = [
+        {
+            "urgent": False,
+            "case_id": None,
+            **message,
+            "payload": {**message["payload"], VERSION_KEY: PAYLOAD_VERSION},
+            "state": PENDING,
+        }
+        for message in messages
+    ]
+    if any(row.get("dedupe_key") is None for row in rows):
+        raise ValueError("enqueue_many needs a dedupe_key on every message")
+    # One cached statement, sent for many rows at once (SQLAlchemy batches them into multi-row
+    # INSERTs); RETURNING yields only the rows that were added.
+    statement = (
+        _insert(session)
+        .on_conflict_do_nothing(index_elements=[OutboxMessage.dedupe_key])
+        .returning(OutboxMessage.id)
+    )
+    added = 0
+    for start in range(0, len(rows), ENQUEUE_CHUNK):
+        inserted = await session.execute(statement, rows[start : start + ENQUEUE_CHUNK])
+        added += len(inserted.all())
+    if added:
+        session.info[OUTBOX_DIRTY] = True
+    return added
+
+
 def _insert(session: AsyncSession) -> Any:
     """INSERT with ON CONFLICT for the session's database (both dialects have it)."""
     if session.get_bind().dialect.name == "postgresql":

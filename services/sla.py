@@ -13,6 +13,7 @@ reads only cases whose moment has come, so an idle sweep touches nothing. Nothin
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Protocol
@@ -134,6 +135,12 @@ class SlaService:
         self.clock = clock
         self.zone = zone
         self._calendars: dict[int, WorkingCalendar] = {}
+
+    def preload(self, calendars: Mapping[int | None, WorkingCalendar], team_ids: set[int]) -> None:
+        """Calendars of these teams from `team_calendars` (one read for a whole sweep): a team
+        without its own week counts on the default one."""
+        for team_id in team_ids:
+            self._calendars[team_id] = calendars.get(team_id, calendars[None])
 
     async def calendar(self, team_id: int) -> WorkingCalendar:
         if team_id not in self._calendars:

@@ -36,7 +36,7 @@ from handlers.kit.callbacks import (
 from handlers.kit.referral_notices import REFERRAL_NOTICES
 from handlers.kit.render import capped
 from handlers.kit.reports import REPORT_FIGURES, report_number
-from handlers.kit.sla_words import sla_digest, sla_notice
+from handlers.kit.sla_words import sla_backfill, sla_digest, sla_notice
 from models.cases import RESOLVED
 from services.outbox import PAYLOAD_VERSION, VERSION_KEY
 from services.reports import LONG_WAIT_DAYS
@@ -403,6 +403,7 @@ NOTICES: dict[str, Callable[[Payload, str, I18n], Parts]] = {
     "sla_breached": sla_notice,
     "sla_escalated": sla_notice,
     "sla_digest": sla_digest,
+    "sla_backfill": sla_backfill,
 }
 
 

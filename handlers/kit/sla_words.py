@@ -11,7 +11,7 @@ from typing import Any
 from aiogram.utils.i18n import I18n, ngettext
 from aiogram.utils.i18n import gettext as _
 
-from handlers.kit.callbacks import CaseCb
+from handlers.kit.callbacks import CaseCb, QueueCb
 from services.sla import BREACHED, DUE_SOON, MET, MISSED, PAUSED, SlaView
 
 CLOCK_KEYS = {"first_response": "sla.respond_by", "resolution": "sla.resolve_by"}
@@ -74,25 +74,34 @@ def sla_notice(p: Payload, locale: str, i18n: I18n) -> tuple[dict[str, Any], lis
 
 
 def sla_digest(p: Payload, locale: str, i18n: I18n) -> tuple[dict[str, Any], list[list[tuple[str, Any]]]]:
-    """The morning digest: today's visits, cases due today, breached cases (numbers and times)."""
+    """The morning digest: cases due today and breached (numbers and times), the unassigned
+    cases of the worker's teams due today, and only the count of today's visits (the 07:30
+    agenda lists them)."""
 
     def items(lines: list[str]) -> str:
         return "".join(f"\n• {line}" for line in lines)
 
-    visits = [
-        f"{v['time_from']}–{v['time_to']} · {html.escape(v['settlement'] or '—')} · "
-        f"{html.escape(v['number'])}"
-        for v in p["visits"]
-    ]
+    # Rows queued before the digest stopped listing visits carry the list itself.
+    visits = int(p.get("visits_count", len(p.get("visits", []))))
+    unassigned = int(p.get("unassigned_due", 0))
     due = [f"{html.escape(d['number'])} — {d['time']}" for d in p["due"]]
     breached = [html.escape(number) for number in p["breached"]]
     values = {
         "date": datetime.fromisoformat(p["date"]).strftime("%d.%m.%Y"),
-        "visits_count": len(visits),
-        "visits": items(visits),
+        "visits": i18n.gettext("sla.digest.visits", locale=locale) % {"n": visits} if visits else "",
         "due_count": len(due),
         "due": items(due),
         "breached_count": len(breached),
         "breached": items(breached),
+        "unassigned": (
+            i18n.gettext("sla.digest.unassigned", locale=locale) % {"n": unassigned} if unassigned else ""
+        ),
     }
     return values, []
+
+
+def sla_backfill(p: Payload, locale: str, i18n: I18n) -> tuple[dict[str, Any], list[list[tuple[str, Any]]]]:
+    """Upgrade day: how many of the team's open cases got due times, how many already overdue;
+    the team's queue (breaching cases first) one tap away."""
+    values = {"cases": int(p["cases"]), "breached": int(p["breached"])}
+    return values, [[("worker.btn.team_queue", QueueCb(scope="team", team_id=int(p["team_id"])))]]
