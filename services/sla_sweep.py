@@ -31,10 +31,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
 
 from models import Case, CaseEvent, Hromada, Team, TeamMember, User, Worker
-from models.people import ROLE_COORDINATOR
+from models.people import ROLE_COORDINATOR, ROLE_OBLAST
 from services.calendar import team_calendars
 from services.clock import Clock
 from services.outbox import enqueue_many
+from services.oversight import oversees_hromada
 from services.sla import (
     FIRST_RESPONSE,
     STEP_BREACHED,
@@ -185,7 +186,8 @@ class Recipients:
             rows = await session.execute(
                 select(Team.id, Team.hromada_id, Team.oblast, Team.is_oblast_fallback).where(
                     or_(
-                        Team.hromada_id.in_(partner_hromadas),
+                        # A partner agency's team in the hromada is not its coordinator.
+                        Team.hromada_id.in_(partner_hromadas) & oversees_hromada(),
                         Team.is_oblast_fallback.is_(True)
                         & Team.oblast.in_(set(people.oblast_of_hromada.values())),
                     )
@@ -219,6 +221,7 @@ class Recipients:
             team = self.members.get(case.team_id, [])
             on_duty = [(user, chat) for user, chat, _, duty in team if duty]
             return _distinct(on_duty or [(user, chat) for user, chat, _, _ in team])
+        roles: tuple[str, ...] = (ROLE_COORDINATOR,)
         if step == STEP_BREACHED:
             teams = [case.team_id]
         elif step == STEP_PARTNER:
@@ -226,12 +229,14 @@ class Recipients:
         else:
             oblast = self.oblast_of_hromada.get(case.hromada_id)
             teams = self.fallback_of_oblast.get(oblast, []) if oblast is not None else []
+            # The oblast department's coordinators and those who answer for the oblast's figures.
+            roles = (ROLE_COORDINATOR, ROLE_OBLAST)
         return _distinct(
             [
                 (user, chat)
                 for team in teams
                 for user, chat, role, _ in self.members.get(team, [])
-                if role == ROLE_COORDINATOR
+                if role in roles
             ]
         )
 

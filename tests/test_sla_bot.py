@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from bot.scheduler import KICK_DELAY, DeliveryRuntime
 from models import Case, CaseEvent, OutboxMessage
-from models.people import ROLE_COORDINATOR
+from models.people import ROLE_COORDINATOR, ROLE_OBLAST
 from services.clock import FrozenClock
 from tests.factories import add_resident, add_worker
 from tests.test_sla import _file
@@ -60,7 +60,9 @@ async def test_overnight_breach_escalates_once_per_step_in_each_language(
     await add_worker(sessionmaker, 4102, "ves-csp", display_name="Olha")
     await add_worker(sessionmaker, 4103, "ves-csp", role=ROLE_COORDINATOR, language="uk")
     await add_worker(sessionmaker, 4104, "zp-oblast", role=ROLE_COORDINATOR, language="en")
+    await add_worker(sessionmaker, 4105, "zp-oblast", role=ROLE_OBLAST, language="uk")
     case_id = await _file(sessionmaker, clock, resident)
+    overseer = make_client(user_id=4105)
     runtime = DeliveryRuntime(deliverer, sessionmaker, clock, app.settings)
     assignee, coordinator, oblast = (make_client(user_id=u) for u in (4102, 4103, 4104))
     await deliverer.deliver_due()  # the new-case notice
@@ -97,6 +99,9 @@ async def test_overnight_breach_escalates_once_per_step_in_each_language(
     escalated = [r.text for r in oblast.read()]
     assert len(escalated) == 1 and "long overdue" in escalated[0] and "oblast department" in escalated[0]
     assert coordinator.read() == [] and assignee.read() == []
+    # Who answers for the oblast's figures hears the same last step, and only that one.
+    overseen = [r.text for r in overseer.read()]
+    assert len(overseen) == 1 and "Тривале порушення строку" in overseen[0], overseen
 
     async with sessionmaker() as session:
         events = (
@@ -110,7 +115,7 @@ async def test_overnight_breach_escalates_once_per_step_in_each_language(
             "sla_escalated",
         ]
         rows = (await session.scalars(select(OutboxMessage).where(OutboxMessage.kind.like("sla_%")))).all()
-        assert len(rows) == 3
+        assert len(rows) == 4  # the assignee, the coordinator, the oblast's coordinator and overseer
         case = await session.get(Case, case_id)
         assert case.sla_next_check_at is None and case.sla_breached
 
