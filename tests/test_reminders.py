@@ -119,6 +119,10 @@ async def test_scheduler_starts_kicks_and_stops(app, bot, tg, sessionmaker, refe
             "mobile_office",
             "renewals",
             "retention",
+            "sla",
+            "sla_digest",
+            "referrals",
+            "weekly_reports",
         }
         await add_resident(sessionmaker, 555)
         async with sessionmaker.begin() as session:
