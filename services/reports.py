@@ -3,10 +3,12 @@ for a period, what people asked for, how fast they were answered, what stayed un
 the hromada did (visits, mobile office trips, status lookups).
 
 Every section is a `ReportTable` of plain values (services/report_tables.py): counts, hours,
-names of services and places — never a person. Figures are aggregated in SQL; response and
-resolution times are fetched as one bounded row per case of the period and their percentiles
-taken in Python (the same code on SQLite, which has no percentile_cont; bench/reports.py shows
-an oblast's month is a few thousand rows).
+names of services and places — never a person. The requests' sections all come from ONE
+pass over the scope's cases of the period (`period_cases_statement`: an index range scan on
+(hromada, filing time), streamed in batches): counts are tallied and percentiles taken in
+Python, the same code on SQLite, which has no percentile_cont (bench/reports.py: an oblast's
+month is a few thousand rows). Response times are calendar hours from `first_responded_at`,
+kept by services/sla.py for every case; "on time" is the SLA share where cases have an SLA.
 
 Small counts. A table that splits a total (requests by service, by settlement, by status…)
 never lists a category with 1–4: those are pooled into one "other" row (`OTHER`), and when the
@@ -27,7 +29,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, or_, select
@@ -135,6 +137,26 @@ class _Tally:
     missed: Counter[str] = field(default_factory=Counter)
 
 
+def period_cases_statement(dialect: str, scope: ReportScope, begin: datetime, end: datetime) -> Select[Any]:
+    """The one row per case of the scope filed in [begin, end) that the requests' sections are
+    counted from: service, settlement, status, routing, hours to the first response and to
+    closing (computed by the database: no datetime is built in Python per case), SLA state.
+    bench/reports.py prints its plan."""
+    return select(
+        Case.service_id,
+        Case.settlement_id,
+        Case.status,
+        Case.routing_kind,
+        _hours_between(dialect, Case.created_at, Case.first_responded_at),
+        _hours_between(dialect, Case.created_at, Case.closed_at),
+        Case.sla_state,
+    ).where(
+        Case.hromada_id.in_(scope.hromada_ids),
+        Case.created_at >= begin,
+        Case.created_at < end,
+    )
+
+
 class _Builder:
     def __init__(
         self, session: AsyncSession, scope: ReportScope, period: Period, zone: tzinfo, locale: str
@@ -148,13 +170,6 @@ class _Builder:
         self._tally: _Tally | None = None
         self._service_groups: dict[str, str] = {}
 
-    def _in_scope(self, query: Select[Any]) -> Select[Any]:
-        return query.where(
-            Case.hromada_id.in_(self.scope.hromada_ids),
-            Case.created_at >= self.begin,
-            Case.created_at < self.end,
-        )
-
     async def tally(self) -> _Tally:
         """One index range scan over the scope's cases of the period, streamed in batches so a
         long period does not hold every row at once."""
@@ -162,16 +177,8 @@ class _Builder:
             return self._tally
         service_name = Service.name_en if self.locale == "en" else Service.name_uk
         names = dict((await self.session.execute(select(Service.id, service_name))).tuples().all())
-        query = self._in_scope(
-            select(
-                Case.service_id,
-                Case.settlement_id,
-                Case.status,
-                Case.routing_kind,
-                _hours_between(self.session, Case.created_at, Case.first_responded_at),
-                _hours_between(self.session, Case.created_at, Case.closed_at),
-                Case.sla_state,
-            )
+        query = period_cases_statement(
+            self.session.get_bind().dialect.name, self.scope, self.begin, self.end
         ).execution_options(yield_per=STREAM_BATCH)
         tally = _Tally()
         result = await self.session.stream(query)
@@ -432,9 +439,8 @@ def _on_time(first_hours: Sequence[float], met: int, missed: int) -> float | Non
     return round(100 * sum(1 for h in first_hours if h <= target) / len(first_hours), 1)
 
 
-def _hours_between(session: AsyncSession, start: Any, end: Any) -> ColumnElement[Any]:
-    """Hours from `start` to `end` (NULL when `end` is), computed by the database: no datetime
-    is built in Python per case."""
-    if session.get_bind().dialect.name == "sqlite":
+def _hours_between(dialect: str, start: Any, end: Any) -> ColumnElement[Any]:
+    """Hours from `start` to `end` (NULL when `end` is)."""
+    if dialect == "sqlite":
         return (func.julianday(end) - func.julianday(start)) * 24.0
     return func.extract("epoch", end - start) / 3600.0
