@@ -86,8 +86,9 @@ class _DayCache:
             self._day_start[self._first] = self._day_start[self._first + ONE_DAY] - self._length(self._first)
         return self._day_start[day]
 
-    def _position(self, at: datetime) -> float:
-        day = self.calendar.local_date(at)
+    def position(self, at: datetime) -> float:
+        """Working seconds from the start of the first day asked about to `at`."""
+        day = at.astimezone(self.calendar.zone).date()
         within = 0.0
         for begin, end in self._periods(day):
             if at > begin:
@@ -95,7 +96,7 @@ class _DayCache:
         return self._start_of(day) + within
 
     def working_seconds(self, a: datetime, b: datetime) -> float:
-        return self._position(b) - self._position(a)
+        return self.position(b) - self.position(a)
 
 
 ONE_DAY = timedelta(days=1)
@@ -130,13 +131,6 @@ async def sla_table(session: AsyncSession, scope: ReportScope, period: Period, z
         )
     ).all()
     calendars: dict[int, _DayCache] = {}
-
-    async def working_hours(team_id: int, a: datetime, b: datetime, paused_seconds: int = 0) -> float:
-        if team_id not in calendars:
-            calendars[team_id] = _DayCache(await load_calendar(session, team_id, zone))
-        seconds = calendars[team_id].working_seconds(a, b) - paused_seconds
-        return max(0.0, seconds) / 3600
-
     per_service: dict[tuple[int, str], _Figures] = defaultdict(_Figures)
     for position, name, team_id, created, responded, closed, state, paused in rows:
         figures = per_service[(position, name)]
@@ -145,10 +139,17 @@ async def sla_table(session: AsyncSession, scope: ReportScope, period: Period, z
             figures.met += 1
         elif state == MISSED:
             figures.missed += 1
+        resolved = closed is not None and state in (MET, MISSED)
+        if responded is None and not resolved:
+            continue
+        calendar = calendars.get(team_id)
+        if calendar is None:
+            calendar = calendars[team_id] = _DayCache(await load_calendar(session, team_id, zone))
+        start = calendar.position(created)
         if responded is not None:
-            figures.first.append(await working_hours(team_id, created, responded))
-        if closed is not None and state in (MET, MISSED):
-            figures.resolution.append(await working_hours(team_id, created, closed, paused or 0))
+            figures.first.append(max(0.0, calendar.position(responded) - start) / 3600)
+        if resolved:
+            figures.resolution.append(max(0.0, calendar.position(closed) - start - (paused or 0)) / 3600)
     table_rows = []
     for (_, name), f in sorted(per_service.items()):
         closed_count = f.met + f.missed
