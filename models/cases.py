@@ -173,6 +173,15 @@ Index(
     Case.sla_breached.desc(),
     Case.created_at,
 )
+# Reports: a scope's cases filed in a period, and (SLA section) due in a period (migration 0013).
+Index("ix_cases_hromada_created", Case.hromada_id, Case.created_at)
+Index(
+    "ix_cases_hromada_due",
+    Case.hromada_id,
+    Case.resolution_due_at,
+    postgresql_where=Case.resolution_due_at.is_not(None),
+    sqlite_where=Case.resolution_due_at.is_not(None),
+)
 # The SLA sweep: an index range scan over "next check <= now"; closed and paused cases have none.
 Index(
     "ix_cases_sla_next_check",

@@ -3,10 +3,12 @@ for a period, what people asked for, how fast they were answered, what stayed un
 the hromada did (visits, mobile office trips, status lookups).
 
 Every section is a `ReportTable` of plain values (services/report_tables.py): counts, hours,
-names of services and places — never a person. Figures are aggregated in SQL; response and
-resolution times are fetched as one bounded row per case of the period and their percentiles
-taken in Python (the same code on SQLite, which has no percentile_cont; bench/reports.py shows
-an oblast's month is a few thousand rows).
+names of services and places — never a person. The requests' sections all come from ONE
+pass over the scope's cases of the period (`period_cases_statement`: an index range scan on
+(hromada, filing time), streamed in batches): counts are tallied and percentiles taken in
+Python, the same code on SQLite, which has no percentile_cont (bench/reports.py: an oblast's
+month is a few thousand rows). Response times are calendar hours from `first_responded_at`,
+kept by services/sla.py for every case; "on time" is the SLA share where cases have an SLA.
 
 Small counts. A table that splits a total (requests by service, by settlement, by status…)
 never lists a category with 1–4: those are pooled into one "other" row (`OTHER`), and when the
@@ -24,19 +26,17 @@ compute (working-time SLA figures, surveys, satisfaction) — a provider is any
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime, timedelta, tzinfo
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
 
 from models import (
     Case,
-    CaseEvent,
-    CaseMessage,
     MobileOfficeBooking,
     MobileOfficeSchedule,
     Service,
@@ -47,6 +47,7 @@ from models import (
 from models.cases import OPEN_STATUSES, STATUSES
 from services.mobile_office import trip_days
 from services.report_tables import SMALL_COUNT, Cell, Column, Period, ReportScope, ReportTable
+from services.sla import MET, MISSED
 
 SectionProvider = Callable[[AsyncSession, ReportScope, Period, tzinfo], Awaitable[Sequence[ReportTable]]]
 
@@ -57,8 +58,8 @@ NO_SETTLEMENT = "reports.row.no_settlement"
 LONG_WAIT_DAYS = 14
 # Calendar-time target for a first response; working-time figures come from the SLA section.
 FIRST_RESPONSE_TARGET = timedelta(hours=24)
-# What counts as a worker's response in the audit trail (besides a message to the resident).
-RESPONSE_EVENTS = ("status", "assigned", "transferred", "docs_requested", "visit_planned")
+# Rows fetched per round trip of the one pass over the period's cases.
+STREAM_BATCH = 5000
 
 
 async def build_report(
@@ -119,6 +120,43 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
+@dataclass
+class _Tally:
+    """What one pass over the period's cases gives every requests' section: counts by service
+    name, settlement id, status and routing, and per service the hours for the times table."""
+
+    by_service: Counter[str] = field(default_factory=Counter)
+    by_settlement: Counter[int | None] = field(default_factory=Counter)
+    by_status: Counter[str] = field(default_factory=Counter)
+    fallback: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)
+    first: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    resolution: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    # Closed cases with an SLA: met and missed, per service.
+    met: Counter[str] = field(default_factory=Counter)
+    missed: Counter[str] = field(default_factory=Counter)
+
+
+def period_cases_statement(dialect: str, scope: ReportScope, begin: datetime, end: datetime) -> Select[Any]:
+    """The one row per case of the scope filed in [begin, end) that the requests' sections are
+    counted from: service, settlement, status, routing, hours to the first response and to
+    closing (computed by the database: no datetime is built in Python per case), SLA state.
+    bench/reports.py prints its plan."""
+    return select(
+        Case.service_id,
+        Case.settlement_id,
+        Case.status,
+        Case.routing_kind,
+        _hours_between(dialect, Case.created_at, Case.first_responded_at),
+        _hours_between(dialect, Case.created_at, Case.closed_at),
+        Case.sla_state,
+    ).where(
+        Case.hromada_id.in_(scope.hromada_ids),
+        Case.created_at >= begin,
+        Case.created_at < end,
+    )
+
+
 class _Builder:
     def __init__(
         self, session: AsyncSession, scope: ReportScope, period: Period, zone: tzinfo, locale: str
@@ -129,32 +167,44 @@ class _Builder:
         self.zone = zone
         self.locale = locale
         self.begin, self.end = period.bounds(zone)
-        self._service_groups: dict[str, str] | None = None
+        self._tally: _Tally | None = None
+        self._service_groups: dict[str, str] = {}
 
-    def _in_scope(self, query: Select[Any]) -> Select[Any]:
-        return query.where(
-            Case.hromada_id.in_(self.scope.hromada_ids),
-            Case.created_at >= self.begin,
-            Case.created_at < self.end,
-        )
-
-    def _service_name(self) -> InstrumentedAttribute[str]:
-        return Service.name_en if self.locale == "en" else Service.name_uk
-
-    async def _counts(
-        self, label: InstrumentedAttribute[str], *conditions: ColumnElement[bool]
-    ) -> list[tuple[str, int]]:
-        query: Select[Any] = select(label, func.count(Case.id)).select_from(Case)
-        if label is not Case.status:
-            query = query.join(Service, Service.id == Case.service_id)
-        query = self._in_scope(query)
-        for condition in conditions:
-            query = query.where(condition)
-        rows = (await self.session.execute(query.group_by(label))).all()
-        return [(str(k), int(n)) for k, n in rows]
+    async def tally(self) -> _Tally:
+        """One index range scan over the scope's cases of the period, streamed in batches so a
+        long period does not hold every row at once."""
+        if self._tally is not None:
+            return self._tally
+        service_name = Service.name_en if self.locale == "en" else Service.name_uk
+        names = dict((await self.session.execute(select(Service.id, service_name))).tuples().all())
+        query = period_cases_statement(
+            self.session.get_bind().dialect.name, self.scope, self.begin, self.end
+        ).execution_options(yield_per=STREAM_BATCH)
+        tally = _Tally()
+        result = await self.session.stream(query)
+        async for rows in result.partitions():
+            for service_id, settlement_id, status, routing, first_h, closed_h, sla_state in rows:
+                service = str(names.get(service_id, service_id))
+                tally.by_service[service] += 1
+                tally.by_settlement[settlement_id] += 1
+                tally.by_status[status] += 1
+                if routing == "fallback":
+                    tally.fallback[service] += 1
+                if status == "rejected":
+                    tally.rejected[service] += 1
+                if first_h is not None:
+                    tally.first[service].append(float(first_h))
+                if status == "resolved" and closed_h is not None:
+                    tally.resolution[service].append(float(closed_h))
+                if sla_state == MET:
+                    tally.met[service] += 1
+                elif sla_state == MISSED:
+                    tally.missed[service] += 1
+        self._tally = tally
+        return tally
 
     async def totals(self) -> ReportTable:
-        total = sum(n for _k, n in await self._counts(Case.status))
+        total = sum((await self.tally()).by_status.values())
         return ReportTable(
             "reports.t.totals",
             (Column("reports.c.measure"), Column("reports.c.count", "count")),
@@ -162,20 +212,25 @@ class _Builder:
         )
 
     async def by_service(self) -> ReportTable:
-        rows, self._service_groups = pool_small(await self._counts(self._service_name()))
+        rows, self._service_groups = pool_small(list((await self.tally()).by_service.items()))
         return ReportTable(
             "reports.t.by_service", (Column("reports.c.service"), Column("reports.c.requests", "count")), rows
         )
 
     async def by_settlement(self) -> ReportTable:
+        per_id = (await self.tally()).by_settlement
         name = Settlement.name_en if self.locale == "en" else Settlement.name_uk
-        query = self._in_scope(
-            select(func.coalesce(name, NO_SETTLEMENT), func.count(Case.id))
-            .select_from(Case)
-            .outerjoin(Settlement, Settlement.id == Case.settlement_id)
-        ).group_by(name)
-        counts = [(str(k), int(n)) for k, n in (await self.session.execute(query)).all()]
-        rows, _ = pool_small(counts)
+        ids = [i for i in per_id if i is not None]
+        names = dict(
+            (await self.session.execute(select(Settlement.id, name).where(Settlement.id.in_(ids))))
+            .tuples()
+            .all()
+        )
+        # By name, as a reader knows them (two hromadas' villages of one name are one row).
+        counts: Counter[str] = Counter()
+        for settlement_id, n in per_id.items():
+            counts[str(names.get(settlement_id, NO_SETTLEMENT)) if settlement_id else NO_SETTLEMENT] += n
+        rows, _ = pool_small(list(counts.items()))
         return ReportTable(
             "reports.t.by_settlement",
             (Column("reports.c.settlement"), Column("reports.c.requests", "count")),
@@ -183,7 +238,7 @@ class _Builder:
         )
 
     async def by_status(self) -> ReportTable:
-        counts = dict(await self._counts(Case.status))
+        counts = (await self.tally()).by_status
         labelled = [(f"reports.status.{s}", counts.get(str(s), 0)) for s in STATUSES]
         rows, _ = pool_small(labelled, other="reports.status.other")
         order = {f"reports.status.{s}": i for i, s in enumerate(STATUSES)}
@@ -192,67 +247,45 @@ class _Builder:
             "reports.t.by_status", (Column("reports.c.status"), Column("reports.c.requests", "count")), rows
         )
 
-    async def _durations(self) -> list[tuple[str, float | None, float | None]]:
-        """(service, hours to first response, hours to resolution) per case of the period."""
-        first_event = (
-            select(func.min(CaseEvent.at))
-            .where(
-                CaseEvent.case_id == Case.id,
-                CaseEvent.kind.in_(RESPONSE_EVENTS),
-                CaseEvent.actor_user_id.is_not(None),
-            )
-            .scalar_subquery()
-        )
-        first_message = (
-            select(func.min(CaseMessage.at))
-            .where(CaseMessage.case_id == Case.id, CaseMessage.from_resident.is_(False))
-            .scalar_subquery()
-        )
-        query = self._in_scope(
-            select(
-                self._service_name(), Case.created_at, first_event, first_message, Case.closed_at, Case.status
-            )
-            .select_from(Case)
-            .join(Service, Service.id == Case.service_id)
-        )
-        out: list[tuple[str, float | None, float | None]] = []
-        for service, created, event_at, message_at, closed_at, status in (
-            await self.session.execute(query)
-        ).all():
-            created = _aware(created)
-            answers = [_aware(a) for a in (event_at, message_at) if a is not None]
-            first = (min(answers) - created).total_seconds() / 3600 if answers else None
-            resolved = (
-                (_aware(closed_at) - created).total_seconds() / 3600
-                if status == "resolved" and closed_at is not None
-                else None
-            )
-            out.append((str(service), first, resolved))
-        return out
-
     async def times(self) -> ReportTable:
-        if self._service_groups is None:
+        """Calendar hours to the first response and to the resolution (median, 90th
+        percentile), and the share on time: of the closed cases with an SLA, those whose
+        deadlines were kept; for a group with no SLA at all, those answered within
+        FIRST_RESPONSE_TARGET. Working-hour figures are the SLA section's."""
+        tally = await self.tally()
+        if not self._service_groups:
             await self.by_service()
-        groups = self._service_groups or {}
+        groups = self._service_groups
         first: dict[str, list[float]] = defaultdict(list)
         resolution: dict[str, list[float]] = defaultdict(list)
-        for service, first_h, resolved_h in await self._durations():
-            group = groups.get(service, OTHER)
-            if first_h is not None:
-                first[group].append(first_h)
-            if resolved_h is not None:
-                resolution[group].append(resolved_h)
-        labels = sorted(set(first) | set(resolution), key=lambda k: (k == OTHER, k))
+        met: Counter[str] = Counter()
+        missed: Counter[str] = Counter()
+        for service, hours in tally.first.items():
+            first[groups.get(service, OTHER)].extend(hours)
+        for service, hours in tally.resolution.items():
+            resolution[groups.get(service, OTHER)].extend(hours)
+        for service, n in tally.met.items():
+            met[groups.get(service, OTHER)] += n
+        for service, n in tally.missed.items():
+            missed[groups.get(service, OTHER)] += n
+        labels = sorted(set(first) | set(resolution) | set(met) | set(missed), key=lambda k: (k == OTHER, k))
         rows: list[tuple[Cell, ...]] = []
         for label in labels:
-            rows.append((label, *_stats(first[label]), _on_time(first[label]), *_stats(resolution[label])))
+            rows.append(
+                (
+                    label,
+                    *_stats(first[label]),
+                    _on_time(first[label], met[label], missed[label]),
+                    *_stats(resolution[label]),
+                )
+            )
         everything_first = [h for v in first.values() for h in v]
         everything_resolved = [h for v in resolution.values() for h in v]
         rows.append(
             (
                 "reports.row.all",
                 *_stats(everything_first),
-                _on_time(everything_first),
+                _on_time(everything_first, sum(met.values()), sum(missed.values())),
                 *_stats(everything_resolved),
             )
         )
@@ -270,11 +303,11 @@ class _Builder:
         )
 
     async def unmet(self) -> ReportTable:
-        fallback = sum(n for _k, n in await self._counts(Case.status, Case.routing_kind == "fallback"))
-        rejected = sum(n for _k, n in await self._counts(Case.status, Case.status == "rejected"))
+        tally = await self.tally()
         # Long waits: open now and filed at least LONG_WAIT_DAYS before the period's end.
+        # count(*), not count(id): an index-only scan of (hromada, status, created_at).
         long_waits = await self.session.scalar(
-            select(func.count(Case.id)).where(
+            select(func.count()).select_from(Case).where(
                 Case.hromada_id.in_(self.scope.hromada_ids),
                 Case.status.in_(OPEN_STATUSES),
                 Case.created_at < self.end - timedelta(days=LONG_WAIT_DAYS),
@@ -284,20 +317,20 @@ class _Builder:
             "reports.t.unmet",
             (Column("reports.c.measure"), Column("reports.c.count", "count")),
             [
-                ("reports.row.fallback", fallback),
-                ("reports.row.rejected", rejected),
+                ("reports.row.fallback", sum(tally.fallback.values())),
+                ("reports.row.rejected", sum(tally.rejected.values())),
                 ("reports.row.long_waits", int(long_waits or 0)),
             ],
         )
 
     async def rejected_by_service(self) -> ReportTable:
-        rows, _ = pool_small(await self._counts(self._service_name(), Case.status == "rejected"))
+        rows, _ = pool_small(list((await self.tally()).rejected.items()))
         return ReportTable(
             "reports.t.rejected", (Column("reports.c.service"), Column("reports.c.requests", "count")), rows
         )
 
     async def fallback_by_service(self) -> ReportTable:
-        rows, _ = pool_small(await self._counts(self._service_name(), Case.routing_kind == "fallback"))
+        rows, _ = pool_small(list((await self.tally()).fallback.items()))
         return ReportTable(
             "reports.t.fallback", (Column("reports.c.service"), Column("reports.c.requests", "count")), rows
         )
@@ -396,17 +429,19 @@ def _stats(hours: Sequence[float]) -> tuple[float | None, float | None]:
     return round(percentile(hours, 50), 1), round(percentile(hours, 90), 1)
 
 
-def _on_time(hours: Sequence[float]) -> float | None:
-    if len(hours) < SMALL_COUNT:
+def _on_time(first_hours: Sequence[float], met: int, missed: int) -> float | None:
+    """The SLA share (met of met and missed) where the group's closed cases have an SLA; the
+    share answered within FIRST_RESPONSE_TARGET (calendar time) where none has."""
+    if met + missed:
+        return round(100 * met / (met + missed), 1) if met + missed >= SMALL_COUNT else None
+    if len(first_hours) < SMALL_COUNT:
         return None
     target = FIRST_RESPONSE_TARGET.total_seconds() / 3600
-    return round(100 * sum(1 for h in hours if h <= target) / len(hours), 1)
+    return round(100 * sum(1 for h in first_hours if h <= target) / len(first_hours), 1)
 
 
-def _aware(value: datetime) -> datetime:
-    # Subquery values bypass the UtcDateTime column type: SQLite gives naive UTC (or a string).
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
+def _hours_between(dialect: str, start: Any, end: Any) -> ColumnElement[Any]:
+    """Hours from `start` to `end` (NULL when `end` is)."""
+    if dialect == "sqlite":
+        return (func.julianday(end) - func.julianday(start)) * 24.0
+    return func.extract("epoch", end - start) / 3600.0

@@ -172,10 +172,13 @@ class SlaService:
         await self.refresh(case)
 
     async def responded(self, case: Case) -> None:
-        """A worker took, was given or wrote on the case: the first response, once."""
-        if case.first_responded_at is not None or case.first_response_due_at is None:
+        """A worker took, was given or wrote on the case: the first response, once. Kept for
+        every case, with or without a policy: reports read their response times from it."""
+        if case.first_responded_at is not None:
             return
         case.first_responded_at = self.clock.now()
+        if case.first_response_due_at is None:
+            return
         case.sla_escalation_step = 0  # the resolution clock's steps start afresh
         await self.refresh(case)
 

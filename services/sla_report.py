@@ -10,7 +10,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,6 +51,57 @@ class _Figures:
     resolution: list[float] = field(default_factory=list)
 
 
+class _DayCache:
+    """`WorkingCalendar.working_between` in seconds as a difference of positions on the
+    calendar's running count of working time: each local day's intervals and length are worked
+    out once, so a report's thousands of spans over the same weeks cost two look-ups each.
+    (A day's working periods lie within its local date, so a moment's position is the working
+    time before its date plus the part of that date's periods before it.)"""
+
+    def __init__(self, calendar: WorkingCalendar) -> None:
+        self.calendar = calendar
+        self._intervals: dict[date, list[tuple[datetime, datetime]]] = {}
+        # Working seconds from the first day asked about to the start of each day known.
+        self._day_start: dict[date, float] = {}
+        self._first = self._last = date.min
+
+    def _periods(self, day: date) -> list[tuple[datetime, datetime]]:
+        intervals = self._intervals.get(day)
+        if intervals is None:
+            intervals = self._intervals[day] = self.calendar.intervals_on(day)
+        return intervals
+
+    def _length(self, day: date) -> float:
+        return sum((end - begin).total_seconds() for begin, end in self._periods(day))
+
+    def _start_of(self, day: date) -> float:
+        if not self._day_start:
+            self._day_start[day] = 0.0
+            self._first = self._last = day
+        while day > self._last:
+            self._day_start[self._last + ONE_DAY] = self._day_start[self._last] + self._length(self._last)
+            self._last += ONE_DAY
+        while day < self._first:
+            self._first -= ONE_DAY
+            self._day_start[self._first] = self._day_start[self._first + ONE_DAY] - self._length(self._first)
+        return self._day_start[day]
+
+    def position(self, at: datetime) -> float:
+        """Working seconds from the start of the first day asked about to `at`."""
+        day = at.astimezone(self.calendar.zone).date()
+        within = 0.0
+        for begin, end in self._periods(day):
+            if at > begin:
+                within += (min(at, end) - begin).total_seconds()
+        return self._start_of(day) + within
+
+    def working_seconds(self, a: datetime, b: datetime) -> float:
+        return self.position(b) - self.position(a)
+
+
+ONE_DAY = timedelta(days=1)
+
+
 def _hours(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
@@ -79,14 +130,7 @@ async def sla_table(session: AsyncSession, scope: ReportScope, period: Period, z
             )
         )
     ).all()
-    calendars: dict[int, WorkingCalendar] = {}
-
-    async def working_hours(team_id: int, a: datetime, b: datetime, paused_seconds: int = 0) -> float:
-        if team_id not in calendars:
-            calendars[team_id] = await load_calendar(session, team_id, zone)
-        seconds = calendars[team_id].working_between(a, b).total_seconds() - paused_seconds
-        return max(0.0, seconds) / 3600
-
+    calendars: dict[int, _DayCache] = {}
     per_service: dict[tuple[int, str], _Figures] = defaultdict(_Figures)
     for position, name, team_id, created, responded, closed, state, paused in rows:
         figures = per_service[(position, name)]
@@ -95,10 +139,17 @@ async def sla_table(session: AsyncSession, scope: ReportScope, period: Period, z
             figures.met += 1
         elif state == MISSED:
             figures.missed += 1
+        resolved = closed is not None and state in (MET, MISSED)
+        if responded is None and not resolved:
+            continue
+        calendar = calendars.get(team_id)
+        if calendar is None:
+            calendar = calendars[team_id] = _DayCache(await load_calendar(session, team_id, zone))
+        start = calendar.position(created)
         if responded is not None:
-            figures.first.append(await working_hours(team_id, created, responded))
-        if closed is not None and state in (MET, MISSED):
-            figures.resolution.append(await working_hours(team_id, created, closed, paused or 0))
+            figures.first.append(max(0.0, calendar.position(responded) - start) / 3600)
+        if resolved:
+            figures.resolution.append(max(0.0, calendar.position(closed) - start - (paused or 0)) / 3600)
     table_rows = []
     for (_, name), f in sorted(per_service.items()):
         closed_count = f.met + f.missed

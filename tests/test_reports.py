@@ -5,6 +5,7 @@ a report, an export or a chart."""
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import zipfile
 import zoneinfo
@@ -12,7 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from openpyxl import load_workbook
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from models import (
     Case,
@@ -32,9 +33,13 @@ from services.report_charts import bar_chart_png
 from services.report_exports import csv_zip_bytes, xlsx_bytes
 from services.report_service import month_period, report_access, week_period
 from services.report_tables import Period
+from services.report_weekly import summary_values
 from services.reports import OTHER, build_report, percentile, pool_small
 from tests.factories import add_resident, add_worker
 
+BACKFILL_FIRST_RESPONSE = importlib.import_module(
+    "migrations.versions.0013_report_indexes"
+)._BACKFILL_FIRST_RESPONSE
 KYIV = zoneinfo.ZoneInfo("Europe/Kyiv")
 WEEK = Period(date(2026, 11, 16), date(2026, 11, 22))
 # Personal data planted in the data set; none of it may reach any report.
@@ -70,7 +75,15 @@ CASES = [
 ]
 
 
-async def seed(sessionmaker) -> None:
+# Closed cases of the week with an SLA, by index in CASES: 5 of 7 met (71.4 %); subsidy has 4
+# and the pooled services 3: too few to publish a share.
+SLA_STATES = {0: "met", 1: "met", 2: "missed", 3: "met", 8: "met", 9: "met", 10: "missed"}
+
+
+async def seed(sessionmaker, *, first_responses: bool = True, sla: dict[int, str] | None = None) -> None:
+    """The data set. `first_responses=False` leaves `cases.first_responded_at` empty, as for
+    cases filed before migration 0013 (which backfills it from the audit trail)."""
+    sla = sla or {}
     resident = await add_resident(sessionmaker, 5001)
     worker = await add_worker(sessionmaker, 5101, "ves-csp", display_name=WORKER_NAME)
     async with sessionmaker.begin() as session:
@@ -104,6 +117,10 @@ async def seed(sessionmaker) -> None:
                 created_at=created,
                 closed_at=created + timedelta(hours=closing) if closing is not None else None,
                 outcome=NAME if status == "resolved" else None,
+                first_responded_at=(
+                    created + timedelta(hours=response[0]) if response and first_responses else None
+                ),
+                sla_state=sla.get(n),
             )
             session.add(case)
             await session.flush()
@@ -273,6 +290,36 @@ async def test_report_figures_match_hand_computed_ones(sessionmaker, reference) 
         ("reports.row.rejected", "<5"),
         ("reports.row.long_waits", "<5"),
     ]
+
+
+async def test_share_on_time_is_the_sla_share_where_cases_have_an_sla(sessionmaker, reference) -> None:
+    await seed(sessionmaker, sla=SLA_STATES)
+    async with sessionmaker() as session:
+        tables = tables_by_key(await build_report(session, await ves_scope(session), WEEK, KYIV))
+    times = {row[0]: row[1:] for row in tables["reports.t.times"].rows}
+    # Calendar hours as before; the share: subsidy 3 met of 4 with an SLA, the pooled services
+    # 2 of 3 — below five, not published (no fallback to the 24-hour share: they have an SLA).
+    assert times["Житлова субсидія"] == (4.0, 22.0, None, None, None)
+    assert times[OTHER] == (None, None, None, None, None)
+    assert times["reports.row.all"] == (6.0, 33.6, 71.4, 26.0, 80.0)
+    assert summary_values(list(tables.values()))["on_time"] == 71.4
+
+
+async def test_first_responses_backfilled_from_the_audit_trail_give_the_same_report(
+    sessionmaker, reference
+) -> None:
+    await seed(sessionmaker, first_responses=False)
+    async with sessionmaker.begin() as session:
+        assert await session.scalar(select(func.count()).where(Case.first_responded_at.is_not(None))) == 0
+        await session.execute(BACKFILL_FIRST_RESPONSE)
+    async with sessionmaker() as session:
+        # The two workers' responses of every answered case; the residents' own messages and
+        # the system's "created" entries are not responses.
+        assert await session.scalar(select(func.count()).where(Case.first_responded_at.is_not(None))) == 10
+        tables = tables_by_key(await build_report(session, await ves_scope(session), WEEK, KYIV))
+    times = {row[0]: row[1:] for row in tables["reports.t.times"].rows}
+    assert times["Житлова субсидія"] == (4.0, 22.0, 80.0, None, None)
+    assert times["reports.row.all"] == (6.0, 33.6, 77.8, 26.0, 80.0)
 
 
 async def test_oblast_role_sees_the_whole_oblast_and_coordinator_only_their_hromadas(
