@@ -307,7 +307,9 @@ class _Builder:
         # Long waits: open now and filed at least LONG_WAIT_DAYS before the period's end.
         # count(*), not count(id): an index-only scan of (hromada, status, created_at).
         long_waits = await self.session.scalar(
-            select(func.count()).select_from(Case).where(
+            select(func.count())
+            .select_from(Case)
+            .where(
                 Case.hromada_id.in_(self.scope.hromada_ids),
                 Case.status.in_(OPEN_STATUSES),
                 Case.created_at < self.end - timedelta(days=LONG_WAIT_DAYS),
