@@ -290,10 +290,14 @@ def _no_duplicates(codes: list[str], what: str) -> None:
 # -- parsing with line numbers --------------------------------------------------------------
 
 
+_SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def parse_reference(text: str, source: str = "<reference>") -> ReferenceFile:
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
+        # libyaml's loader when present: the reference file is seeded at every start (and
+        # before every test); the node tree with line numbers is built only to explain an error.
+        raw = yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "unknown line"
@@ -308,6 +312,7 @@ def parse_reference(text: str, source: str = "<reference>") -> ReferenceFile:
         return ReferenceFile.model_validate(raw)
     except ValidationError as exc:
         error = exc.errors()[0]
+        root = yaml.compose(text, Loader=_SAFE_LOADER)
         loc = tuple(
             p for p in error["loc"] if not (isinstance(p, str) and p.startswith(("function-", "literal[")))
         )
