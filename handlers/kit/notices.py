@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable, Mapping
-from datetime import date, datetime
 from typing import Any
 
-from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import I18n
 
@@ -27,27 +25,27 @@ from handlers.kit.callbacks import (
     AppCb,
     CaseCb,
     ConvCb,
-    RateCb,
-    ReportCb,
-    SurveyCb,
     VisitAnswerCb,
     VisitWorkerCb,
 )
+from handlers.kit.engagement_notices import ENGAGEMENT_NOTICES
+from handlers.kit.notice_parts import (
+    NONE,
+    Buttons,
+    Parts,
+    PartsBuilder,
+    Payload,
+    escaped,
+    local_date,
+    local_time,
+)
 from handlers.kit.referral_notices import REFERRAL_NOTICES
 from handlers.kit.render import capped
-from handlers.kit.reports import REPORT_FIGURES, report_number
 from handlers.kit.sla_words import sla_backfill, sla_digest, sla_notice
 from models.cases import RESOLVED
 from services.outbox import PAYLOAD_VERSION, VERSION_KEY
-from services.reports import LONG_WAIT_DAYS
 
-Payload = Mapping[str, Any]
-Buttons = list[list[tuple[str, CallbackData]]]
-# (values for the `outbox.<kind>` text, buttons as rows of (text key, callback data)).
-Parts = tuple[dict[str, Any], Buttons]
 NoticeRenderer = Callable[[str, Payload, str, I18n], tuple[str, InlineKeyboardMarkup | None]]
-
-NONE = "—"
 
 
 def render_notice(
@@ -80,24 +78,7 @@ def _markup(rows: list[list[tuple[str, str]]], locale: str, i18n: I18n) -> Inlin
     )
 
 
-# -- value helpers ---------------------------------------------------------------------------------
-
-
-def _e(value: Any) -> str:
-    """User or database text, escaped; an absent value as a dash."""
-    if value is None or value == "":
-        return NONE
-    return html.escape(str(value))
-
-
-def _date(value: str) -> str:
-    """A local ISO date or date-time as dd.mm.yyyy."""
-    return (datetime.fromisoformat(value) if "T" in value else date.fromisoformat(value)).strftime("%d.%m.%Y")
-
-
-def _time(value: str) -> str:
-    """A local ISO date-time as HH:MM."""
-    return datetime.fromisoformat(value).strftime("%H:%M")
+# -- buttons ---------------------------------------------------------------------------------------
 
 
 def _case_open(p: Payload) -> Buttons:
@@ -113,15 +94,15 @@ def _case_take_open(take: str, open_: str, p: Payload) -> Buttons:
 
 
 def _case_places(p: Payload) -> dict[str, Any]:
-    values: dict[str, Any] = {"number": _e(p["number"])}
+    values: dict[str, Any] = {"number": escaped(p["number"])}
     for field in ("service", "hromada", "settlement"):
         for lang in ("uk", "en"):
-            values[f"{field}_{lang}"] = _e(p[f"{field}_{lang}"])
+            values[f"{field}_{lang}"] = escaped(p[f"{field}_{lang}"])
     return values
 
 
 def case_new(p: Payload, locale: str, i18n: I18n) -> Parts:
-    values = {**_case_places(p), "priority": int(p["priority"]), "excerpt": _e(p["excerpt"])}
+    values = {**_case_places(p), "priority": int(p["priority"]), "excerpt": escaped(p["excerpt"])}
     return values, _case_take_open("outbox.btn.take", "outbox.btn.open", p)
 
 
@@ -132,11 +113,11 @@ def case_new_group(p: Payload, locale: str, i18n: I18n) -> Parts:
 
 def case_to_worker(p: Payload, locale: str, i18n: I18n) -> Parts:
     """Assigned, a file from the resident: the number and an "Open" button."""
-    return {"number": _e(p["number"])}, _case_open(p)
+    return {"number": escaped(p["number"])}, _case_open(p)
 
 
 def case_message_to_worker(p: Payload, locale: str, i18n: I18n) -> Parts:
-    return {"number": _e(p["number"]), "text": _e(p["text"])}, _case_open(p)
+    return {"number": escaped(p["number"]), "text": escaped(p["text"])}, _case_open(p)
 
 
 def _caption(p: Payload) -> str:
@@ -148,15 +129,15 @@ def _caption(p: Payload) -> str:
 def case_attachment_to_worker(p: Payload, locale: str, i18n: I18n) -> Parts:
     """A file from the resident: sent as the file itself (see `notice_media`), this text its
     caption; the worker answers it with a Telegram reply."""
-    return {"number": _e(p["number"]), "caption": _caption(p)}, _case_open(p)
+    return {"number": escaped(p["number"]), "caption": _caption(p)}, _case_open(p)
 
 
 def case_cancelled_to_worker(p: Payload, locale: str, i18n: I18n) -> Parts:
-    return {"number": _e(p["number"]), "reason": html.escape(p["reason"] or "")}, _case_open(p)
+    return {"number": escaped(p["number"]), "reason": html.escape(p["reason"] or "")}, _case_open(p)
 
 
 def case_transferred_to_team(p: Payload, locale: str, i18n: I18n) -> Parts:
-    values = {"number": _e(p["number"]), "note": _e(p["note"])}
+    values = {"number": escaped(p["number"]), "note": escaped(p["note"])}
     return values, _case_take_open("worker.btn.take", "worker.btn.open", p)
 
 
@@ -164,9 +145,9 @@ def case_status_changed(p: Payload, locale: str, i18n: I18n) -> Parts:
     reason = ""
     if p["reason"]:
         label = "case.notice.outcome" if p["status"] == RESOLVED else "case.notice.reason"
-        reason = "\n" + i18n.gettext(label, locale=locale) % {"reason": _e(p["reason"])}
+        reason = "\n" + i18n.gettext(label, locale=locale) % {"reason": escaped(p["reason"])}
     values = {
-        "number": _e(p["number"]),
+        "number": escaped(p["number"]),
         "status": i18n.gettext(f"case.status.{p['status']}", locale=locale),
         "team": html.escape(p["team"] or ""),
         "reason": reason,
@@ -176,9 +157,9 @@ def case_status_changed(p: Payload, locale: str, i18n: I18n) -> Parts:
 
 def case_to_resident(p: Payload, locale: str, i18n: I18n) -> Parts:
     """A message from the team, a transfer: number, team and (for a message) its text."""
-    values = {"number": _e(p["number"]), "team": html.escape(p["team"] or "")}
+    values = {"number": escaped(p["number"]), "team": html.escape(p["team"] or "")}
     if "text" in p:
-        values["text"] = _e(p["text"])
+        values["text"] = escaped(p["text"])
     return values, []
 
 
@@ -197,7 +178,7 @@ def case_message_to_resident(p: Payload, locale: str, i18n: I18n) -> Parts:
 
 def case_file_to_resident(p: Payload, locale: str, i18n: I18n) -> Parts:
     """A file from the team (sent as the file, this text its caption), with "↩️ Reply"."""
-    values = {"number": _e(p["number"]), "team": html.escape(p["team"] or ""), "caption": _caption(p)}
+    values = {"number": escaped(p["number"]), "team": html.escape(p["team"] or ""), "caption": _caption(p)}
     return values, _reply_button(p)
 
 
@@ -206,16 +187,16 @@ def case_file_to_resident(p: Payload, locale: str, i18n: I18n) -> Parts:
 
 def _visit_times(p: Payload) -> dict[str, Any]:
     return {
-        "number": _e(p["number"]),
-        "date": _date(p["starts_at"]),
-        "time_from": _time(p["starts_at"]),
-        "time_to": _time(p["ends_at"]),
+        "number": escaped(p["number"]),
+        "date": local_date(p["starts_at"]),
+        "time_from": local_time(p["starts_at"]),
+        "time_to": local_time(p["ends_at"]),
     }
 
 
 def visit_to_resident(p: Payload, locale: str, i18n: I18n) -> Parts:
     """Cancelled by the worker and the reminders: when, who comes, what to prepare."""
-    return {**_visit_times(p), "who": _e(p["who"]), "prepare": _e(p["prepare"])}, []
+    return {**_visit_times(p), "who": escaped(p["who"]), "prepare": escaped(p["prepare"])}, []
 
 
 def visit_invitation(p: Payload, locale: str, i18n: I18n) -> Parts:
@@ -240,7 +221,7 @@ def visit_answer(p: Payload, locale: str, i18n: I18n) -> Parts:
     """The resident confirmed or asks to move it: the worker may move or cancel it."""
     values = _visit_times(p)
     proposed = p.get("proposed")
-    values["proposed"] = f"{_date(proposed)} {_time(proposed)}" if proposed else NONE
+    values["proposed"] = f"{local_date(proposed)} {local_time(proposed)}" if proposed else NONE
     values["note"] = html.escape(p.get("note") or "")
     visit_id = int(p["visit_id"])
     buttons: Buttons = [
@@ -255,10 +236,10 @@ def visit_answer(p: Payload, locale: str, i18n: I18n) -> Parts:
 def visit_agenda(p: Payload, locale: str, i18n: I18n) -> Parts:
     items = p["items"]
     lines = [
-        f"• {item['time_from']}–{item['time_to']} · {_e(item['settlement'])} · {_e(item['number'])}"
+        f"• {item['time_from']}–{item['time_to']} · {escaped(item['settlement'])} · {escaped(item['number'])}"
         for item in items
     ]
-    return {"date": _date(p["date"]), "count": str(len(items)), "items": "\n".join(lines)}, []
+    return {"date": local_date(p["date"]), "count": str(len(items)), "items": "\n".join(lines)}, []
 
 
 # -- documents, mobile office, renewals, applications ------------------------------------------
@@ -276,10 +257,10 @@ def docs(p: Payload, locale: str, i18n: I18n) -> Parts:
     deadline = p["deadline"]
     note = p.get("note")
     values = {
-        "number": _e(p["number"]),
+        "number": escaped(p["number"]),
         "items": "\n".join(f"• {html.escape(name)}" for name in p["items"]),
         "where": _where_to_bring(p["place"], locale, i18n),
-        "deadline": _date(deadline) if deadline else "",
+        "deadline": local_date(deadline) if deadline else "",
         "note": f"\n\n{html.escape(note)}" if note else "",
     }
     return values, []
@@ -288,10 +269,10 @@ def docs(p: Payload, locale: str, i18n: I18n) -> Parts:
 def mobile_office(p: Payload, locale: str, i18n: I18n) -> Parts:
     values = {
         "settlement": html.escape(p["settlement"] or ""),
-        "date": _date(p["date"]),
+        "date": local_date(p["date"]),
         "time_from": p["time_from"],
         "time_to": p["time_to"],
-        "place": _e(p["place"]),
+        "place": escaped(p["place"]),
     }
     if "slot" in p:
         values["slot"] = p["slot"]
@@ -299,72 +280,25 @@ def mobile_office(p: Payload, locale: str, i18n: I18n) -> Parts:
 
 
 def renewal_due(p: Payload, locale: str, i18n: I18n) -> Parts:
-    return {"number": _e(p["number"]), "service": _e(p["service"]), "due": _date(p["due"])}, []
+    return {"number": escaped(p["number"]), "service": escaped(p["service"]), "due": local_date(p["due"])}, []
 
 
 def app_status_changed(p: Payload, locale: str, i18n: I18n) -> Parts:
     values = {
         "number": html.escape(p["number"]),
         "status": html.escape(p["status"]),
-        "date": _date(p["date"]),
+        "date": local_date(p["date"]),
         "next_step": html.escape(p["next_step"] or ""),
     }
     unsubscribe = AppCb(action="unsub", application_id=int(p["application_id"]))
     return values, [[("app.btn_unsubscribe", unsubscribe)]]
 
 
-def survey_invitation(p: Payload, locale: str, i18n: I18n) -> Parts:
-    """An invitation to a survey: its title and introduction in the person's language."""
-    lang = "en" if locale == "en" else "uk"
-    intro = p[f"intro_{lang}"]
-    values = {"title": _e(p[f"title_{lang}"]), "intro": f"\n\n{html.escape(intro)}" if intro else ""}
-    invitation_id = int(p["invitation_id"])
-    return values, [
-        [
-            ("surveys.btn.start", SurveyCb(action="open", inv=invitation_id)),
-            ("surveys.btn.later", SurveyCb(action="later", inv=invitation_id)),
-        ]
-    ]
-
-
-def weekly_report(p: Payload, locale: str, i18n: I18n) -> Parts:
-    figures = i18n.gettext("reports.summary.figures", locale=locale) % {
-        **{k: report_number(p.get(k), locale) for k in REPORT_FIGURES},
-        "days": LONG_WAIT_DAYS,
-    }
-    values = {
-        "start": _date(p["start"]),
-        "end": _date(p["end"]),
-        "hromadas": int(p["hromadas"]),
-        "figures": figures,
-    }
-    return values, [[("reports.btn.open", ReportCb(action="open", value=str(p["period"])))]]
-
-
-# -- satisfaction and announcements ----------------------------------------------------------------
-
-
-def rating_request(p: Payload, locale: str, i18n: I18n) -> Parts:
-    """A resolved case: "how satisfied are you?" with 1–5 buttons."""
-    case_id = int(p["case_id"])
-    scores: list[tuple[str, CallbackData]] = [
-        (f"rating.btn.{n}", RateCb(action="rate", case_id=case_id, score=n)) for n in range(1, 6)
-    ]
-    return {"number": _e(p["number"])}, [scores]
-
-
-def announcement(p: Payload, locale: str, i18n: I18n) -> Parts:
-    """A coordinator's announcement under the team's name (sent as its photo when it has one)."""
-    team = p.get(f"team_{locale}") or p.get("team_uk")
-    sender = html.escape(team) if team else i18n.gettext("ann.notice.default_sender", locale=locale)
-    return {"team": sender, "text": _e(p["text"])}, []
-
-
 def _plain(p: Payload, locale: str, i18n: I18n) -> Parts:
     return {k: html.escape(str(v)) for k, v in p.items() if k != VERSION_KEY}, []
 
 
-NOTICES: dict[str, Callable[[Payload, str, I18n], Parts]] = {
+NOTICES: dict[str, PartsBuilder] = {
     "case_new": case_new,
     "case_new_group": case_new_group,
     "case_assigned": case_to_worker,
@@ -395,10 +329,7 @@ NOTICES: dict[str, Callable[[Payload, str, I18n], Parts]] = {
     "renewal_due": renewal_due,
     "app_status_changed": app_status_changed,
     **REFERRAL_NOTICES,
-    "survey_invitation": survey_invitation,
-    "weekly_report": weekly_report,
-    "rating_request": rating_request,
-    "announcement": announcement,
+    **ENGAGEMENT_NOTICES,
     "sla_due_soon": sla_notice,
     "sla_breached": sla_notice,
     "sla_escalated": sla_notice,

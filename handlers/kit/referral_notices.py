@@ -7,27 +7,11 @@ contact if the worker shared it); their buttons open the referral, never the cas
 
 from __future__ import annotations
 
-import html
-from collections.abc import Callable, Mapping
-from datetime import datetime
-from typing import Any
-
 from aiogram.filters.callback_data import CallbackData
 from aiogram.utils.i18n import I18n
 
 from handlers.kit.callbacks import CaseCb, RefCb
-
-Payload = Mapping[str, Any]
-Parts = tuple[dict[str, Any], list[list[tuple[str, CallbackData]]]]
-NONE = "—"
-
-
-def _e(value: Any) -> str:
-    return NONE if value is None or value == "" else html.escape(str(value))
-
-
-def _named(p: Payload, field: str, locale: str) -> str:
-    return _e(p.get(f"{field}_en" if locale == "en" else f"{field}_uk"))
+from handlers.kit.notice_parts import NONE, Parts, PartsBuilder, Payload, escaped, in_language, local_date
 
 
 def _view(p: Payload) -> list[tuple[str, CallbackData]]:
@@ -40,17 +24,17 @@ def _case(p: Payload) -> list[tuple[str, CallbackData]]:
 
 def referral_new(p: Payload, locale: str, i18n: I18n) -> Parts:
     """To the partner team: the referral card, with its answers."""
-    settlement = _named(p, "settlement", locale)
-    hromada = _named(p, "hromada", locale)
+    settlement = in_language(p, "settlement", locale)
+    hromada = in_language(p, "hromada", locale)
     place = hromada if settlement == NONE else f"{settlement}, {hromada}"
     contact = p.get("contact")
     values = {
-        "number": _e(p["number"]),
-        "service": _named(p, "service", locale),
+        "number": escaped(p["number"]),
+        "service": in_language(p, "service", locale),
         "place": place,
-        "subject": _e(p["subject"]),
+        "subject": escaped(p["subject"]),
         "contact": (
-            i18n.gettext("referral.partner.contact", locale=locale) % {"phone": _e(contact)}
+            i18n.gettext("referral.partner.contact", locale=locale) % {"phone": escaped(contact)}
             if contact
             else i18n.gettext("referral.partner.no_contact", locale=locale)
         ),
@@ -69,21 +53,21 @@ def referral_new(p: Payload, locale: str, i18n: I18n) -> Parts:
 
 def referral_file(p: Payload, locale: str, i18n: I18n) -> Parts:
     """A chosen file, sent as the file itself; this is its caption."""
-    return {"number": _e(p["number"])}, []
+    return {"number": escaped(p["number"])}, []
 
 
 def referral_to_partner(p: Payload, locale: str, i18n: I18n) -> Parts:
     """A reminder or a withdrawal, to the partner team."""
-    return {"number": _e(p["number"])}, [_view(p)]
+    return {"number": escaped(p["number"])}, [_view(p)]
 
 
 def referral_answer(p: Payload, locale: str, i18n: I18n) -> Parts:
     """The partner's answer, to the referring team."""
     values = {
-        "number": _e(p["number"]),
-        "partner": _named(p, "partner", locale),
+        "number": escaped(p["number"]),
+        "partner": in_language(p, "partner", locale),
         "state": i18n.gettext(f"referral.state.{p['state']}", locale=locale),
-        "text": f"\n{_e(p['text'])}" if p.get("text") else "",
+        "text": f"\n{escaped(p['text'])}" if p.get("text") else "",
     }
     return values, [_view(p), _case(p)]
 
@@ -91,18 +75,18 @@ def referral_answer(p: Payload, locale: str, i18n: I18n) -> Parts:
 def referral_chase(p: Payload, locale: str, i18n: I18n) -> Parts:
     """An external partner has not answered: the referring team calls them."""
     values = {
-        "number": _e(p["number"]),
-        "partner": _named(p, "partner", locale),
-        "contact": _named(p, "contact", locale),
+        "number": escaped(p["number"]),
+        "partner": in_language(p, "partner", locale),
+        "contact": in_language(p, "contact", locale),
     }
     return values, [_view(p)]
 
 
 def referral_escalated(p: Payload, locale: str, i18n: I18n) -> Parts:
     values = {
-        "number": _e(p["number"]),
-        "partner": _named(p, "partner", locale),
-        "date": datetime.fromisoformat(p["sent"]).strftime("%d.%m.%Y"),
+        "number": escaped(p["number"]),
+        "partner": in_language(p, "partner", locale),
+        "date": local_date(p["sent"]),
     }
     return values, [_view(p), _case(p)]
 
@@ -110,14 +94,14 @@ def referral_escalated(p: Payload, locale: str, i18n: I18n) -> Parts:
 def referral_to_resident(p: Payload, locale: str, i18n: I18n) -> Parts:
     """In plain words: sent to, accepted by, declined by (why), the outcome."""
     text = i18n.gettext(f"referral.resident.{p['state']}", locale=locale) % {
-        "partner": _named(p, "partner", locale)
+        "partner": in_language(p, "partner", locale)
     }
     if p.get("text"):
-        text += f"\n{_e(p['text'])}"
-    return {"number": _e(p["number"]), "text": text}, []
+        text += f"\n{escaped(p['text'])}"
+    return {"number": escaped(p["number"]), "text": text}, []
 
 
-REFERRAL_NOTICES: dict[str, Callable[[Payload, str, I18n], Parts]] = {
+REFERRAL_NOTICES: dict[str, PartsBuilder] = {
     "referral_new": referral_new,
     "referral_file": referral_file,
     "referral_reminder": referral_to_partner,
