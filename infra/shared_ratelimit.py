@@ -39,7 +39,7 @@ from typing import Any
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
-from infra.ratelimit import MAX_PAUSE, WINDOW_MARGIN, BaseRateLimiter, RateLimiter, WaitObserver
+from infra.ratelimit import MAX_PAUSE, SETTLE_WINDOW, BaseRateLimiter, RateLimiter, WaitObserver
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +261,7 @@ class SharedRateLimiter(BaseRateLimiter):
         args = [
             self._now(),
             str(self._window_calls),
-            repr(1.0 + WINDOW_MARGIN),
+            repr(SETTLE_WINDOW),
             repr(self.per_chat_interval),
             "0" if chat_id is None else "1",
             f"{self._instance}:{next(self._ids)}",
