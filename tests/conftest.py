@@ -91,10 +91,18 @@ async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 async def truncate_all(engine: AsyncEngine) -> None:
+    """Every table emptied and every id sequence restarted. On PostgreSQL as DELETEs (children
+    first) and setval in one round trip: TRUNCATE of 45 tables took ~95 ms, this ~1.5 ms, twice
+    per test."""
     tables = [t.name for t in reversed(models.Base.metadata.sorted_tables)]
     async with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+            sequences = (await conn.execute(text("SELECT schemaname, sequencename FROM pg_sequences"))).all()
+            statements = [f'DELETE FROM "{table}"' for table in tables] + [
+                f'SELECT setval(\'"{schema}"."{name}"\', 1, false)' for schema, name in sequences
+            ]
+            raw = await conn.get_raw_connection()
+            await raw.driver_connection.execute("; ".join(statements))  # type: ignore[union-attr]
         else:
             for table in tables:
                 await conn.execute(text(f"DELETE FROM {table}"))
