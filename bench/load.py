@@ -227,6 +227,12 @@ async def run_load(
     replies = [s.reply_ms for s in in_window if s.expects_reply and s.reply_ms is not None]
     answers = [s.answer_ms for s in in_window if s.kind == "callback" and s.answer_ms is not None]
     lost_steps = sum(1 for s in steps if s.lost)
+    # Where the slow replies are: the form's steps in order (1 = /start ... 15 = confirm).
+    by_step: dict[int, list[float]] = {}
+    for p in phase.people:
+        for number, s in enumerate(p.steps, 1):
+            if lo <= s.posted < hi and s.expects_reply and s.reply_ms is not None:
+                by_step.setdefault(number, []).append(s.reply_ms)
     # Confirmed forms whose case row is missing (the reply came, the case did not).
     assert cluster.sessionmaker is not None
     async with cluster.sessionmaker() as session:
@@ -262,6 +268,7 @@ async def run_load(
         "reply_p50_ms": pct(replies, 50),
         "reply_p95_ms": pct(replies, 95),
         "reply_p99_ms": pct(replies, 99),
+        "reply_p95_ms_by_step": {n: pct(v, 95) for n, v in sorted(by_step.items())},
         "callback_p50_ms": pct(answers, 50),
         "callback_p95_ms": pct(answers, 95),
         "responses_429": cluster.standin.responses_429(calls),
