@@ -7,6 +7,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Hromada, Service, Settlement
+from services.text import alphabetical
 
 
 class CatalogueService:
@@ -21,10 +22,10 @@ class CatalogueService:
         return list(groups.items())
 
     async def settlements(self, hromada_id: int) -> list[Settlement]:
-        rows = await self.session.scalars(
-            select(Settlement).where(Settlement.hromada_id == hromada_id).order_by(Settlement.name_uk)
-        )
-        return list(rows.all())
+        """The hromada's settlements in the Ukrainian alphabet's order (the same on every
+        database)."""
+        rows = await self.session.scalars(select(Settlement).where(Settlement.hromada_id == hromada_id))
+        return sorted(rows.all(), key=lambda s: (alphabetical(s.name_uk), s.id))
 
     async def hromada(self, hromada_id: int) -> Hromada | None:
         return await self.session.get(Hromada, hromada_id)

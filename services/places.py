@@ -469,6 +469,48 @@ class PlaceSearch:
         hits = [SettlementHit(loaded[r[5]], r[6]) for r in chosen if r[5] in loaded]
         return hits, len(order) > limit
 
+    async def settlements_in(self, hromada_id: int, query: str, limit: int = 8) -> list[SettlementHit]:
+        """The hromada's settlements whose name matches what was typed at its settlement step:
+        exact, then beginning with it, then containing it ("Гута" for "Гута-Потіївка" and
+        "Нова Гута"), then within a small typo. A hromada has at most a few hundred settlements,
+        so they are ranked here rather than in SQL."""
+        key = query_key(query)
+        if len(key) < 2:
+            return []
+        rows = (
+            await self.session.scalars(
+                select(Settlement)
+                .where(Settlement.hromada_id == hromada_id)
+                .options(joinedload(Settlement.hromada))
+            )
+        ).all()
+        budget = typo_budget(key)
+        ranked: list[tuple[tuple[Any, ...], SettlementHit]] = []
+        for settlement in rows:
+            name = settlement.search_key
+            words = name.split(" ")
+            match: Match
+            if name == key:
+                order, match = (0, 0), "exact"
+            elif name.startswith(key):
+                order, match = (1, 0), "prefix"
+            elif key in name or any(w.startswith(key) for w in words):
+                order, match = (1, 1), "prefix"
+            else:
+                distance = within_distance(key, name, budget) if budget else None
+                if distance is None:
+                    continue
+                order, match = (2, distance), "typo"
+            kind = _KIND_ORDER.get(settlement.kind or "C", 9)
+            ranked.append(
+                (
+                    (*order, kind, len(name), settlement.name_uk, settlement.id),
+                    SettlementHit(settlement, match),
+                )
+            )
+        ranked.sort(key=lambda pair: pair[0])
+        return [hit for _, hit in ranked[:limit]]
+
     async def _qualified(self, key: str) -> dict[int, tuple[Any, ...]]:
         """ "Миколаївка Бердянський", "Веселе Веселівська": a name followed by words of its
         hromada, raion or oblast, to pick one of many namesakes."""

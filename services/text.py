@@ -125,3 +125,23 @@ def clean_mime_type(value: str | None) -> str | None:
 def clean_file_id(value: str, limit: int) -> str:
     """Telegram's file ids are ASCII tokens; anything else is cut away so the row still fits."""
     return "".join(ch for ch in value if ch.isascii() and ch.isprintable())[:limit]
+
+
+# The Ukrainian alphabet's order; the database's (SQLite: code points, where І, Ї, Є and Ґ
+# come before А) is not what a resident scanning a list of villages expects.
+_UKRAINIAN = "абвгґдеєжзиіїйклмнопрстуфхцчшщьюя"
+_RANK = {letter: index for index, letter in enumerate(_UKRAINIAN)}
+
+
+def alphabetical(name: str) -> tuple[tuple[int, int | str], ...]:
+    """A sort key putting Ukrainian names in the alphabet's order (other letters after, by code
+    point; spaces, hyphens and apostrophes first, so "Нова Гута" precedes "Новагутка")."""
+    key: list[tuple[int, int | str]] = []
+    for ch in name.casefold():
+        if ch in _RANK:
+            key.append((1, _RANK[ch]))
+        elif ch in " -'’ʼ":
+            key.append((0, 0))
+        else:
+            key.append((2, ch))
+    return tuple(key)

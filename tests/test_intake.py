@@ -208,9 +208,10 @@ async def test_bad_input_keeps_the_step(resident: BotClient) -> None:
     assert "не знайдено" in replies[-1].text
     await resident.send("Весел")
     await resident.click("Веселівська")
-    replies = await resident.send("Веселе")  # typing at a button step
+    replies = await resident.send("Веселе")  # the settlement may be typed
+    assert "Крок 3" in replies[-1].text
+    replies = await resident.send("Житлова субсидія")  # typing at a button step
     assert "кнопками" in replies[-1].text
-    await resident.click("Веселе")
     await resident.click("Житлова субсидія")
     await resident.click("Далі")
     replies = await resident.send("   ")

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from bot.offline import BotClient
 from models import Case, Hromada, Settlement
 from services.places import load_codifier, read_codifier
+from services.text import alphabetical
 
 DESCRIPTION = "Потрібна допомога з оформленням субсидії на зиму."
 
@@ -101,3 +102,73 @@ async def test_a_forged_settlement_button_is_refused(resident: BotClient, codifi
     await resident.press("Нове звернення")
     replies = await resident.click_data(IntakeCb(action="ps", value="999999").pack())
     assert replies[0].kind == "alert"
+
+
+def settlement_buttons(buttons: list[str]) -> list[str]:
+    return [b for b in buttons if not any(w in b for w in ("Наступні", "Попередні", "Назад", "Скасувати"))]
+
+
+async def test_a_long_settlement_list_is_paged_and_a_name_may_be_typed(
+    resident: BotClient, sessionmaker, codifier
+) -> None:
+    # Novomykolaivska hromada has 54 settlements: more than a phone shows at once.
+    await resident.press("Нове звернення")
+    await resident.send("Новомиколаївська")
+    replies = await resident.click("🏛 Новомиколаївська громада")
+    screen = replies[-1]
+    assert "Крок 2" in screen.text and "Сторінка 1 з 3" in screen.text and "Напишіть назву" in screen.text
+    first_page = settlement_buttons(screen.buttons())
+    assert len(first_page) == 24 and "Наступні ▶" in screen.buttons()
+    assert "◀ Попередні" not in screen.buttons()
+
+    replies = await resident.click("Наступні ▶")
+    second = replies[-1]
+    assert "Сторінка 2 з 3" in second.text
+    assert "◀ Попередні" in second.buttons() and "Наступні ▶" in second.buttons()
+    assert not set(first_page) & set(settlement_buttons(second.buttons()))
+    replies = await resident.click("Наступні ▶")
+    third = replies[-1]
+    assert "Сторінка 3 з 3" in third.text and "Наступні ▶" not in third.buttons()
+    on_pages = first_page + settlement_buttons(second.buttons()) + settlement_buttons(third.buttons())
+    async with sessionmaker() as s:
+        hromada = await s.scalar(select(Hromada).where(Hromada.name_uk == "Новомиколаївська"))
+        assert hromada is not None
+        names = (await s.scalars(select(Settlement.name_uk).where(Settlement.hromada_id == hromada.id))).all()
+    assert len(names) == 54 and sorted(on_pages) == sorted(names), "every settlement on one page"
+    # In the alphabet's order (on SQLite "Іванівське" used to come before "Берестове").
+    assert on_pages == sorted(on_pages, key=alphabetical)
+    assert on_pages.index("Іванівське") > on_pages.index("Берестове")
+
+    # Typed as a person types it (lower case, a Latin "i"): one exact match is taken.
+    last = [n for n in on_pages if names.count(n) == 1 and "і" in n][-1]
+    replies = await resident.send(last.lower().replace("і", "i"))
+    assert "Крок 3" in replies[-1].text
+    replies = await resident.click("Назад")
+    assert "Крок 2" in replies[-1].text and "Сторінка 1 з 3" in replies[-1].text
+
+
+async def test_a_typed_settlement_name_is_matched_within_the_hromada(resident: BotClient, codifier) -> None:
+    await resident.press("Нове звернення")
+    await resident.send("Берестівська")
+    replies = await resident.click("🏛 Берестівська громада")
+    assert "Сторінка" not in replies[-1].text, "11 settlements fit on one screen"
+
+    # Not in this hromada: said plainly, with the way back to the list.
+    replies = await resident.send("Лондон")
+    assert "немає в переліку" in replies[-1].text and "Берестівська громада" in replies[-1].text
+    assert "📋 Увесь список" in replies[-1].buttons()
+    replies = await resident.click("📋 Увесь список")
+    assert "Миколаївка" in replies[-1].buttons()
+
+    # The beginning of a name, and a typo: offered as buttons, not taken on trust.
+    replies = await resident.send("мал")
+    assert replies[-1].buttons()[0] == "Малинівка"
+    replies = await resident.send("Радивонвка")  # a letter missing
+    assert replies[-1].buttons()[0] == "Радивонівка"
+    # Too short, a sticker: a polite answer, the step stays.
+    replies = await resident.send("М")
+    assert "від 2 до 60 символів" in replies[-1].text
+    replies = await resident.send_sticker()
+    assert "потрібен текст" in replies[-1].text
+    replies = await resident.click("Радивонівка")
+    assert "Крок 3" in replies[-1].text

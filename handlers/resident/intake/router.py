@@ -183,6 +183,41 @@ async def pick_settlement(
     await flow.advance(Step.settlement, {"settlement_id": settlement.id})
 
 
+async def settlement_page(
+    query: CallbackQuery, callback_data: IntakeCb, state: FSMContext, flow: FormFlow
+) -> None:
+    """Another page of the hromada's settlements (or the whole list again after a typed name)."""
+    value = callback_data.value
+    hromada_id = (await state.get_data()).get("hromada_id")
+    if not value.isdigit() or hromada_id is None:
+        raise StaleAction()
+    catalogue = flow.services.catalogue
+    hromada = await catalogue.hromada(int(hromada_id))
+    settlements = await catalogue.settlements(int(hromada_id))
+    await edit_or_send(query, *screens.settlement_step(hromada, settlements, flow.locale, int(value)))
+
+
+async def settlement_typed(message: Message, state: FSMContext, flow: FormFlow) -> None:
+    """The settlement's name typed instead of pressed: one exact match is taken, several are
+    offered as buttons, none is said plainly with the way back to the list."""
+    typed = tidy(message.text)
+    hromada_id = (await state.get_data()).get("hromada_id")
+    if hromada_id is None:
+        raise StaleAction()
+    if not screens.SEARCH_MIN <= len(typed) <= screens.SEARCH_MAX:
+        text, markup = screens.settlement_query_bad()
+        await message.answer(text, reply_markup=markup)
+        return
+    hits = await flow.services.places.settlements_in(int(hromada_id), typed, limit=SETTLEMENT_MATCHES)
+    exact = [hit for hit in hits if hit.match == "exact"]
+    if len(exact) == 1:
+        await flow.advance(Step.settlement, {"settlement_id": exact[0].settlement.id})
+        return
+    hromada = await flow.services.catalogue.hromada(int(hromada_id))
+    text, markup = screens.settlement_matches(typed, exact or hits, hromada, flow.locale)
+    await message.answer(text, reply_markup=markup)
+
+
 async def pick_service(query: CallbackQuery, callback_data: IntakeCb, flow: FormFlow) -> None:
     value = callback_data.value
     service = await flow.services.catalogue.service(int(value)) if value.isdigit() else None
@@ -362,6 +397,7 @@ def create_router() -> Router:
     cb.register(pick_hromada, Action(IntakeCb, "h"), StepIn(Step.hromada))
     cb.register(pick_place, Action(IntakeCb, "ps"), StepIn(Step.hromada))
     cb.register(pick_settlement, Action(IntakeCb, "st"), StepIn(Step.settlement))
+    cb.register(settlement_page, Action(IntakeCb, "stp"), StepIn(Step.settlement))
     cb.register(pick_service, Action(IntakeCb, "sv"), StepIn(Step.service))
     cb.register(toggle_marker, Action(IntakeCb, "vul"), StepIn(Step.vulnerability))
     cb.register(markers_done, Action(IntakeCb, "vdone"), StepIn(Step.vulnerability))
@@ -372,6 +408,7 @@ def create_router() -> Router:
 
     not_menu, not_menu_button = NotMenuText(), NotMenuButton()
     m.register(hromada_search, StepIn(Step.hromada), not_menu)
+    m.register(settlement_typed, StepIn(Step.settlement), not_menu)
     m.register(description_text, StepIn(Step.description), not_menu)
     m.register(other_name, StepIn(Step.on_behalf_name), not_menu)
     m.register(other_relation, StepIn(Step.on_behalf_relation), not_menu)

@@ -21,7 +21,7 @@ from handlers.kit.callbacks import IntakeCb
 from handlers.kit.render import escape_clipped, routing_reason
 from models import Case, Hromada, Service, Settlement, Team
 from services.cases import DESCRIPTION_MAX, DESCRIPTION_MIN, MAX_ATTACHMENTS, VULNERABILITY_MARKERS
-from services.places import PlaceResults
+from services.places import PlaceResults, SettlementHit
 from services.text import has_words
 
 Screen = tuple[str, InlineKeyboardMarkup | ReplyKeyboardMarkup]
@@ -30,6 +30,9 @@ InlineScreen = tuple[str, InlineKeyboardMarkup]
 SEARCH_MIN, SEARCH_MAX = 2, 60
 NAME_MIN, NAME_MAX = 2, 120
 RELATION_MIN, RELATION_MAX = 2, 60
+# Up to this many settlements are shown at once; more are paged, this many a page.
+SETTLEMENTS_ON_ONE_PAGE = 30
+SETTLEMENTS_PER_PAGE = 24
 
 
 # -- pieces ------------------------------------------------------------------------------------
@@ -133,16 +136,67 @@ def place_chosen(settlement: Settlement, locale: str) -> str:
     }
 
 
-def settlement_step(hromada: Hromada | None, settlements: Sequence[Settlement], locale: str) -> InlineScreen:
+def settlement_step(
+    hromada: Hromada | None, settlements: Sequence[Settlement], locale: str, page: int = 0
+) -> InlineScreen:
+    """The hromada's settlements as buttons, a page at a time when there are many (a hromada
+    may have over a hundred villages, more than a keyboard holds or a phone shows), and a hint
+    that the name may be typed instead."""
+    pages = (
+        max(1, -(-len(settlements) // SETTLEMENTS_PER_PAGE))
+        if len(settlements) > SETTLEMENTS_ON_ONE_PAGE
+        else 1
+    )
+    page = min(max(page, 0), pages - 1)
+    shown = (
+        settlements
+        if pages == 1
+        else settlements[page * SETTLEMENTS_PER_PAGE : (page + 1) * SETTLEMENTS_PER_PAGE]
+    )
     builder = InlineKeyboardBuilder()
-    for settlement in settlements:
+    for settlement in shown:
         builder.button(
             text=settlement.name(locale), callback_data=IntakeCb(action="st", value=str(settlement.id))
         )
     builder.adjust(2)
+    if pages > 1:
+        turn = []
+        if page > 0:
+            turn.append(_button("intake.btn.settlements_prev", IntakeCb(action="stp", value=str(page - 1))))
+        if page < pages - 1:
+            turn.append(_button("intake.btn.settlements_next", IntakeCb(action="stp", value=str(page + 1))))
+        builder.row(*turn)
     _nav(builder)
     name = html.escape(hromada.name(locale)) if hromada else ""
-    return _("intake.ask_settlement") % {"hromada": name}, builder.as_markup()
+    lines = [_("intake.ask_settlement") % {"hromada": name}]
+    if pages > 1:
+        lines.append(_("intake.settlement_page") % {"page": page + 1, "pages": pages})
+    lines.append(_("intake.settlement_type_hint"))
+    return "\n".join(lines), builder.as_markup()
+
+
+def settlement_matches(
+    query: str, hits: Sequence[SettlementHit], hromada: Hromada | None, locale: str
+) -> InlineScreen:
+    """What a name typed at the settlement step matched in the hromada; none: say so and
+    offer the whole list."""
+    name = html.escape(hromada.name(locale)) if hromada else ""
+    builder = InlineKeyboardBuilder()
+    for hit in hits:
+        builder.row(
+            _button_text(hit.settlement.name(locale), IntakeCb(action="st", value=str(hit.settlement.id)))
+        )
+    builder.row(_button("intake.btn.settlements_all", IntakeCb(action="stp", value="0")))
+    _nav(builder)
+    key = "intake.settlement_matches" if hits else "intake.settlement_not_found"
+    return _(key) % {"query": escape_clipped(query, SEARCH_MAX), "hromada": name}, builder.as_markup()
+
+
+def settlement_query_bad() -> InlineScreen:
+    builder = InlineKeyboardBuilder()
+    builder.row(_button("intake.btn.settlements_all", IntakeCb(action="stp", value="0")))
+    _nav(builder)
+    return _("intake.settlement_query_bad") % {"min": SEARCH_MIN, "max": SEARCH_MAX}, builder.as_markup()
 
 
 def service_step(groups: Sequence[tuple[str, Sequence[Service]]], locale: str) -> InlineScreen:
