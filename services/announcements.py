@@ -50,7 +50,7 @@ from models.people import ROLE_COORDINATOR
 from services.clock import Clock
 from services.errors import DomainError
 from services.outbox import OUTBOX_DIRTY, PAYLOAD_VERSION, VERSION_KEY
-from services.text import clean, clean_file_id, has_words
+from services.text import alphabetical, clean, clean_file_id, has_words
 
 ANNOUNCEMENT = "announcement"
 TEXT_MAX = 3000
@@ -92,12 +92,8 @@ class AnnouncementService:
         hromada_ids = [h.id for h in await RoutingAdmin(self.session).hromadas(worker)]
         if not hromada_ids:
             raise AnnouncementError("not_allowed")
-        rows = await self.session.scalars(
-            select(Settlement)
-            .where(Settlement.hromada_id.in_(hromada_ids))
-            .order_by(Settlement.name_uk, Settlement.id)
-        )
-        return list(rows.all())
+        rows = await self.session.scalars(select(Settlement).where(Settlement.hromada_id.in_(hromada_ids)))
+        return sorted(rows.all(), key=lambda s: (alphabetical(s.name_uk), s.id))
 
     async def allowed(self, worker: Worker, settlement_ids: Sequence[int]) -> list[int]:
         """The ids, checked: every one must be the worker's, and at least one chosen."""

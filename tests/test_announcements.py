@@ -220,3 +220,40 @@ async def test_consent_withdrawn_before_sending_drops_the_row(reference, session
         assert row.state == "cancelled"
         _, report = await AnnouncementService(session, clock, KYIV).report(coordinator, announcement.id)
         assert (report.total, report.cancelled, report.sent) == (1, 1, 0)
+
+
+async def test_a_hromada_with_many_settlements_is_picked_page_by_page(make_client, reference, sessionmaker):
+    # A hromada of 90 villages (some have more than a hundred): every one can be chosen, a page
+    # at a time, and what was ticked on one page stays ticked on the others.
+    await add_worker(sessionmaker, 4201, "ves-csp", role=ROLE_COORDINATOR)
+    async with sessionmaker.begin() as session:
+        vesele = await session.scalar(select(Settlement).where(Settlement.code == "vesele"))
+        assert vesele is not None
+        for n in range(1, 86):
+            session.add(
+                Settlement(
+                    hromada_id=vesele.hromada_id,
+                    code=f"khutir-{n}",
+                    name_uk=f"Хутір {n:02d}",
+                    name_en=f"Khutir {n:02d}",
+                )
+            )
+    coordinator = make_client(user_id=4201)
+    await _compose(coordinator, TEXT)
+    first = (await coordinator.click("Мешканцям"))[-1]
+    assert "Сторінка 1 з 3" in first.text and "Наступні ▶" in first.buttons()
+    controls = ("Готово", "Скасувати", "Наступні", "Попередні")
+    villages = [b for b in first.buttons() if not any(word in b for word in controls)]
+    assert len(villages) == 40 and villages[0] == "Веселе", "in the alphabet's order"
+    await coordinator.click("Веселе", message_id=first.message_id)
+    second = (await coordinator.click("Наступні ▶", message_id=first.message_id))[-1]
+    assert "Сторінка 2 з 3" in second.text and "◀ Попередні" in second.buttons()
+    picked = (await coordinator.click("Хутір 50", message_id=second.message_id))[-1]
+    assert "✅ Хутір 50" in picked.buttons() and "Сторінка 2 з 3" in picked.text
+    assert "Готово (обрано: 2)" in picked.buttons()
+    last = (await coordinator.click_data("ann:page:999:"))[-1]  # forged: the last page
+    assert "Сторінка 3 з 3" in last.text and "Наступні ▶" not in last.buttons()
+    assert "Хутір 85" in last.buttons()
+    back = (await coordinator.click("◀ Попередні", message_id=last.message_id))[-1]
+    back = (await coordinator.click("◀ Попередні", message_id=back.message_id))[-1]
+    assert "✅ Веселе" in back.buttons()

@@ -91,7 +91,7 @@ async def _pick_screen(
 ) -> None:
     settlements = await services.announcements.settlements(worker)
     text, markup = screens.pick_settlements(
-        settlements, set(draft.get("settlements", [])), draft["audience"], locale
+        settlements, set(draft.get("settlements", [])), draft["audience"], locale, int(draft.get("page", 0))
     )
     await edit_or_send(query, text, markup)
 
@@ -109,6 +109,7 @@ async def on_audience(
         raise StaleAction()
     draft["audience"] = callback_data.value
     draft.setdefault("settlements", [])
+    draft["page"] = 0
     await _save(state, draft)
     await _pick_screen(query, services, worker, draft, i18n.current_locale)
 
@@ -130,6 +131,23 @@ async def on_pick(
     else:
         chosen.add((await services.announcements.allowed(worker, [callback_data.id]))[0])
     draft["settlements"] = sorted(chosen)
+    await _save(state, draft)
+    await _pick_screen(query, services, worker, draft, i18n.current_locale)
+
+
+async def on_page(
+    query: CallbackQuery,
+    callback_data: AnnCb,
+    services: Services,
+    worker: Worker,
+    state: FSMContext,
+    i18n: I18n,
+) -> None:
+    """Another page of settlements; what was ticked stays ticked."""
+    draft = await _draft(state)
+    if "audience" not in draft:
+        raise StaleAction()
+    draft["page"] = max(0, callback_data.id)
     await _save(state, draft)
     await _pick_screen(query, services, worker, draft, i18n.current_locale)
 
@@ -245,6 +263,7 @@ def create_router() -> Router:
         ("start", start_button),
         ("aud", on_audience),
         ("pick", on_pick),
+        ("page", on_page),
         ("done", on_done),
         ("now", on_now),
         ("later", on_later),

@@ -16,8 +16,9 @@ from models import Announcement, Settlement
 from models.announcements import AUDIENCES
 from services.announcements import CAPTION_TEXT_MAX, TEXT_MAX, DeliveryReport
 
-# Buttons in one keyboard: a hromada has a few dozen settlements at most.
-MAX_SETTLEMENT_BUTTONS = 90
+# Settlements a page: a hromada may have over a hundred, and a coordinator may have several
+# hromadas (a keyboard holds 100 buttons at most, and a phone shows far fewer).
+SETTLEMENTS_PER_PAGE = 40
 
 
 def _cancel_row(builder: InlineKeyboardBuilder) -> None:
@@ -40,19 +41,30 @@ def ask_audience() -> tuple[str, InlineKeyboardMarkup]:
 
 
 def pick_settlements(
-    settlements: Sequence[Settlement], chosen: set[int], audience: str, locale: str
+    settlements: Sequence[Settlement], chosen: set[int], audience: str, locale: str, page: int = 0
 ) -> tuple[str, InlineKeyboardMarkup]:
+    pages = max(1, -(-len(settlements) // SETTLEMENTS_PER_PAGE))
+    page = min(max(page, 0), pages - 1)
+    shown = settlements[page * SETTLEMENTS_PER_PAGE : (page + 1) * SETTLEMENTS_PER_PAGE]
     builder = InlineKeyboardBuilder()
-    shown = settlements[:MAX_SETTLEMENT_BUTTONS]
     for settlement in shown:
         mark = "✅ " if settlement.id in chosen else ""
         builder.button(
             text=mark + settlement.name(locale), callback_data=AnnCb(action="pick", id=settlement.id)
         )
+    turn = []
+    if page > 0:
+        builder.button(text=_("ann.btn.prev_page"), callback_data=AnnCb(action="page", id=page - 1))
+        turn.append(1)
+    if page < pages - 1:
+        builder.button(text=_("ann.btn.next_page"), callback_data=AnnCb(action="page", id=page + 1))
+        turn.append(1)
     builder.button(text=_("ann.btn.done") % {"n": len(chosen)}, callback_data=AnnCb(action="done"))
     _cancel_row(builder)
-    builder.adjust(*([2] * ((len(shown) + 1) // 2)), 1, 1)
+    builder.adjust(*([2] * ((len(shown) + 1) // 2)), *([len(turn)] if turn else []), 1, 1)
     text = _("ann.pick_settlements") % {"audience": _(f"ann.audience.{audience}")}
+    if pages > 1:
+        text += "\n" + _("ann.page") % {"page": page + 1, "pages": pages}
     return text, builder.as_markup()
 
 

@@ -280,8 +280,9 @@ class RateCb(CallbackData, prefix="rate"):
 
 class AnnCb(CallbackData, prefix="ann"):
     """A coordinator's announcement form: start | aud (value: residents|subscribers) | pick
-    (id: settlement) | done | now | later | send | cancel | report (id: announcement). Every
-    settlement and announcement id is re-checked against the coordinator's hromadas."""
+    (id: settlement) | page (id: page of settlements) | done | now | later | send | cancel |
+    report (id: announcement). Every settlement and announcement id is re-checked against the
+    coordinator's hromadas."""
 
     action: Word
     id: Id = 0
