@@ -15,6 +15,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from models.base import Base, BigIntPK, UtcDateTime, utcnow
 
 QUEUED = "queued"
+# Stopped by its coordinator: what had not gone out yet was cancelled.
+WITHDRAWN = "withdrawn"
 
 # Who an announcement is for (`audience` column).
 AUDIENCE_RESIDENTS = "residents"

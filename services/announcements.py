@@ -28,7 +28,19 @@ from typing import Any
 from typing import cast as cast_type
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import JSON, Select, SQLColumnExpression, String, Table, cast, func, insert, literal, select
+from sqlalchemy import (
+    JSON,
+    Select,
+    SQLColumnExpression,
+    String,
+    Table,
+    cast,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import (
@@ -43,7 +55,7 @@ from models import (
     User,
     Worker,
 )
-from models.announcements import AUDIENCE_RESIDENTS, AUDIENCE_SUBSCRIBERS, AUDIENCES
+from models.announcements import AUDIENCE_RESIDENTS, AUDIENCE_SUBSCRIBERS, AUDIENCES, WITHDRAWN
 from models.base import UtcDateTime
 from models.outbox import CANCELLED, FAILED, PENDING, SENDING, SENT
 from models.people import ROLE_COORDINATOR
@@ -317,6 +329,35 @@ class AnnouncementService:
             elif state == CANCELLED:
                 counts["cancelled"] += n
         return announcement, DeliveryReport(total=sum(counts.values()), **counts)
+
+    async def withdraw(self, worker: Worker, announcement_id: int) -> int:
+        """Stop an announcement (a mistake, a changed plan): every message not yet sent is
+        cancelled, in one statement however many there are; one being sent right now still goes.
+        Returns how many were cancelled; refused when nothing is left to stop."""
+        announcement = await self.get(worker, announcement_id)
+        if announcement.state == WITHDRAWN:
+            raise AnnouncementError("nothing_to_withdraw")
+        result = await self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.announcement_id == announcement.id, OutboxMessage.state == PENDING)
+            .values(state=CANCELLED, last_error="withdrawn by its coordinator")
+            .execution_options(synchronize_session=False)
+        )
+        cancelled = int(getattr(result, "rowcount", 0) or 0)
+        if not cancelled:
+            raise AnnouncementError("nothing_to_withdraw")
+        announcement.state = WITHDRAWN
+        self.session.add(
+            AuditEntry(
+                at=self.clock.now(),
+                actor_user_id=worker.user_id,
+                action="announcement_withdrawn",
+                object_type="announcement",
+                object_id=str(announcement.id),
+                data={"cancelled": cancelled},
+            )
+        )
+        return cancelled
 
     async def recent(self, worker: Worker, limit: int = 5) -> list[Announcement]:
         """The worker's latest announcements (for the report buttons)."""

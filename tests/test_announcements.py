@@ -257,3 +257,48 @@ async def test_a_hromada_with_many_settlements_is_picked_page_by_page(make_clien
     back = (await coordinator.click("◀ Попередні", message_id=last.message_id))[-1]
     back = (await coordinator.click("◀ Попередні", message_id=back.message_id))[-1]
     assert "✅ Веселе" in back.buttons()
+
+
+async def test_a_scheduled_announcement_can_be_stopped_before_it_goes_out(
+    make_client, reference, sessionmaker, clock, deliverer, tg
+):
+    await add_worker(sessionmaker, 4301, "ves-csp", role=ROLE_COORDINATOR)
+    await add_worker(sessionmaker, 4302, "pyr-cnap", role=ROLE_COORDINATOR)
+    readers = [await _living_in(sessionmaker, 4310 + n, "vesele") for n in range(3)]
+    coordinator = make_client(user_id=4301)
+    await _compose(coordinator, "Завтра прийом скасовано")
+    await coordinator.click("Мешканцям")
+    await coordinator.click("Веселе")
+    await coordinator.click("Готово")
+    await coordinator.click("Запланувати")
+    await coordinator.send("23.11 15:00")
+    queued = (await coordinator.click("📣 Надіслати"))[-1]
+    report = (await coordinator.click("Звіт про доставку", message_id=queued.message_id))[-1]
+    assert "Очікують: 3" in report.text and "⛔ Зупинити розсилку" in report.buttons()
+    async with sessionmaker() as session:
+        announcement_id = await session.scalar(select(Announcement.id))
+
+    # Another hromada's coordinator cannot stop it, even with a forged press.
+    other = make_client(user_id=4302)
+    assert (await other.click_data(f"ann:withdraw_yes:{announcement_id}:"))[0].kind == "alert"
+    # Asked first; "No" changes nothing.
+    question = (await coordinator.click("⛔ Зупинити розсилку", message_id=report.message_id))[-1]
+    assert "Ще не надіслано: 3" in question.text
+    kept = (await coordinator.click("Ні, залишити", message_id=question.message_id))[-1]
+    assert "Очікують: 3" in kept.text
+    await coordinator.click("⛔ Зупинити розсилку", message_id=kept.message_id)
+    stopped = (await coordinator.click("Так, зупинити", message_id=kept.message_id))[-1]
+    assert "не надіслано 3" in stopped.text and "Очікують: 0" in stopped.text
+    assert "⛔ Зупинити розсилку" not in stopped.buttons() and "Цю розсилку зупинено" in stopped.text
+    # A second press (an old message) is answered, not repeated.
+    again = await coordinator.click_data(f"ann:withdraw_yes:{announcement_id}:")
+    assert again[0].kind == "alert" and "Зупиняти нічого" in again[0].text
+
+    clock.set(datetime(2026, 11, 23, 15, 0, tzinfo=KYIV).astimezone(UTC))
+    assert await deliverer.deliver_due() == 0
+    assert all(tg.sent_to(reader) == [] for reader in readers)
+    async with sessionmaker() as session:
+        audit = (
+            await session.scalars(select(AuditEntry).where(AuditEntry.action == "announcement_withdrawn"))
+        ).one()
+        assert audit.data == {"cancelled": 3}

@@ -25,7 +25,8 @@ from handlers.kit.callbacks import AnnCb
 from handlers.kit.filters import Action, ActiveWorker, NotCommand, NotMenuButton, prune_callbacks
 from handlers.kit.messages import edit_or_send
 from models import Worker
-from models.announcements import AUDIENCES
+from models.announcements import AUDIENCES, WITHDRAWN
+from services.announcements import AnnouncementError
 from services.errors import StaleAction
 from services.hub import Services
 
@@ -241,6 +242,23 @@ async def on_report(query: CallbackQuery, callback_data: AnnCb, services: Servic
     await edit_or_send(query, text, markup)
 
 
+async def on_withdraw(query: CallbackQuery, callback_data: AnnCb, services: Services, worker: Worker) -> None:
+    announcement, counts = await services.announcements.report(worker, callback_data.id)
+    if not counts.pending or announcement.state == WITHDRAWN:
+        raise AnnouncementError("nothing_to_withdraw")
+    await edit_or_send(query, *screens.withdraw_question(announcement, counts.pending))
+
+
+async def on_withdraw_confirmed(
+    query: CallbackQuery, callback_data: AnnCb, services: Services, worker: Worker
+) -> None:
+    service = services.announcements
+    cancelled = await service.withdraw(worker, callback_data.id)
+    announcement, counts = await service.report(worker, callback_data.id)
+    text, markup = screens.report(announcement, counts, announcement.send_at.astimezone(service.tz))
+    await edit_or_send(query, _("ann.withdrawn") % {"n": cancelled} + "\n\n" + text, markup)
+
+
 async def recent(message: Message, services: Services, worker: Worker) -> None:
     items = await services.announcements.recent(worker)
     await message.answer(
@@ -269,6 +287,8 @@ def create_router() -> Router:
         ("later", on_later),
         ("send", on_send),
         ("report", on_report),
+        ("withdraw", on_withdraw),
+        ("withdraw_yes", on_withdraw_confirmed),
     ):
         router.callback_query.register(handler, Action(AnnCb, action), ActiveWorker())
     router.callback_query.register(on_cancel, Action(AnnCb, "cancel"))

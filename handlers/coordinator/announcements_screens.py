@@ -13,7 +13,7 @@ from aiogram.utils.i18n import gettext as _
 from handlers.kit.builders import InlineKeyboardBuilder
 from handlers.kit.callbacks import AnnCb
 from models import Announcement, Settlement
-from models.announcements import AUDIENCES
+from models.announcements import AUDIENCES, WITHDRAWN
 from services.announcements import CAPTION_TEXT_MAX, TEXT_MAX, DeliveryReport
 
 # Settlements a page: a hromada may have over a hundred, and a coordinator may have several
@@ -120,6 +120,10 @@ def report(
 ) -> tuple[str, InlineKeyboardMarkup]:
     builder = InlineKeyboardBuilder()
     builder.button(text=_("ann.btn.refresh"), callback_data=AnnCb(action="report", id=announcement.id))
+    withdrawn = announcement.state == WITHDRAWN
+    if counts.pending and not withdrawn:
+        builder.button(text=_("ann.btn.withdraw"), callback_data=AnnCb(action="withdraw", id=announcement.id))
+    builder.adjust(1)
     text = _("ann.report") % {
         "id": announcement.id,
         "when": f"{send_at_local:%d.%m.%Y %H:%M}",
@@ -130,7 +134,20 @@ def report(
         "failed": counts.failed,
         "cancelled": counts.cancelled,
     }
+    if withdrawn:
+        text += "\n\n" + _("ann.withdrawn_note")
     return text, builder.as_markup()
+
+
+def withdraw_question(announcement: Announcement, pending: int) -> tuple[str, InlineKeyboardMarkup]:
+    """Asked before an announcement is stopped: a mistaken tap must not silence it."""
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=_("ann.btn.withdraw_yes"), callback_data=AnnCb(action="withdraw_yes", id=announcement.id)
+    )
+    builder.button(text=_("ann.btn.withdraw_no"), callback_data=AnnCb(action="report", id=announcement.id))
+    builder.adjust(1)
+    return _("ann.withdraw_question") % {"id": announcement.id, "n": pending}, builder.as_markup()
 
 
 def recent(announcements: Sequence[Announcement]) -> InlineKeyboardMarkup | None:
