@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
@@ -33,6 +33,7 @@ from models import (
     OutboxMessage,
     PartnerAgency,
     Referral,
+    Service,
     Settlement,
     TeamMember,
     User,
@@ -118,6 +119,25 @@ class PartnerView:
         hromada = self.hromada_en if locale == "en" else self.hromada_uk
         settlement = self.settlement_en if locale == "en" else self.settlement_uk
         return f"{settlement}, {hromada}" if settlement else hromada
+
+
+@dataclass(frozen=True)
+class IncomingReferral:
+    """One line of a partner team's list: only what the partner may see of the case."""
+
+    referral_id: int
+    number: str
+    service_uk: str
+    service_en: str
+    state: str
+    due_at: datetime
+    overdue: bool
+
+    def service(self, locale: str) -> str:
+        return self.service_en if locale == "en" else self.service_uk
+
+
+INCOMING_LIMIT = 30
 
 
 def _partner_names(partner: PartnerAgency) -> dict[str, str]:
@@ -319,6 +339,47 @@ class ReferralService:
         if access.member and case.status not in CLOSED_STATUSES:
             _, choices = await self.partner_choices(worker, case.id)
         return case, list(rows.all()), choices
+
+    async def incoming(
+        self, worker: Worker, limit: int = INCOMING_LIMIT
+    ) -> tuple[list[IncomingReferral], int]:
+        """Open referrals to the in-bot partner teams this worker belongs to, the most urgent
+        (earliest answer due) first, and how many there are in all. A worker of no partner
+        team gets an empty list."""
+        if not worker.active:
+            return [], 0
+        teams = select(TeamMember.team_id).where(TeamMember.worker_id == worker.id)
+        where = (
+            Referral.state.in_(OPEN_REFERRAL_STATES),
+            PartnerAgency.kind == IN_BOT,
+            PartnerAgency.team_id.in_(teams),
+        )
+        total = int(
+            await self.session.scalar(
+                select(func.count(Referral.id))
+                .join(PartnerAgency, PartnerAgency.id == Referral.partner_id)
+                .where(*where)
+            )
+            or 0
+        )
+        if not total:
+            return [], 0
+        rows = await self.session.execute(
+            select(
+                Referral.id, Case.number, Service.name_uk, Service.name_en, Referral.state, Referral.due_at
+            )
+            .join(PartnerAgency, PartnerAgency.id == Referral.partner_id)
+            .join(Case, Case.id == Referral.case_id)
+            .join(Service, Service.id == Case.service_id)
+            .where(*where)
+            .order_by(Referral.due_at, Referral.id)
+            .limit(limit)
+        )
+        now = self.clock.now()
+        return [
+            IncomingReferral(rid, number, uk, en, state, due, due <= now)
+            for rid, number, uk, en, state, due in rows.all()
+        ], total
 
     # -- answers -----------------------------------------------------------------------------
     async def answer(

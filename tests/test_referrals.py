@@ -11,7 +11,7 @@ import pytest
 from aiogram.methods import SendDocument
 from sqlalchemy import select
 
-from models import Attachment, CaseEvent, OutboxMessage, PartnerAgency, Referral
+from models import Attachment, Case, CaseEvent, OutboxMessage, PartnerAgency, Referral
 from models.people import ROLE_COORDINATOR
 from services.clock import FrozenClock
 from tests.factories import add_resident, add_worker
@@ -198,3 +198,52 @@ async def test_external_partner_answer_recorded_by_worker(
         # Nothing went to anybody in the bot as "the partner".
         kinds = (await session.scalars(select(OutboxMessage.kind))).all()
         assert "referral_new" not in kinds
+
+
+async def test_a_partner_team_lists_its_open_referrals_most_urgent_first(
+    make_client, reference, sessionmaker, deliverer, clock
+) -> None:
+    owner, case_id = await _setup(sessionmaker)
+    second = await make_case(sessionmaker, owner, team="pyr-cnap", hromada="PYR", service="social_assistance")
+    await add_worker(sessionmaker, 3301, "pyr-cnap", display_name="Other")  # of no partner team
+    worker = make_client(user_id=3101)
+    partner = make_client(user_id=3201)
+    assert "немає" in (await partner.send("/referrals"))[-1].text
+
+    await _refer(worker, case_id, EMPLOYMENT, "Допоможіть знайти роботу")
+    clock.set(datetime(2026, 11, 23, 11, 0, tzinfo=UTC))
+    await _refer(worker, second, EMPLOYMENT, "Потрібні курси перекваліфікації")
+    await deliverer.deliver_due()
+    async with sessionmaker() as session:
+        numbers = {
+            r.id: number
+            for r, number in (
+                await session.execute(
+                    select(Referral, Case.number)
+                    .join(Case, Case.id == Referral.case_id)
+                    .order_by(Referral.id)
+                )
+            ).all()
+        }
+    first_ref, second_ref = sorted(numbers)
+
+    listed = (await partner.send("/referrals"))[-1]
+    assert "відкритих: 2" in listed.text
+    # The earlier one is due first; only the number and service, never the subject's details.
+    assert listed.text.index(numbers[first_ref]) < listed.text.index(numbers[second_ref])
+    assert "Допоможіть" not in listed.text and "🆕" in listed.text
+    card = (await partner.click(f"🆕 {numbers[first_ref]}", message_id=listed.message_id))[-1]
+    assert "Допоможіть знайти роботу" in card.text
+    await partner.click("Прийняти", message_id=card.message_id)
+    refreshed = (await partner.click("🔄 Оновити", message_id=listed.message_id))[-1]
+    assert f"🔧 {numbers[first_ref]}" in refreshed.buttons() and "відповісти до" in refreshed.text
+
+    # Past its answer date it is marked; a declined referral leaves the list.
+    clock.set(datetime(2026, 12, 20, 10, 0, tzinfo=UTC))
+    overdue = (await partner.click("🔄 Оновити", message_id=listed.message_id))[-1]
+    assert f"🔴 {numbers[first_ref]}" in overdue.buttons()
+    await partner.click_data(f"ref:decline:0:{second_ref}:0")
+    await partner.send("Не наш профіль, зверніться до ЦНАП")
+    assert "відкритих: 1" in (await partner.send("/referrals"))[-1].text
+    # Someone of no partner team sees nothing of it.
+    assert "немає" in (await make_client(user_id=3301).send("/referrals"))[-1].text

@@ -197,7 +197,8 @@ class AppStatusCb(CallbackData, prefix="appst"):
 
 class RefCb(CallbackData, prefix="ref"):
     """Referrals: new (the case's referrals and partners) | pick (partner `value`) | att (toggle
-    file `value`) | contact | send | cancel | view | files | accept | decline | outcome | close.
+    file `value`) | contact | send | cancel | view | files | accept | decline | outcome | close |
+    list (a partner team's open referrals).
     Ids are hints: the service re-checks the case team's or the partner team's membership."""
 
     action: Word

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiogram import Bot, Router
-from aiogram.filters import StateFilter
+from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
@@ -20,6 +20,7 @@ from aiogram.utils.i18n import gettext as _
 
 from handlers.kit.callbacks import RefCb
 from handlers.kit.filters import Action, ActiveWorker, NotCommand, PlainText, prune_callbacks
+from handlers.kit.messages import edit_or_send
 from handlers.worker.referrals import screens
 from infra.settings import Settings
 from models import Worker
@@ -299,6 +300,22 @@ async def text_only(message: Message) -> None:
     await message.answer(_("referral.text_only"))
 
 
+async def incoming_list(
+    message: Message, services: Services, worker: Worker, i18n: I18n, settings: Settings
+) -> None:
+    items, total = await services.referrals.incoming(worker)
+    text, markup = screens.incoming(items, total, i18n.current_locale, settings.locale.tz)
+    await message.answer(text, reply_markup=markup if items else None)
+
+
+async def incoming_refresh(
+    query: CallbackQuery, services: Services, worker: Worker, i18n: I18n, settings: Settings
+) -> None:
+    items, total = await services.referrals.incoming(worker)
+    text, markup = screens.incoming(items, total, i18n.current_locale, settings.locale.tz)
+    await edit_or_send(query, text, markup)
+
+
 def create_router() -> Router:
     router = Router(name=__name__)
     prune_callbacks(router, RefCb)
@@ -311,9 +328,11 @@ def create_router() -> Router:
     presses.register(cancel, Action(RefCb, "cancel"))
     presses.register(close, Action(RefCb, "close"))
     presses.register(view, Action(RefCb, "view"))
+    presses.register(incoming_refresh, Action(RefCb, "list"))
     presses.register(files, Action(RefCb, "files"))
     presses.register(accept, Action(RefCb, "accept"))
     presses.register(ask_answer, Action(RefCb, "decline", "outcome"))
+    router.message.register(incoming_list, Command("referrals"), ActiveWorker())
     router.message.register(subject_step, StateFilter(RefForm.subject), PlainText(), ActiveWorker())
     router.message.register(answer_step, StateFilter(RefForm.answer), PlainText(), ActiveWorker())
     router.message.register(text_only, StateFilter(RefForm.subject, RefForm.answer), NotCommand())

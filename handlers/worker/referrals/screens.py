@@ -15,7 +15,7 @@ from handlers.kit.callbacks import CaseCb, RefCb
 from handlers.kit.render import escape_clipped
 from models import Attachment, Case, PartnerAgency, Referral
 from models.referrals import ACCEPTED, IN_BOT, OPEN_REFERRAL_STATES, SENT
-from services.referrals import PartnerChoice, PartnerView
+from services.referrals import IncomingReferral, PartnerChoice, PartnerView
 
 Screen = tuple[str, InlineKeyboardMarkup]
 
@@ -162,3 +162,29 @@ def partner_card(view: PartnerView, locale: str, tz: tzinfo) -> Screen:
 
 def ask_answer(number: str, to_state: str) -> str:
     return f"<b>{number}</b>\n" + _(f"referral.ask.{to_state}")
+
+
+def incoming(items: Sequence[IncomingReferral], total: int, locale: str, tz: tzinfo) -> Screen:
+    """A partner team's open referrals, the most urgent first, each a button to its card."""
+    builder = InlineKeyboardBuilder()
+    if not items:
+        return _("referral.incoming.none"), builder.as_markup()
+    lines = [_("referral.incoming.title") % {"n": total}]
+    for item in items:
+        due = item.due_at.astimezone(tz).strftime("%d.%m")
+        mark = "🔴" if item.overdue else ("🆕" if item.state == SENT else "🔧")
+        lines.append(
+            f"{mark} <b>{html.escape(item.number)}</b> — {html.escape(item.service(locale))} — "
+            + _(f"referral.state.{item.state}")
+            + " · "
+            + _("referral.incoming.due") % {"date": due}
+        )
+        builder.button(
+            text=f"{mark} {item.number}", callback_data=RefCb(action="view", referral_id=item.referral_id)
+        )
+    if total > len(items):
+        lines.append(_("referral.incoming.more") % {"n": total - len(items)})
+    lines.append(_("referral.incoming.legend"))
+    builder.button(text=_("referral.btn.refresh_list"), callback_data=RefCb(action="list"))
+    builder.adjust(2)
+    return "\n".join(lines), builder.as_markup()
