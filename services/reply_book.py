@@ -155,6 +155,35 @@ class ReplyBook:
         await self.session.flush()
         return row
 
+    async def rename(self, worker: Worker, reply_id: int, title: str) -> SavedReply:
+        """A new title for one language's version (what workers see on the button)."""
+        row, _ = await self._template_of_row(reply_id)
+        await self.managed_team(worker, row.team_id)
+        row.title = check_title(title)
+        row.updated_at = self.clock.now()
+        self._audit(worker, "saved_reply_renamed", row)
+        await self.session.flush()
+        return row
+
+    async def move_up(self, worker: Worker, reply_id: int) -> list[Template]:
+        """The template one place earlier in the team's list (the most used ones go on top);
+        the first stays first. Positions are renumbered 1..n in the current order, so equal
+        positions left by older versions never make a move do nothing. Returns the new order."""
+        team, template = await self.managed_template(worker, reply_id)
+        templates = await self.templates(team.id)
+        index = next(i for i, t in enumerate(templates) if t.code == template.code)
+        if index > 0:
+            templates[index - 1], templates[index] = templates[index], templates[index - 1]
+            now = self.clock.now()
+            for position, item in enumerate(templates, 1):
+                for row in item.versions.values():
+                    if row.position != position:
+                        row.position = position
+                        row.updated_at = now
+            self._audit(worker, "saved_reply_moved", template.first)
+            await self.session.flush()
+        return templates
+
     async def delete(self, worker: Worker, reply_id: int) -> Template:
         """Switch the template off in every language (the rows stay for the audit log)."""
         _team, template = await self.managed_template(worker, reply_id)

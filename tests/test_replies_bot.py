@@ -231,3 +231,47 @@ async def test_an_abandoned_note_does_not_reach_the_next_document_request(
             await session.scalar(select(DocumentRequest.note).where(DocumentRequest.case_id == case_id))
             is None
         )
+
+
+async def test_coordinator_renames_a_template_and_moves_it_up_the_list(
+    make_client, reference, sessionmaker
+) -> None:
+    await add_worker(sessionmaker, 6101, "ves-csp", role=ROLE_COORDINATOR)
+    await add_worker(sessionmaker, 6102, "ves-csp")
+    coordinator = make_client(user_id=6101)
+    await coordinator.send("/worker")
+    book = (await coordinator.click("Шаблони відповідей"))[-1]
+    samples = [b for b in book.buttons() if "Додати шаблон" not in b]
+    assert len(samples) >= 2, "the seeded samples"
+    last = samples[-1]
+
+    # Up one place: the list is shown again in the new order (and stays so for workers).
+    template = (await coordinator.click(last, message_id=book.message_id))[-1]
+    assert "⬆️ Вище в списку" in template.buttons()
+    moved = (await coordinator.click("⬆️ Вище в списку", message_id=template.message_id))[-1]
+    order = [b for b in moved.buttons() if "Додати шаблон" not in b]
+    assert order == [*samples[:-2], samples[-1], samples[-2]]
+    # The first one has no "up".
+    first = (await coordinator.click(order[0], message_id=moved.message_id))[-1]
+    assert "⬆️ Вище в списку" not in first.buttons()
+
+    # Renamed: too long is refused and the step stays; a good title is saved and audited.
+    template = (await coordinator.click(last, message_id=moved.message_id))[-1]
+    ask = (await coordinator.click("Змінити назву українською", message_id=template.message_id))[-1]
+    assert "Зараз:" in ask.text
+    assert "60" in (await coordinator.send("Д" * 61))[-1].text
+    saved = await coordinator.send("Запис на прийом")
+    assert any("Шаблон збережено" in r.text for r in saved) and "Запис на прийом" in saved[-1].text
+
+    worker = make_client(user_id=6102)
+    owner = await add_resident(sessionmaker, 6103)
+    case_id = await make_case(sessionmaker, owner)
+    prompt = await _open_write(worker, case_id)
+    listing = (await worker.click("Шаблони", message_id=prompt.message_id))[-1]
+    # The worker's buttons: the titles (no flags), renamed, in the coordinator's order.
+    expected = [b.split(" ", 1)[1] for b in order]
+    expected[expected.index(last.split(" ", 1)[1])] = "Запис на прийом"
+    assert [b for b in listing.buttons() if b in expected] == expected
+    async with sessionmaker() as session:
+        actions = (await session.scalars(select(AuditEntry.action).order_by(AuditEntry.id))).all()
+        assert actions == ["saved_reply_moved", "saved_reply_renamed"]

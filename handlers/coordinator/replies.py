@@ -13,7 +13,7 @@ from aiogram import Router
 from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
@@ -21,6 +21,7 @@ from aiogram.utils.i18n import gettext as _
 from handlers.coordinator import replies_screens as screens
 from handlers.kit.callbacks import ReplyAdminCb
 from handlers.kit.filters import Action, ActiveWorker, NotCommand, PlainText, prune_callbacks
+from handlers.kit.messages import edit_or_send
 from models import Worker
 from services.errors import DomainError
 from services.hub import Services
@@ -31,6 +32,7 @@ from services.workers import NotCoordinator
 class ReplyForm(StatesGroup):
     title = State()  # data: team_id, locale, code (None: a new template)
     text = State()  # data: as title plus title; or reply_id (changing a text)
+    rename = State()  # data: reply_id (a new title for that version)
 
 
 def _message(query: CallbackQuery) -> Message | None:
@@ -104,13 +106,60 @@ async def new(
         await message.answer(screens.ask_title(callback_data.locale))
 
 
+async def _template_screen(
+    services: Services, worker: Worker, reply_id: int, locale: str
+) -> tuple[str, InlineKeyboardMarkup]:
+    owner, template = await services.replies.managed_template(worker, reply_id)
+    first = (await services.replies.templates(owner.id))[0].code == template.code
+    return screens.template_screen(owner, template, locale, first=first)
+
+
 async def open_template(
     query: CallbackQuery, callback_data: ReplyAdminCb, services: Services, worker: Worker, i18n: I18n
 ) -> None:
-    owner, template = await services.replies.managed_template(worker, callback_data.reply_id)
+    text, markup = await _template_screen(services, worker, callback_data.reply_id, i18n.current_locale)
     if (message := _message(query)) is not None:
-        text, markup = screens.template_screen(owner, template, i18n.current_locale)
         await message.answer(text, reply_markup=markup)
+
+
+async def rename(
+    query: CallbackQuery, callback_data: ReplyAdminCb, services: Services, worker: Worker, state: FSMContext
+) -> None:
+    _, template = await services.replies.managed_template(worker, callback_data.reply_id)
+    version = next(v for v in template.versions.values() if v.id == callback_data.reply_id)
+    await state.set_state(ReplyForm.rename)
+    await state.set_data({"reply_id": version.id})
+    if (message := _message(query)) is not None:
+        await message.answer(screens.ask_new_title(version.locale, version.title))
+
+
+async def rename_step(
+    message: Message, state: FSMContext, services: Services, worker: Worker, i18n: I18n
+) -> None:
+    reply_id = int((await state.get_data()).get("reply_id") or 0)
+    try:
+        await services.replies.rename(worker, reply_id, message.text or "")
+    except ReplyError as error:  # the step stays for a better title
+        await message.answer(_said(error))
+        return
+    except DomainError as error:
+        await state.set_state(None)
+        await message.answer(_said(error))
+        return
+    await state.set_state(None)
+    await message.answer(_("replies.admin.saved"))
+    text, markup = await _template_screen(services, worker, reply_id, i18n.current_locale)
+    await message.answer(text, reply_markup=markup)
+
+
+async def move_up(
+    query: CallbackQuery, callback_data: ReplyAdminCb, services: Services, worker: Worker, i18n: I18n
+) -> None:
+    """One place up; the list is shown again so the coordinator sees the new order."""
+    owner, _template = await services.replies.managed_template(worker, callback_data.reply_id)
+    templates = await services.replies.move_up(worker, callback_data.reply_id)
+    text, markup = screens.book_screen(owner, templates, i18n.current_locale)
+    await edit_or_send(query, text, markup)
 
 
 async def edit(
@@ -202,9 +251,12 @@ def create_router() -> Router:
     presses.register(open_template, Action(ReplyAdminCb, "open"), ActiveWorker())
     presses.register(edit, Action(ReplyAdminCb, "edit"), ActiveWorker())
     presses.register(delete, Action(ReplyAdminCb, "delete"), ActiveWorker())
+    presses.register(rename, Action(ReplyAdminCb, "rename"), ActiveWorker())
+    presses.register(move_up, Action(ReplyAdminCb, "up"), ActiveWorker())
     presses.register(not_a_coordinator, ReplyAdminCb.filter())
-    steps = StateFilter(ReplyForm.title, ReplyForm.text)
+    steps = StateFilter(ReplyForm.title, ReplyForm.text, ReplyForm.rename)
     router.message.register(title_step, StateFilter(ReplyForm.title), PlainText(), ActiveWorker())
     router.message.register(text_step, StateFilter(ReplyForm.text), PlainText(), ActiveWorker())
+    router.message.register(rename_step, StateFilter(ReplyForm.rename), PlainText(), ActiveWorker())
     router.message.register(text_required, steps, NotCommand())
     return router

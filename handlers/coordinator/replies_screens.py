@@ -56,7 +56,7 @@ def locale_screen(team_id: int) -> Screen:
     return _("replies.admin.choose_locale"), builder.as_markup()
 
 
-def template_screen(team: Team, template: Template, locale: str) -> Screen:
+def template_screen(team: Team, template: Template, locale: str, *, first: bool = False) -> Screen:
     lines = [_("replies.admin.template") % {"team": html.escape(team.name(locale))}]
     builder = InlineKeyboardBuilder()
     for code in LOCALES:
@@ -73,6 +73,13 @@ def template_screen(team: Team, template: Template, locale: str) -> Screen:
             text=_("replies.btn.edit_locale") % {"language": language},
             callback_data=ReplyAdminCb(action="edit", reply_id=version.id),
         )
+        builder.button(
+            text=_("replies.btn.rename_locale") % {"language": language},
+            callback_data=ReplyAdminCb(action="rename", reply_id=version.id),
+        )
+    if not first:
+        up = ReplyAdminCb(action="up", reply_id=template.first.id)
+        builder.button(text=_("replies.btn.up"), callback_data=up)
     builder.button(
         text=_("replies.btn.delete"), callback_data=ReplyAdminCb(action="delete", reply_id=template.first.id)
     )
@@ -85,6 +92,14 @@ def ask_title(language_code: str) -> str:
     return _("replies.admin.ask_title") % {
         "language": _("replies.locale." + language_code),
         "limit": TITLE_MAX,
+    }
+
+
+def ask_new_title(language_code: str, current: str) -> str:
+    return _("replies.admin.ask_new_title") % {
+        "language": _("replies.locale." + language_code),
+        "limit": TITLE_MAX,
+        "current": html.escape(current),
     }
 
 

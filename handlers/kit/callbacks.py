@@ -247,8 +247,9 @@ class ReportCb(CallbackData, prefix="rep"):
 
 
 class ReplyAdminCb(CallbackData, prefix="rpa"):
-    """A coordinator's saved replies: teams | team (list) | new (locale) | open | edit |
-    translate (locale) | delete. Re-checked: the presser coordinates the template's team."""
+    """A coordinator's saved replies: teams | team (list) | new (locale) | open | edit | rename |
+    up (one place earlier) | translate (locale) | delete. Re-checked: the presser coordinates
+    the template's team."""
 
     action: Word
     team_id: Id = 0
