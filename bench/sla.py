@@ -131,16 +131,24 @@ async def measure(url: str, iterations: int, due: int, busy_rounds: int) -> dict
             max_id = int(await session.scalar(select(func.max(Case.id))) or 1)
         rnd = random.Random(3)
         pk, idle = [], []
-        for _ in range(iterations):  # interleaved, so both see the same machine load
+
+        async def pk_lookup() -> float:
             async with sessionmaker.begin() as session:
                 started = time.perf_counter()
                 await session.execute(select(Case).where(Case.id == rnd.randint(1, max_id)))
-                pk.append((time.perf_counter() - started) * 1000)
+                return (time.perf_counter() - started) * 1000
+
+        async def sweep() -> tuple[float, tuple[int, int]]:
             async with sessionmaker.begin() as session:
                 started = time.perf_counter()
-                looked, queued = await sweep_sla(session, clock, KYIV)
-                idle.append((time.perf_counter() - started) * 1000)
-                assert (looked, queued) == (0, 0), "an idle sweep found work: the fill is wrong"
+                outcome = await sweep_sla(session, clock, KYIV)
+                return (time.perf_counter() - started) * 1000, outcome
+
+        for _ in range(iterations):  # interleaved, so both see the same machine load
+            pk.append(await pk_lookup())
+            took, (looked, queued) = await sweep()
+            idle.append(took)
+            assert (looked, queued) == (0, 0), "an idle sweep found work: the fill is wrong"
         result["pk_lookup"] = _ms(pk)
         result["sweep_idle"] = _ms(idle)
 
@@ -156,25 +164,15 @@ async def measure(url: str, iterations: int, due: int, busy_rounds: int) -> dict
         # The first busy run of a process also imports the holiday tables and compiles its
         # statements; a running bot did that long ago. Timed, reported, and not the target.
         warm_up = await make_due(_asyncpg_dsn(url), due, seed=4)
-        async with sessionmaker.begin() as session:
-            started = time.perf_counter()
-            await sweep_sla(session, clock, KYIV)
-            first_busy_ms = (time.perf_counter() - started) * 1000
+        first_busy_ms, _ = await sweep()
         used = set(warm_up)
         rounds: list[dict[str, Any]] = []
         for round_no in range(busy_rounds):
             chosen = await make_due(_asyncpg_dsn(url), due, seed=10 + round_no, skip=frozenset(used))
             used.update(chosen)
-            yardstick = []
-            for _ in range(21):  # the machine as it is right now, for this round's ratio
-                async with sessionmaker.begin() as session:
-                    started = time.perf_counter()
-                    await session.execute(select(Case).where(Case.id == rnd.randint(1, max_id)))
-                    yardstick.append((time.perf_counter() - started) * 1000)
-            async with sessionmaker.begin() as session:
-                started = time.perf_counter()
-                looked, queued = await sweep_sla(session, clock, KYIV)
-                busy_ms = (time.perf_counter() - started) * 1000
+            # The machine as it is right now, for this round's ratio.
+            yardstick = [await pk_lookup() for _ in range(21)]
+            busy_ms, (looked, queued) = await sweep()
             async with sessionmaker() as session:
                 outbox = int(
                     await session.scalar(
@@ -197,10 +195,7 @@ async def measure(url: str, iterations: int, due: int, busy_rounds: int) -> dict
                 }
             )
         # Once taken, the steps are not taken again: the next run is idle again.
-        async with sessionmaker.begin() as session:
-            started = time.perf_counter()
-            again = await sweep_sla(session, clock, KYIV)
-            after_ms = (time.perf_counter() - started) * 1000
+        after_ms, again = await sweep()
         result.update(
             first_busy_ms=round(first_busy_ms, 3),
             rounds=rounds,

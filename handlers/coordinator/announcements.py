@@ -47,6 +47,12 @@ async def _draft(state: FSMContext) -> dict[str, Any]:
     return draft
 
 
+async def _draft_with_audience(state: FSMContext) -> dict[str, Any]:
+    """The draft past the audience step (settlements are picked for an audience)."""
+    draft = await _draft_with_audience(state)
+    return draft
+
+
 async def _save(state: FSMContext, draft: dict[str, Any]) -> None:
     await state.update_data({DRAFT: draft})
 
@@ -123,9 +129,7 @@ async def on_pick(
     state: FSMContext,
     i18n: I18n,
 ) -> None:
-    draft = await _draft(state)
-    if "audience" not in draft:
-        raise StaleAction()
+    draft = await _draft_with_audience(state)
     chosen = set(draft.get("settlements", []))
     if callback_data.id in chosen:
         chosen.discard(callback_data.id)
@@ -145,18 +149,14 @@ async def on_page(
     i18n: I18n,
 ) -> None:
     """Another page of settlements; what was ticked stays ticked."""
-    draft = await _draft(state)
-    if "audience" not in draft:
-        raise StaleAction()
+    draft = await _draft_with_audience(state)
     draft["page"] = max(0, callback_data.id)
     await _save(state, draft)
     await _pick_screen(query, services, worker, draft, i18n.current_locale)
 
 
 async def on_done(query: CallbackQuery, services: Services, worker: Worker, state: FSMContext) -> None:
-    draft = await _draft(state)
-    if "audience" not in draft:
-        raise StaleAction()
+    draft = await _draft_with_audience(state)
     recipients = await services.announcements.count(worker, draft["audience"], draft.get("settlements", []))
     draft["recipients"] = recipients
     await _save(state, draft)

@@ -22,7 +22,7 @@ from handlers.coordinator import replies_screens as screens
 from handlers.kit.callbacks import ReplyAdminCb
 from handlers.kit.filters import Action, ActiveWorker, NotCommand, PlainText, prune_callbacks
 from handlers.kit.messages import edit_or_send
-from models import Worker
+from models import SavedReply, Worker
 from services.errors import DomainError
 from services.hub import Services
 from services.saved_replies import ReplyError, check_title
@@ -122,15 +122,42 @@ async def open_template(
         await message.answer(text, reply_markup=markup)
 
 
+async def _ask_about_version(
+    services: Services, worker: Worker, state: FSMContext, step: State, reply_id: int
+) -> SavedReply:
+    """Checked (the presser keeps the template's team), then the step that changes one
+    language's version; returns that version for the prompt."""
+    _, template = await services.replies.managed_template(worker, reply_id)
+    version = next(v for v in template.versions.values() if v.id == reply_id)
+    await state.set_state(step)
+    await state.set_data({"reply_id": version.id})
+    return version
+
+
 async def rename(
     query: CallbackQuery, callback_data: ReplyAdminCb, services: Services, worker: Worker, state: FSMContext
 ) -> None:
-    _, template = await services.replies.managed_template(worker, callback_data.reply_id)
-    version = next(v for v in template.versions.values() if v.id == callback_data.reply_id)
-    await state.set_state(ReplyForm.rename)
-    await state.set_data({"reply_id": version.id})
+    version = await _ask_about_version(services, worker, state, ReplyForm.rename, callback_data.reply_id)
     if (message := _message(query)) is not None:
         await message.answer(screens.ask_new_title(version.locale, version.title))
+
+
+async def _refused(message: Message, state: FSMContext, error: DomainError) -> None:
+    """A title or text to correct (unknown placeholder, too long: `ReplyError`, nothing written)
+    keeps the step; anything else (no longer theirs to change) ends it, answered here so the
+    clear is kept."""
+    if not isinstance(error, ReplyError):
+        await state.set_state(None)
+    await message.answer(_said(error))
+
+
+async def _saved(
+    message: Message, state: FSMContext, services: Services, worker: Worker, reply_id: int, locale: str
+) -> None:
+    await state.set_state(None)
+    await message.answer(_("replies.admin.saved"))
+    text, markup = await _template_screen(services, worker, reply_id, locale)
+    await message.answer(text, reply_markup=markup)
 
 
 async def rename_step(
@@ -139,17 +166,10 @@ async def rename_step(
     reply_id = int((await state.get_data()).get("reply_id") or 0)
     try:
         await services.replies.rename(worker, reply_id, message.text or "")
-    except ReplyError as error:  # the step stays for a better title
-        await message.answer(_said(error))
-        return
     except DomainError as error:
-        await state.set_state(None)
-        await message.answer(_said(error))
+        await _refused(message, state, error)
         return
-    await state.set_state(None)
-    await message.answer(_("replies.admin.saved"))
-    text, markup = await _template_screen(services, worker, reply_id, i18n.current_locale)
-    await message.answer(text, reply_markup=markup)
+    await _saved(message, state, services, worker, reply_id, i18n.current_locale)
 
 
 async def move_up(
@@ -165,10 +185,7 @@ async def move_up(
 async def edit(
     query: CallbackQuery, callback_data: ReplyAdminCb, services: Services, worker: Worker, state: FSMContext
 ) -> None:
-    _, template = await services.replies.managed_template(worker, callback_data.reply_id)
-    version = next(v for v in template.versions.values() if v.id == callback_data.reply_id)
-    await state.set_state(ReplyForm.text)
-    await state.set_data({"reply_id": version.id})
+    version = await _ask_about_version(services, worker, state, ReplyForm.text, callback_data.reply_id)
     if (message := _message(query)) is not None:
         await message.answer(screens.ask_text(version.text))
 
@@ -217,21 +234,10 @@ async def text_step(
                 message.text or "",
                 code=data.get("code"),
             )
-    except ReplyError as error:
-        # A text to correct (unknown placeholder, too long): refused before anything was
-        # written, and the step stays.
-        await message.answer(_said(error))
-        return
     except DomainError as error:
-        # No longer theirs to change: the step ends (answered here so the clear is kept).
-        await state.set_state(None)
-        await message.answer(_said(error))
+        await _refused(message, state, error)
         return
-    await state.set_state(None)
-    owner, template = await book.managed_template(worker, row.id)
-    await message.answer(_("replies.admin.saved"))
-    text, markup = screens.template_screen(owner, template, i18n.current_locale)
-    await message.answer(text, reply_markup=markup)
+    await _saved(message, state, services, worker, row.id, i18n.current_locale)
 
 
 async def text_required(message: Message) -> None:
