@@ -3,16 +3,87 @@ places by name is services/places.py."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Hromada, Service, Settlement
 from services.text import alphabetical
 
+# Words too common in service names to tell one from another ("Соціальна допомога",
+# "Гуманітарна допомога"): typed alone they still match, but they never decide.
+_COMMON_WORDS = frozenset(
+    {"допомога", "допомоги", "допомогу", "послуга", "послуги", "help", "support", "service"}
+)
+_WORD = re.compile(r"[^\W\d_]+(?:['’ʼ][^\W\d_]+)*")
+# A typed word matches a word of the service when both begin with the same letters, as many as
+# the shorter has up to this: "субсидію", "субсидії" and "субсидія" are one word to a person.
+_STEM = 5
+
+
+def _words(text: str) -> list[str]:
+    return [w.replace("’", "'").replace("ʼ", "'") for w in _WORD.findall(text.casefold())]
+
+
+def _same_word(typed: str, known: str) -> bool:
+    if len(typed) < 3 or len(known) < 3:
+        return False
+    if len(typed) == 3 or len(known) == 3:  # "ВПО", "IDP": whole words only
+        return typed == known
+    stem = min(_STEM, len(typed), len(known))
+    return typed[:stem] == known[:stem]
+
+
+@dataclass(frozen=True)
+class ServiceMatches:
+    """What a typed request names: the candidates, best first, and the one it clearly names
+    (None when it is not clear: then the person picks among the candidates)."""
+
+    candidates: list[Service]
+    chosen: Service | None
+
+
+def match_services(typed: str, services: Sequence[Service]) -> ServiceMatches:
+    """Services whose name or description shares the typed words (a word in the name counts
+    double, a common word half). One is chosen only when a distinctive word decides it and it
+    scores above every other: "субсидію" chooses, "допомога" offers several."""
+    words = _words(typed)
+    scored: list[tuple[int, bool, int, Service]] = []
+    for service in services:
+        name = _words(f"{service.name_uk} {service.name_en}")
+        about = _words(f"{service.description_uk} {service.description_en}")
+        score, distinctive = 0, False
+        for word in words:
+            common = word in _COMMON_WORDS
+            weight = 1 if common else 2
+            if any(_same_word(word, known) for known in name):
+                score += 2 * weight
+            elif any(_same_word(word, known) for known in about):
+                score += weight
+            else:
+                continue
+            distinctive = distinctive or not common
+        if score:
+            scored.append((score, distinctive, service.position, service))
+    scored.sort(key=lambda item: (-item[0], item[2], item[3].id))
+    candidates = [service for *_, service in scored]
+    chosen = None
+    if scored and scored[0][1] and (len(scored) == 1 or scored[0][0] > scored[1][0]):
+        chosen = scored[0][3]
+    return ServiceMatches(candidates, chosen)
+
 
 class CatalogueService:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def services_matching(self, typed: str) -> ServiceMatches:
+        """What a resident typed at the service step, matched against the catalogue."""
+        rows = (await self.session.scalars(select(Service).order_by(Service.position, Service.id))).all()
+        return match_services(typed, rows)
 
     async def services_by_group(self) -> list[tuple[str, list[Service]]]:
         rows = (await self.session.scalars(select(Service).order_by(Service.position, Service.id))).all()

@@ -172,3 +172,33 @@ async def test_a_typed_settlement_name_is_matched_within_the_hromada(resident: B
     assert "потрібен текст" in replies[-1].text
     replies = await resident.click("Радивонівка")
     assert "Крок 3" in replies[-1].text
+
+
+async def test_the_help_needed_may_be_said_in_words(resident: BotClient, sessionmaker, codifier) -> None:
+    await resident.press("Нове звернення")
+    await resident.send("Берестівська")
+    await resident.click("🏛 Берестівська громада")
+    await resident.click("Миколаївка")
+    # Said the way people say it: one service clearly named is taken, and Back undoes it.
+    replies = await resident.send("Треба дрова на зиму")
+    assert "Зрозумів: <b>Гуманітарна допомога</b>" in replies[-1].text and "Крок 4" in replies[-1].text
+    replies = await resident.click("Назад")
+    assert "Крок 3" in replies[-1].text
+    # A common word alone decides nothing: the likely ones are offered, and the whole list.
+    replies = await resident.send("допомога")
+    offered = replies[-1].buttons()
+    assert "оберіть, будь ласка" in replies[-1].text
+    assert {"Соціальна допомога", "Гуманітарна допомога"} <= set(offered) and "📋 Усі послуги" in offered
+    # Nothing understood: said plainly; the whole list is one press away.
+    replies = await resident.send("щось незрозуміле")
+    assert "Не зрозумів" in replies[-1].text
+    replies = await resident.click("📋 Усі послуги")
+    assert "Крок 3" in replies[-1].text and "Житлова субсидія" in replies[-1].buttons()
+    # A whole story told here is the description in waiting, kept with one tap.
+    story = "Мамі 82 роки, вона сама вдома і вже не ходить до магазину. Потрібен догляд вдома."
+    replies = await resident.send(story)
+    assert "Догляд вдома" in replies[-1].text and "Крок 4" in replies[-1].text
+    replies = await resident.click("Далі")
+    assert "Крок 5" in replies[-1].text and "вже не ходить до магазину" in replies[-1].text
+    replies = await resident.click("Залишити")
+    assert "Крок 6" in replies[-1].text

@@ -87,3 +87,61 @@ async def test_nobody_on_duty_then_only_the_assignee_is_told(sessionmaker, refer
         assert rows[0].payload["excerpt"] is None
         text, _ = render_notice("case_new", rows[0].payload, "uk", create_i18n())
         assert text.endswith("\n\n—") and draft.description not in text
+
+
+def test_typed_words_match_the_catalogue() -> None:
+    from models import Service
+    from services.catalogue import match_services
+
+    catalogue = [
+        Service(
+            id=1,
+            code="subsidy",
+            group_code="sa",
+            name_uk="Житлова субсидія",
+            name_en="Housing subsidy",
+            description_uk="Допомога на оплату житлово-комунальних послуг",
+            description_en="Help with housing and utility bills",
+            position=1,
+        ),
+        Service(
+            id=2,
+            code="social_assistance",
+            group_code="sa",
+            name_uk="Соціальна допомога",
+            name_en="Social assistance",
+            description_uk="Державні соціальні допомоги малозабезпеченим",
+            description_en="State assistance for low-income families",
+            position=2,
+        ),
+        Service(
+            id=3,
+            code="idp",
+            group_code="idp",
+            name_uk="Підтримка ВПО",
+            name_en="IDP support",
+            description_uk="Довідка ВПО, допомога на проживання, житло",
+            description_en="IDP certificate, living allowance, housing",
+            position=3,
+        ),
+    ]
+
+    def chosen(typed: str) -> str | None:
+        found = match_services(typed, catalogue).chosen
+        return found.code if found else None
+
+    assert chosen("субсидії") == "subsidy"  # another ending of the same word
+    assert chosen("СУБСИДІЮ оформити") == "subsidy"
+    assert chosen("довідка ВПО") == "idp"  # a three-letter word: whole only
+    assert chosen("вп") is None
+    assert chosen("допомога") is None, "a common word alone decides nothing"
+    assert [s.code for s in match_services("допомога", catalogue).candidates][:2] == [
+        "social_assistance",
+        "subsidy",
+    ]
+    assert chosen("допомога на проживання") == "idp"
+    assert match_services("!!! 123", catalogue).candidates == []
+    # In one name beats in another's description; equal standing offers both.
+    assert chosen("housing") == "subsidy"
+    assert chosen("bills allowance") is None
+    assert {s.code for s in match_services("bills allowance", catalogue).candidates} == {"idp", "subsidy"}

@@ -117,12 +117,14 @@ class FormFlow:
         await message.edit_reply_markup(reply_markup=None)
         await message.answer(text, reply_markup=markup)
 
-    async def advance(self, step: Step, updates: dict[str, Any] | None = None) -> None:
+    async def advance(
+        self, step: Step, updates: dict[str, Any] | None = None, *, prefix: str | None = None
+    ) -> None:
         """Save `updates` and go to the step after `step` (by the steps table)."""
         data = {**(await self.state.get_data()), **(updates or {})}
         following = next_step(step, data)
         assert following is not None, f"{step} is the last step"
-        await self.show(following, updates=updates)
+        await self.show(following, updates=updates, prefix=prefix)
 
     async def cancel(self) -> None:
         await self.state.clear()

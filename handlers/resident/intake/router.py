@@ -226,6 +226,34 @@ async def pick_service(query: CallbackQuery, callback_data: IntakeCb, flow: Form
     await flow.advance(Step.service, {"service_id": service.id})
 
 
+async def service_typed(message: Message, state: FSMContext, flow: FormFlow) -> None:
+    """The help needed, said in words ("субсидію", "дрова", "догляд за мамою"): a clear match is
+    taken (the summary shows it and Back changes it), several are offered, none is said plainly
+    with the whole list. A story told here is not lost: the fullest one waits in the draft as
+    the description, shown at that step to keep with one tap."""
+    story = tidy(message.text, multiline=True)
+    updates: dict[str, Any] = {}
+    kept = str((await state.get_data()).get("description") or "")
+    if screens.description_problem(story) is None and len(story) > len(kept):
+        updates["description"] = story
+    found = await flow.services.catalogue.services_matching(story)
+    if found.chosen is not None:
+        await flow.advance(
+            Step.service,
+            {**updates, "service_id": found.chosen.id},
+            prefix=screens.service_understood(found.chosen, flow.locale),
+        )
+        return
+    if updates:
+        await state.update_data(updates)
+    text, markup = screens.service_matches(tidy(message.text), found.candidates, flow.locale)
+    await message.answer(text, reply_markup=markup)
+
+
+async def all_services(query: CallbackQuery, flow: FormFlow) -> None:
+    await flow.show(Step.service)
+
+
 async def toggle_marker(
     query: CallbackQuery, callback_data: IntakeCb, state: FSMContext, flow: FormFlow
 ) -> None:
@@ -399,6 +427,7 @@ def create_router() -> Router:
     cb.register(pick_settlement, Action(IntakeCb, "st"), StepIn(Step.settlement))
     cb.register(settlement_page, Action(IntakeCb, "stp"), StepIn(Step.settlement))
     cb.register(pick_service, Action(IntakeCb, "sv"), StepIn(Step.service))
+    cb.register(all_services, Action(IntakeCb, "svall"), StepIn(Step.service))
     cb.register(toggle_marker, Action(IntakeCb, "vul"), StepIn(Step.vulnerability))
     cb.register(markers_done, Action(IntakeCb, "vdone"), StepIn(Step.vulnerability))
     cb.register(attachments_done, Action(IntakeCb, "adone"), StepIn(Step.attachments))
@@ -409,6 +438,7 @@ def create_router() -> Router:
     not_menu, not_menu_button = NotMenuText(), NotMenuButton()
     m.register(hromada_search, StepIn(Step.hromada), not_menu)
     m.register(settlement_typed, StepIn(Step.settlement), not_menu)
+    m.register(service_typed, StepIn(Step.service), not_menu)
     m.register(description_text, StepIn(Step.description), not_menu)
     m.register(other_name, StepIn(Step.on_behalf_name), not_menu)
     m.register(other_relation, StepIn(Step.on_behalf_relation), not_menu)

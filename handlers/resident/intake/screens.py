@@ -33,6 +33,7 @@ RELATION_MIN, RELATION_MAX = 2, 60
 # Up to this many settlements are shown at once; more are paged, this many a page.
 SETTLEMENTS_ON_ONE_PAGE = 30
 SETTLEMENTS_PER_PAGE = 24
+SERVICE_MATCHES = 4
 
 
 # -- pieces ------------------------------------------------------------------------------------
@@ -211,6 +212,22 @@ def service_step(groups: Sequence[tuple[str, Sequence[Service]]], locale: str) -
             builder.row(_button_text(service.name(locale), IntakeCb(action="sv", value=str(service.id))))
     _nav(builder)
     return "\n".join(lines), builder.as_markup()
+
+
+def service_understood(service: Service, locale: str) -> str:
+    return _("intake.service_understood") % {"service": html.escape(service.name(locale))}
+
+
+def service_matches(typed: str, services: Sequence[Service], locale: str) -> InlineScreen:
+    """The services a typed request may mean, as buttons, with the whole list a press away;
+    none: said plainly, with the list."""
+    builder = InlineKeyboardBuilder()
+    for service in services[:SERVICE_MATCHES]:
+        builder.row(_button_text(service.name(locale), IntakeCb(action="sv", value=str(service.id))))
+    builder.row(_button("intake.btn.services_all", IntakeCb(action="svall")))
+    _nav(builder)
+    key = "intake.service_matches" if services else "intake.service_not_understood"
+    return _(key) % {"query": escape_clipped(typed, SEARCH_MAX)}, builder.as_markup()
 
 
 def vulnerability_step(chosen: Sequence[str]) -> InlineScreen:

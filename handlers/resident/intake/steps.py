@@ -55,12 +55,19 @@ TABLE: dict[Step, tuple[Step | None, Step | None]] = {
 
 _VALUES = frozenset(step.value for step in Step)
 
-# Steps answered by typing (the settlement: a button or its name), and steps answered only by
-# buttons.
+# Steps answered by typing (the settlement and the service: a button or words), and steps
+# answered only by buttons.
 TEXT_STEPS = frozenset(
-    {Step.hromada, Step.settlement, Step.description, Step.on_behalf_name, Step.on_behalf_relation}
+    {
+        Step.hromada,
+        Step.settlement,
+        Step.service,
+        Step.description,
+        Step.on_behalf_name,
+        Step.on_behalf_relation,
+    }
 )
-BUTTON_STEPS = frozenset({Step.service, Step.vulnerability, Step.on_behalf, Step.confirm})
+BUTTON_STEPS = frozenset({Step.vulnerability, Step.on_behalf, Step.confirm})
 
 
 def next_step(step: Step, data: Mapping[str, Any]) -> Step | None:
