@@ -145,6 +145,14 @@ class CaseActions:
         and resident loaded, in one statement); otherwise NotFound, as for a missing case."""
         return (await self._load_for_worker(worker, case_id, lock=False, refs=refs))[0]
 
+    async def worker_case_by_number(self, worker: Worker, number: str) -> Case:
+        """The case with this number (see `case_number`) if this worker may see it; otherwise
+        NotFound, the same answer for a number that does not exist, so none is guessed."""
+        case_id = await self.session.scalar(select(Case.id).where(Case.number == number))
+        if case_id is None:
+            raise NotFound()
+        return await self.worker_case(worker, case_id)
+
     async def worker_case_access(self, worker: Worker, case_id: int) -> tuple[Case, Access]:
         return await self._load_for_worker(worker, case_id, lock=False, refs=True)
 

@@ -6,6 +6,7 @@ tap or a redelivered update files one case). It never commits: the caller's unit
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
@@ -55,6 +56,19 @@ ON_BEHALF_NAME_MAX = 120
 ON_BEHALF_RELATION_MAX = 60
 MAX_ATTACHMENTS = 10
 NOTICE_EXCERPT = 300
+
+
+# A case number as people say or type it: "ves-2026-123", "VES 2026 000123", "VES-2026-000123".
+_CASE_NUMBER = re.compile(r"^\s*([A-Za-z]{2,8})[\s\-_/.]*(\d{4})[\s\-_/.]+(\d{1,6})\s*$")
+
+
+def case_number(typed: str | None) -> str | None:
+    """The number in its filed form (PREFIX-YEAR-000123), or None when it is not one."""
+    found = _CASE_NUMBER.match(typed or "")
+    if found is None:
+        return None
+    prefix, year, sequence = found.groups()
+    return f"{prefix.upper()}-{year}-{int(sequence):06d}"
 
 
 class IntakeError(Exception):

@@ -109,3 +109,38 @@ async def test_worker_cannot_skip_the_transition_table_or_take_a_taken_case(
     async with sessionmaker() as session:
         kinds = (await session.scalars(select(CaseEvent.to_status).where(CaseEvent.kind == "status"))).all()
         assert kinds == ["in_progress", "visit_planned"]
+
+
+def test_a_case_number_is_read_as_people_type_it() -> None:
+    from services.cases import case_number
+
+    assert case_number("VES-2026-000123") == "VES-2026-000123"
+    assert case_number(" ves 2026 123 ") == "VES-2026-000123"
+    assert case_number("Ves-2026/7") == "VES-2026-000007"
+    for wrong in (None, "", "123", "VES-26-1", "VES-2026-1234567", "ВЕС-2026-1", "VES-2026-1; drop"):
+        assert case_number(wrong) is None, wrong
+
+
+async def test_a_worker_opens_a_case_by_its_number_only_if_it_is_theirs_to_see(
+    make_client, reference, sessionmaker
+) -> None:
+    owner = await add_resident(sessionmaker, 1401)
+    await add_worker(sessionmaker, 1402, "ves-csp")
+    await add_worker(sessionmaker, 1403, "pyr-cnap")
+    case_id = await make_case(sessionmaker, owner)
+    async with sessionmaker() as session:
+        number = await session.scalar(select(Case.number).where(Case.id == case_id))
+    prefix, year, sequence = number.split("-")
+    ours, other = make_client(user_id=1402), make_client(user_id=1403)
+
+    # As said on the phone: lower case, spaces, no leading zeros.
+    card = (await ours.send(f"/case {prefix.lower()} {year} {int(sequence)}"))[-1]
+    assert number in card.text and card.buttons(), "the case card with its actions"
+    # Another hromada's worker, and a number that does not exist, get the same answer.
+    refused = (await other.send(f"/case {number}"))[-1].text
+    missing = (await ours.send(f"/case {prefix}-{year}-999999"))[-1].text
+    assert "Звернення не знайдено" in refused and refused == missing
+    assert "/case VES-2026-000123" in (await ours.send("/case"))[-1].text
+    assert "/case VES-2026-000123" in (await ours.send("/case будь ласка знайдіть"))[-1].text
+    # Not a worker: the command opens nothing.
+    assert not any(number in r.text for r in await make_client(user_id=1401).send(f"/case {number}"))

@@ -8,7 +8,7 @@ changes nothing."""
 from __future__ import annotations
 
 from aiogram import Bot, Router
-from aiogram.filters import StateFilter
+from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import BufferedInputFile, CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
@@ -31,6 +31,7 @@ from handlers.worker.cases.templates import docs_note, docs_note_key
 from infra.settings import Settings
 from models import Worker
 from services.case_actions import required_text
+from services.cases import case_number
 from services.documents import DEADLINE_DAYS
 from services.errors import NotAllowed, StaleAction
 from services.hub import Services
@@ -315,11 +316,25 @@ async def documents_received(
     callback_answer.show_alert = True
 
 
+async def open_by_number(
+    message: Message, command: CommandObject, services: Services, worker: Worker, settings: Settings
+) -> None:
+    """/case VES-2026-000123: the card of a case someone names (a resident on the phone, a
+    colleague), if this worker may see it; any other number gets the same "not found"."""
+    number = case_number(command.args)
+    if number is None:
+        await message.answer(_("worker.case_number_hint"))
+        return
+    case = await services.case_actions.worker_case_by_number(worker, number)
+    await show_card(message, services, worker, case.id, settings)
+
+
 def create_router() -> Router:
     router = Router(name=__name__)
     prune_callbacks(router, CaseCb, StatusCb, TransferCb, AssignCb, DocPickCb, DocsReceivedCb)
     router.callback_query.filter(ActiveWorker())
     presses = router.callback_query
+    router.message.register(open_by_number, Command("case"), ActiveWorker())
     presses.register(open_card, Action(CaseCb, "open"))
     presses.register(take, Action(CaseCb, "take"))
     presses.register(status_menu, Action(CaseCb, "status"))
