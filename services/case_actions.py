@@ -71,6 +71,11 @@ class CaseError(DomainError):
     code = "error"
 
 
+# A phone lookup lists this many of the caller's cases, looking at no more than this many.
+PHONE_LOOKUP_LIMIT = 10
+PHONE_LOOKUP_SCAN = 50
+
+
 class NotFound(CaseError):
     code = "not_found"
 
@@ -152,6 +157,44 @@ class CaseActions:
         if case_id is None:
             raise NotFound()
         return await self.worker_case(worker, case_id)
+
+    async def worker_cases_by_phone(
+        self, worker: Worker, phone: str, limit: int = PHONE_LOOKUP_LIMIT
+    ) -> list[Case]:
+        """A caller's cases, newest first, found by the phone they verified: only those of the
+        worker's own teams (the ones whose contact the worker may see anyway), so a phone never
+        reveals a case the worker could not call about. The lookup is audited without the
+        phone."""
+        ids = (
+            await self.session.scalars(
+                select(Case.id)
+                .join(Resident, Resident.id == Case.resident_id)
+                .where(Resident.phone == phone)
+                .order_by(Case.created_at.desc(), Case.id.desc())
+                .limit(PHONE_LOOKUP_SCAN)
+            )
+        ).all()
+        found: list[Case] = []
+        for case_id in ids:
+            try:
+                case, access = await self.worker_case_access(worker, case_id)
+            except NotFound:
+                continue
+            if access.member:
+                found.append(case)
+            if len(found) >= limit:
+                break
+        self.session.add(
+            AuditEntry(
+                at=self.clock.now(),
+                actor_user_id=worker.user_id,
+                action="case_phone_lookup",
+                object_type="case",
+                object_id=None,
+                data={"found": len(found)},
+            )
+        )
+        return found
 
     async def worker_case_access(self, worker: Worker, case_id: int) -> tuple[Case, Access]:
         return await self._load_for_worker(worker, case_id, lock=False, refs=True)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
-from models import Case, CaseEvent, CaseMessage, OutboxMessage
+from models import AuditEntry, Case, CaseEvent, CaseMessage, OutboxMessage, Resident
 from models.cases import NEW
 from models.people import ROLE_COORDINATOR
 from services.clock import FrozenClock
@@ -144,3 +144,36 @@ async def test_a_worker_opens_a_case_by_its_number_only_if_it_is_theirs_to_see(
     assert "/case VES-2026-000123" in (await ours.send("/case будь ласка знайдіть"))[-1].text
     # Not a worker: the command opens nothing.
     assert not any(number in r.text for r in await make_client(user_id=1401).send(f"/case {number}"))
+
+
+async def test_a_caller_is_found_by_phone_only_in_the_workers_own_teams(
+    make_client, reference, sessionmaker
+) -> None:
+    owner = await add_resident(sessionmaker, 1501)
+    async with sessionmaker.begin() as session:
+        resident = await session.get(Resident, owner.id)
+        resident.phone = "+380501112233"
+    await add_worker(sessionmaker, 1502, "ves-csp")
+    await add_worker(sessionmaker, 1503, "pyr-cnap")
+    vesele = await make_case(sessionmaker, owner)
+    pyriatyn = await make_case(
+        sessionmaker, owner, team="pyr-cnap", hromada="PYR", service="social_assistance"
+    )
+    async with sessionmaker() as session:
+        numbers = dict((await session.execute(select(Case.id, Case.number))).all())
+
+    ours = make_client(user_id=1502)
+    found = (await ours.send("/case 050 111 22 33"))[-1]
+    assert numbers[vesele] in found.text and numbers[pyriatyn] not in found.text
+    card = (await ours.click(numbers[vesele], message_id=found.message_id))[-1]
+    assert numbers[vesele] in card.text
+    # The other team sees only its own; an unknown number, nothing.
+    theirs = (await make_client(user_id=1503).send("/case +380501112233"))[-1]
+    assert numbers[pyriatyn] in theirs.text and numbers[vesele] not in theirs.text
+    assert "немає" in (await ours.send("/case 0679998877"))[-1].text
+    async with sessionmaker() as session:
+        lookups = (
+            await session.scalars(select(AuditEntry).where(AuditEntry.action == "case_phone_lookup"))
+        ).all()
+        assert [entry.data for entry in lookups] == [{"found": 1}, {"found": 1}, {"found": 0}]
+        assert all("111" not in str(entry.data) for entry in lookups), "no phone in the audit"

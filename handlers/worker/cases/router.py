@@ -35,6 +35,7 @@ from services.cases import case_number
 from services.documents import DEADLINE_DAYS
 from services.errors import NotAllowed, StaleAction
 from services.hub import Services
+from services.phones import normalize_phone
 from services.queues import HISTORY_MAX
 
 
@@ -320,13 +321,20 @@ async def open_by_number(
     message: Message, command: CommandObject, services: Services, worker: Worker, settings: Settings
 ) -> None:
     """/case VES-2026-000123: the card of a case someone names (a resident on the phone, a
-    colleague), if this worker may see it; any other number gets the same "not found"."""
+    colleague), if this worker may see it; any other number gets the same "not found".
+    /case 050 123 45 67: the caller's cases in the worker's teams."""
     number = case_number(command.args)
-    if number is None:
+    if number is not None:
+        case = await services.case_actions.worker_case_by_number(worker, number)
+        await show_card(message, services, worker, case.id, settings)
+        return
+    phone = normalize_phone(command.args)
+    if phone is None:
         await message.answer(_("worker.case_number_hint"))
         return
-    case = await services.case_actions.worker_case_by_number(worker, number)
-    await show_card(message, services, worker, case.id, settings)
+    cases = await services.case_actions.worker_cases_by_phone(worker, phone)
+    text, markup = screens.found_by_phone(cases, get_i18n().current_locale, settings.locale.tz)
+    await message.answer(text, reply_markup=markup if cases else None)
 
 
 def create_router() -> Router:

@@ -304,3 +304,20 @@ _TAG = re.compile(r"</?[a-z][^>]*>")
 def _plain(rendered: str) -> str:
     """A rendered HTML line as plain text: tags dropped first, then entities resolved."""
     return html.unescape(_TAG.sub("", rendered))
+
+
+def found_by_phone(cases: Sequence[Case], locale: str, tz: tzinfo) -> Screen:
+    """A caller's cases in the worker's teams, newest first, each a button to its card."""
+    builder = InlineKeyboardBuilder()
+    if not cases:
+        return _("worker.phone_lookup.none"), builder.as_markup()
+    lines = [_("worker.phone_lookup.title") % {"n": len(cases)}]
+    for case in cases:
+        filed = case.created_at.astimezone(tz).strftime("%d.%m.%Y")
+        lines.append(
+            f"• <b>{html.escape(case.number)}</b> — {html.escape(case.service.name(locale))} — "
+            f"{_('case.status.' + case.status)} · {filed}"
+        )
+        builder.button(text=case.number, callback_data=CaseCb(action="open", case_id=case.id))
+    builder.adjust(2)
+    return "\n".join(lines), builder.as_markup()
