@@ -62,6 +62,56 @@ NOTICE_EXCERPT = 300
 _CASE_NUMBER = re.compile(r"^\s*([A-Za-z]{2,8})[\s\-_/.]*(\d{4})[\s\-_/.]+(\d{1,6})\s*$")
 
 
+# "For whom" said in words. Checked as word beginnings, in this order: someone else named wins
+# over "me" ("for my mother, I live with her" is for the mother).
+_FOR_OTHER = (
+    "інш",
+    "мам",
+    "тат",
+    "бать",
+    "бабус",
+    "баб",
+    "дід",
+    "сусід",
+    "син",
+    "дочк",
+    "доньк",
+    "чолов",
+    "дружин",
+    "брат",
+    "сестр",
+    "онук",
+    "дит",
+    "other",
+    "mother",
+    "father",
+    "mum",
+    "mom",
+    "dad",
+    "neighbo",
+    "son",
+    "daughter",
+    "husband",
+    "wife",
+    "grand",
+)
+# Whole words only: "матеріальна" must not read as "матері".
+_OTHER_WORDS = frozenset({"мати", "матері", "матір"})
+_FOR_SELF = ("себе", "мене", "собі", "сам", "сама", "я", "myself", "me", "self")
+_SPOKEN = re.compile(r"[^\W\d_]+")
+
+
+def on_behalf_from_words(typed: str | None) -> bool | None:
+    """True when typed words say the request is for someone else, False for oneself, None when
+    they say neither (the person is asked to press)."""
+    words = _SPOKEN.findall((typed or "").casefold())
+    if any(w in _OTHER_WORDS or w.startswith(_FOR_OTHER) for w in words):
+        return True
+    if any(w == word for w in words for word in _FOR_SELF):
+        return False
+    return None
+
+
 def case_number(typed: str | None) -> str | None:
     """The number in its filed form (PREFIX-YEAR-000123), or None when it is not one."""
     found = _CASE_NUMBER.match(typed or "")

@@ -202,3 +202,11 @@ async def test_the_help_needed_may_be_said_in_words(resident: BotClient, session
     assert "Крок 5" in replies[-1].text and "вже не ходить до магазину" in replies[-1].text
     replies = await resident.click("Залишити")
     assert "Крок 6" in replies[-1].text
+    await resident.click("Без файлів")
+    # For whom, in words too.
+    assert "кнопками" in (await resident.send("не знаю"))[-1].text
+    replies = await resident.send("для мами")
+    assert "ім'я та прізвище людини" in replies[-1].text
+    await resident.click("Назад")
+    replies = await resident.send("для себе")
+    assert "Крок 8" in replies[-1].text

@@ -145,3 +145,14 @@ def test_typed_words_match_the_catalogue() -> None:
     assert chosen("housing") == "subsidy"
     assert chosen("bills allowance") is None
     assert {s.code for s in match_services("bills allowance", catalogue).candidates} == {"idp", "subsidy"}
+
+
+def test_for_whom_said_in_words() -> None:
+    from services.cases import on_behalf_from_words
+
+    for typed in ("для мами", "Для моєї матері", "за сусідку", "для бабусі, я онука", "for my mother"):
+        assert on_behalf_from_words(typed) is True, typed
+    for typed in ("для себе", "Собі", "я сама", "мене", "for myself"):
+        assert on_behalf_from_words(typed) is False, typed
+    for typed in (None, "", "не знаю", "матеріальна допомога", "123"):
+        assert on_behalf_from_words(typed) is None, typed

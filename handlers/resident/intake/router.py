@@ -61,6 +61,7 @@ from services.cases import (
     AttachmentDraft,
     CaseDraft,
     IntakeRefused,
+    on_behalf_from_words,
 )
 from services.errors import StaleAction
 from services.text import clean_file_name, clean_mime_type, tidy
@@ -342,6 +343,19 @@ async def pick_on_behalf(query: CallbackQuery, callback_data: IntakeCb, flow: Fo
     await flow.advance(Step.on_behalf, updates)
 
 
+async def on_behalf_typed(message: Message, flow: FormFlow) -> None:
+    """ "Для себе", "для мами": for whom, said in words; anything else is asked to be pressed."""
+    for_other = on_behalf_from_words(message.text)
+    if for_other is None:
+        await message.answer(_("intake.use_buttons"))
+    elif for_other:
+        await flow.advance(Step.on_behalf, {"on_behalf": True})
+    else:
+        await flow.advance(
+            Step.on_behalf, {"on_behalf": False, "on_behalf_name": None, "on_behalf_relation": None}
+        )
+
+
 async def other_name(message: Message, flow: FormFlow) -> None:
     text = tidy(message.text)
     problem = screens.name_problem(text)
@@ -439,6 +453,7 @@ def create_router() -> Router:
     m.register(hromada_search, StepIn(Step.hromada), not_menu)
     m.register(settlement_typed, StepIn(Step.settlement), not_menu)
     m.register(service_typed, StepIn(Step.service), not_menu)
+    m.register(on_behalf_typed, StepIn(Step.on_behalf), not_menu)
     m.register(description_text, StepIn(Step.description), not_menu)
     m.register(other_name, StepIn(Step.on_behalf_name), not_menu)
     m.register(other_relation, StepIn(Step.on_behalf_relation), not_menu)
