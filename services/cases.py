@@ -112,6 +112,36 @@ def on_behalf_from_words(typed: str | None) -> bool | None:
     return None
 
 
+# Circumstances said in words at the vulnerability step, as word beginnings per marker.
+_MARKER_STEMS: dict[str, tuple[str, ...]] = {
+    "elderly_alone": ("самотн", "одинок", "alone"),
+    "disability": ("інвалід", "неходяч", "лежач", "візк", "disab", "wheelchair"),
+    "children": ("діт", "дит", "немовл", "child", "kid", "baby"),
+    "displaced": ("впо", "переселен", "переміщ", "евакуйов", "біжен", "idp", "displaced", "evacuat"),
+}
+# "Nothing of that": the step is done with no marker.
+_NONE_OF_THESE = frozenset({"ні", "нема", "немає", "нічого", "жодного", "далі", "no", "none", "next"})
+
+
+def markers_from_words(typed: str | None) -> tuple[list[str], bool]:
+    """The markers typed words name (in the markers' order), and whether they say "none of
+    these" (only when no marker is named)."""
+    words = _SPOKEN.findall((typed or "").casefold())
+    named = [
+        code
+        for code in VULNERABILITY_MARKERS
+        if any(w.startswith(_MARKER_STEMS[code]) for w in words)
+        or (code == "elderly_alone" and _lives_alone(words))
+    ]
+    return named, not named and any(w in _NONE_OF_THESE for w in words)
+
+
+def _lives_alone(words: list[str]) -> bool:
+    """ "Живу сама", "він живе один": alone only together with living."""
+    living = any(w.startswith("жив") for w in words)
+    return living and any(w in {"сама", "сам", "одна", "один"} for w in words)
+
+
 def case_number(typed: str | None) -> str | None:
     """The number in its filed form (PREFIX-YEAR-000123), or None when it is not one."""
     found = _CASE_NUMBER.match(typed or "")

@@ -198,6 +198,11 @@ async def test_the_help_needed_may_be_said_in_words(resident: BotClient, session
     story = "Мамі 82 роки, вона сама вдома і вже не ходить до магазину. Потрібен догляд вдома."
     replies = await resident.send(story)
     assert "Догляд вдома" in replies[-1].text and "Крок 4" in replies[-1].text
+    # Circumstances in words: ticked and shown, to untick or go on.
+    replies = await resident.send("вона живе сама, на візку")
+    assert "Позначено: Літня людина, живе сама, Інвалідність" in replies[-1].text
+    assert {"✅ Літня людина, живе сама", "✅ Інвалідність"} <= set(replies[-1].buttons())
+    assert "кнопками" in (await resident.send("хтозна"))[-1].text
     replies = await resident.click("Далі")
     assert "Крок 5" in replies[-1].text and "вже не ходить до магазину" in replies[-1].text
     replies = await resident.click("Залишити")

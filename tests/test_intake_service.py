@@ -156,3 +156,15 @@ def test_for_whom_said_in_words() -> None:
         assert on_behalf_from_words(typed) is False, typed
     for typed in (None, "", "не знаю", "матеріальна допомога", "123"):
         assert on_behalf_from_words(typed) is None, typed
+
+
+def test_circumstances_said_in_words() -> None:
+    from services.cases import markers_from_words
+
+    assert markers_from_words("Живу сама, сусіди допомагають") == (["elderly_alone"], False)
+    assert markers_from_words("самотня пенсіонерка, на візку") == (["elderly_alone", "disability"], False)
+    assert markers_from_words("ми ВПО з двома дітьми") == (["children", "displaced"], False)
+    assert markers_from_words("я сама заповнюю") == ([], False), "alone only together with living"
+    assert markers_from_words("ні") == ([], True)
+    assert markers_from_words("нічого з цього") == ([], True)
+    assert markers_from_words("не знаю") == ([], False)

@@ -61,6 +61,7 @@ from services.cases import (
     AttachmentDraft,
     CaseDraft,
     IntakeRefused,
+    markers_from_words,
     on_behalf_from_words,
 )
 from services.errors import StaleAction
@@ -267,6 +268,23 @@ async def toggle_marker(
     )
 
 
+async def markers_typed(message: Message, state: FSMContext, flow: FormFlow) -> None:
+    """ "Живу сама, пенсіонерка", "ні": what the words name is ticked (and shown, to untick or go
+    on), "none of these" goes on; anything else is asked to be pressed."""
+    named, none = markers_from_words(message.text)
+    if named:
+        chosen = set((await state.get_data()).get("vulnerability") or []) | set(named)
+        await flow.show(
+            Step.vulnerability,
+            updates={"vulnerability": [c for c in VULNERABILITY_MARKERS if c in chosen]},
+            prefix=screens.markers_understood(named),
+        )
+    elif none:
+        await flow.advance(Step.vulnerability)
+    else:
+        await message.answer(_("intake.use_buttons"))
+
+
 async def markers_done(query: CallbackQuery, flow: FormFlow) -> None:
     await flow.advance(Step.vulnerability)
 
@@ -454,6 +472,7 @@ def create_router() -> Router:
     m.register(settlement_typed, StepIn(Step.settlement), not_menu)
     m.register(service_typed, StepIn(Step.service), not_menu)
     m.register(on_behalf_typed, StepIn(Step.on_behalf), not_menu)
+    m.register(markers_typed, StepIn(Step.vulnerability), not_menu)
     m.register(description_text, StepIn(Step.description), not_menu)
     m.register(other_name, StepIn(Step.on_behalf_name), not_menu)
     m.register(other_relation, StepIn(Step.on_behalf_relation), not_menu)

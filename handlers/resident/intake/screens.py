@@ -230,6 +230,10 @@ def service_matches(typed: str, services: Sequence[Service], locale: str) -> Inl
     return _(key) % {"query": escape_clipped(typed, SEARCH_MAX)}, builder.as_markup()
 
 
+def markers_understood(named: Sequence[str]) -> str:
+    return _("intake.markers_understood") % {"markers": ", ".join(_("intake.marker." + c) for c in named)}
+
+
 def vulnerability_step(chosen: Sequence[str]) -> InlineScreen:
     builder = InlineKeyboardBuilder()
     for code in VULNERABILITY_MARKERS:
