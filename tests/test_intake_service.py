@@ -148,7 +148,7 @@ def test_typed_words_match_the_catalogue() -> None:
 
 
 def test_for_whom_said_in_words() -> None:
-    from services.cases import on_behalf_from_words
+    from services.spoken import on_behalf_from_words
 
     for typed in ("для мами", "Для моєї матері", "за сусідку", "для бабусі, я онука", "for my mother"):
         assert on_behalf_from_words(typed) is True, typed
@@ -159,7 +159,7 @@ def test_for_whom_said_in_words() -> None:
 
 
 def test_circumstances_said_in_words() -> None:
-    from services.cases import markers_from_words
+    from services.spoken import markers_from_words
 
     assert markers_from_words("Живу сама, сусіди допомагають") == (["elderly_alone"], False)
     assert markers_from_words("самотня пенсіонерка, на візку") == (["elderly_alone", "disability"], False)

@@ -43,6 +43,12 @@ from handlers.resident.intake.phone import (
     contact_shared,
     use_saved_phone,
 )
+from handlers.resident.intake.spoken import (
+    markers_typed,
+    on_behalf_typed,
+    service_typed,
+    settlement_typed,
+)
 from handlers.resident.intake.steps import (
     ACTIVE,
     BUTTON_STEPS,
@@ -61,8 +67,6 @@ from services.cases import (
     AttachmentDraft,
     CaseDraft,
     IntakeRefused,
-    markers_from_words,
-    on_behalf_from_words,
 )
 from services.errors import StaleAction
 from services.text import clean_file_name, clean_mime_type, tidy
@@ -199,57 +203,12 @@ async def settlement_page(
     await edit_or_send(query, *screens.settlement_step(hromada, settlements, flow.locale, int(value)))
 
 
-async def settlement_typed(message: Message, state: FSMContext, flow: FormFlow) -> None:
-    """The settlement's name typed instead of pressed: one exact match is taken, several are
-    offered as buttons, none is said plainly with the way back to the list."""
-    typed = tidy(message.text)
-    hromada_id = (await state.get_data()).get("hromada_id")
-    if hromada_id is None:
-        raise StaleAction()
-    if not screens.SEARCH_MIN <= len(typed) <= screens.SEARCH_MAX:
-        text, markup = screens.settlement_query_bad()
-        await message.answer(text, reply_markup=markup)
-        return
-    hits = await flow.services.places.settlements_in(int(hromada_id), typed, limit=SETTLEMENT_MATCHES)
-    exact = [hit for hit in hits if hit.match == "exact"]
-    if len(exact) == 1:
-        await flow.advance(Step.settlement, {"settlement_id": exact[0].settlement.id})
-        return
-    hromada = await flow.services.catalogue.hromada(int(hromada_id))
-    text, markup = screens.settlement_matches(typed, exact or hits, hromada, flow.locale)
-    await message.answer(text, reply_markup=markup)
-
-
 async def pick_service(query: CallbackQuery, callback_data: IntakeCb, flow: FormFlow) -> None:
     value = callback_data.value
     service = await flow.services.catalogue.service(int(value)) if value.isdigit() else None
     if service is None:
         raise StaleAction()
     await flow.advance(Step.service, {"service_id": service.id})
-
-
-async def service_typed(message: Message, state: FSMContext, flow: FormFlow) -> None:
-    """The help needed, said in words ("субсидію", "дрова", "догляд за мамою"): a clear match is
-    taken (the summary shows it and Back changes it), several are offered, none is said plainly
-    with the whole list. A story told here is not lost: the fullest one waits in the draft as
-    the description, shown at that step to keep with one tap."""
-    story = tidy(message.text, multiline=True)
-    updates: dict[str, Any] = {}
-    kept = str((await state.get_data()).get("description") or "")
-    if screens.description_problem(story) is None and len(story) > len(kept):
-        updates["description"] = story
-    found = await flow.services.catalogue.services_matching(story)
-    if found.chosen is not None:
-        await flow.advance(
-            Step.service,
-            {**updates, "service_id": found.chosen.id},
-            prefix=screens.service_understood(found.chosen, flow.locale),
-        )
-        return
-    if updates:
-        await state.update_data(updates)
-    text, markup = screens.service_matches(tidy(message.text), found.candidates, flow.locale)
-    await message.answer(text, reply_markup=markup)
 
 
 async def all_services(query: CallbackQuery, flow: FormFlow) -> None:
@@ -266,23 +225,6 @@ async def toggle_marker(
     await flow.show(
         Step.vulnerability, updates={"vulnerability": [c for c in VULNERABILITY_MARKERS if c in chosen]}
     )
-
-
-async def markers_typed(message: Message, state: FSMContext, flow: FormFlow) -> None:
-    """ "Живу сама, пенсіонерка", "ні": what the words name is ticked (and shown, to untick or go
-    on), "none of these" goes on; anything else is asked to be pressed."""
-    named, none = markers_from_words(message.text)
-    if named:
-        chosen = set((await state.get_data()).get("vulnerability") or []) | set(named)
-        await flow.show(
-            Step.vulnerability,
-            updates={"vulnerability": [c for c in VULNERABILITY_MARKERS if c in chosen]},
-            prefix=screens.markers_understood(named),
-        )
-    elif none:
-        await flow.advance(Step.vulnerability)
-    else:
-        await message.answer(_("intake.use_buttons"))
 
 
 async def markers_done(query: CallbackQuery, flow: FormFlow) -> None:
@@ -359,19 +301,6 @@ async def pick_on_behalf(query: CallbackQuery, callback_data: IntakeCb, flow: Fo
     else:
         raise StaleAction()
     await flow.advance(Step.on_behalf, updates)
-
-
-async def on_behalf_typed(message: Message, flow: FormFlow) -> None:
-    """ "Для себе", "для мами": for whom, said in words; anything else is asked to be pressed."""
-    for_other = on_behalf_from_words(message.text)
-    if for_other is None:
-        await message.answer(_("intake.use_buttons"))
-    elif for_other:
-        await flow.advance(Step.on_behalf, {"on_behalf": True})
-    else:
-        await flow.advance(
-            Step.on_behalf, {"on_behalf": False, "on_behalf_name": None, "on_behalf_relation": None}
-        )
 
 
 async def other_name(message: Message, flow: FormFlow) -> None:
