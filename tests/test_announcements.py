@@ -302,3 +302,13 @@ async def test_a_scheduled_announcement_can_be_stopped_before_it_goes_out(
             await session.scalars(select(AuditEntry).where(AuditEntry.action == "announcement_withdrawn"))
         ).one()
         assert audit.data == {"cancelled": 3}
+
+
+async def test_presses_from_before_the_audience_step_are_stale(make_client, reference, sessionmaker):
+    # An old picker message pressed after the form moved back to its text (or was never there).
+    await add_worker(sessionmaker, 4401, "ves-csp", role=ROLE_COORDINATOR)
+    coordinator = make_client(user_id=4401)
+    await _compose(coordinator, TEXT)  # the draft has its text, no audience yet
+    for data in ("ann:pick:1:", "ann:page:1:", "ann:done:0:"):
+        replies = await coordinator.click_data(data)
+        assert replies[0].kind == "alert" and "неактивна" in replies[0].text, data

@@ -49,7 +49,9 @@ async def _draft(state: FSMContext) -> dict[str, Any]:
 
 async def _draft_with_audience(state: FSMContext) -> dict[str, Any]:
     """The draft past the audience step (settlements are picked for an audience)."""
-    draft = await _draft_with_audience(state)
+    draft = await _draft(state)
+    if "audience" not in draft:
+        raise StaleAction()
     return draft
 
 
