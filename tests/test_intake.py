@@ -231,8 +231,11 @@ async def test_bad_input_keeps_the_step(resident: BotClient) -> None:
     await resident.click("Для себе")
     replies = await resident.share_contact(own=False)
     assert "не ваш контакт" in replies[-1].text
-    replies = await resident.send("0501234567")
-    assert "Надіслати мій номер" in replies[-1].text
+    replies = await resident.send("0501234567")  # typed by hand: explained, the button again
+    assert "справді ваш" in replies[-1].text and "значок клавіатури" in replies[-1].text
+    assert any("Надіслати мій номер" in button for row in resident.keyboard or [] for button in row)
+    replies = await resident.send("не знаю як")
+    assert "Надіслати мій номер" in replies[-1].text and "справді ваш" not in replies[-1].text
     replies = await resident.share_contact()
     assert "Перевірте звернення" in replies[-1].text
 

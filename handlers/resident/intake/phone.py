@@ -11,7 +11,7 @@ from handlers.resident.intake import screens
 from handlers.resident.intake.flow import FormFlow
 from handlers.resident.intake.steps import Step, has_answers, previous
 from services.cases import verified_phone
-from services.phones import contact_phone
+from services.phones import contact_phone, normalize_phone
 
 
 async def contact_shared(message: Message, flow: FormFlow) -> None:
@@ -58,5 +58,11 @@ async def contact_cancel(message: Message, state: FSMContext, flow: FormFlow) ->
     await flow.cancel()
 
 
-async def contact_other(message: Message) -> None:
-    await message.answer(_("intake.contact_use_button"))
+async def contact_other(message: Message, flow: FormFlow) -> None:
+    """Anything but the contact. A number typed by hand is explained rather than just refused
+    (only the button shows the number is the sender's own), and the button is shown again: it
+    may be hidden behind the keyboard icon."""
+    typed_number = normalize_phone(message.text) is not None
+    key = "intake.contact_typed_number" if typed_number else "intake.contact_use_button"
+    resident = await flow.services.users.consented_resident(flow.user)
+    await message.answer(_(key), reply_markup=screens.contact_keyboard(verified_phone(resident)))
