@@ -90,6 +90,11 @@ class DeliveryReport:
     cancelled: int
 
 
+def withdrawable(announcement: Announcement, counts: DeliveryReport) -> bool:
+    """It may still be stopped: messages wait and it was not stopped before."""
+    return bool(counts.pending) and announcement.state != WITHDRAWN
+
+
 class AnnouncementService:
     def __init__(self, session: AsyncSession, clock: Clock, tz: ZoneInfo) -> None:
         self.session = session
@@ -329,6 +334,14 @@ class AnnouncementService:
             elif state == CANCELLED:
                 counts["cancelled"] += n
         return announcement, DeliveryReport(total=sum(counts.values()), **counts)
+
+    async def to_withdraw(self, worker: Worker, announcement_id: int) -> tuple[Announcement, int]:
+        """The announcement and how many of its messages still wait, before it is stopped;
+        refused when nothing is left to stop."""
+        announcement, counts = await self.report(worker, announcement_id)
+        if not withdrawable(announcement, counts):
+            raise AnnouncementError("nothing_to_withdraw")
+        return announcement, counts.pending
 
     async def withdraw(self, worker: Worker, announcement_id: int) -> int:
         """Stop an announcement (a mistake, a changed plan): every message not yet sent is

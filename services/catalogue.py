@@ -3,7 +3,6 @@ places by name is services/places.py."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -11,21 +10,16 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Hromada, Service, Settlement
-from services.text import alphabetical
+from services.text import alphabetical, words
 
 # Words too common in service names to tell one from another ("Соціальна допомога",
 # "Гуманітарна допомога"): typed alone they still match, but they never decide.
 _COMMON_WORDS = frozenset(
     {"допомога", "допомоги", "допомогу", "послуга", "послуги", "help", "support", "service"}
 )
-_WORD = re.compile(r"[^\W\d_]+(?:['’ʼ][^\W\d_]+)*")
 # A typed word matches a word of the service when both begin with the same letters, as many as
 # the shorter has up to this: "субсидію", "субсидії" and "субсидія" are one word to a person.
 _STEM = 5
-
-
-def _words(text: str) -> list[str]:
-    return [w.replace("’", "'").replace("ʼ", "'") for w in _WORD.findall(text.casefold())]
 
 
 def _same_word(typed: str, known: str) -> bool:
@@ -50,13 +44,13 @@ def match_services(typed: str, services: Sequence[Service]) -> ServiceMatches:
     """Services whose name or description shares the typed words (a word in the name counts
     double, a common word half). One is chosen only when a distinctive word decides it and it
     scores above every other: "субсидію" chooses, "допомога" offers several."""
-    words = _words(typed)
+    typed_words = words(typed)
     scored: list[tuple[int, bool, int, Service]] = []
     for service in services:
-        name = _words(f"{service.name_uk} {service.name_en}")
-        about = _words(f"{service.description_uk} {service.description_en}")
+        name = words(f"{service.name_uk} {service.name_en}")
+        about = words(f"{service.description_uk} {service.description_en}")
         score, distinctive = 0, False
-        for word in words:
+        for word in typed_words:
             common = word in _COMMON_WORDS
             weight = 1 if common else 2
             if any(_same_word(word, known) for known in name):

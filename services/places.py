@@ -488,13 +488,12 @@ class PlaceSearch:
         ranked: list[tuple[tuple[Any, ...], SettlementHit]] = []
         for settlement in rows:
             name = settlement.search_key
-            words = name.split(" ")
             match: Match
             if name == key:
                 order, match = (0, 0), "exact"
             elif name.startswith(key):
                 order, match = (1, 0), "prefix"
-            elif key in name or any(w.startswith(key) for w in words):
+            elif key in name:
                 order, match = (1, 1), "prefix"
             else:
                 distance = within_distance(key, name, budget) if budget else None

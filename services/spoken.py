@@ -5,9 +5,8 @@ the words decide nothing, and the person is then asked to press."""
 
 from __future__ import annotations
 
-import re
-
-from services.cases import VULNERABILITY_MARKERS
+from services.cases import DESCRIPTION_MAX, DESCRIPTION_MIN, VULNERABILITY_MARKERS
+from services.text import has_words, words
 
 # "For whom" said in words. Checked as word beginnings, in this order: someone else named wins
 # over "me" ("for my mother, I live with her" is for the mother).
@@ -43,18 +42,17 @@ _FOR_OTHER = (
     "grand",
 )
 # Whole words only: "матеріальна" must not read as "матері".
-_OTHER_WORDS = frozenset({"мати", "матері", "матір"})
-_FOR_SELF = ("себе", "мене", "собі", "сам", "сама", "я", "myself", "me", "self")
-_SPOKEN = re.compile(r"[^\W\d_]+")
+_OTHER_WORDS = frozenset({"мати", "матері", "матір", "матір'ю"})
+_FOR_SELF = frozenset({"себе", "мене", "собі", "сам", "сама", "я", "myself", "me", "self"})
 
 
 def on_behalf_from_words(typed: str | None) -> bool | None:
     """True when typed words say the request is for someone else, False for oneself, None when
     they say neither (the person is asked to press)."""
-    words = _SPOKEN.findall((typed or "").casefold())
-    if any(w in _OTHER_WORDS or w.startswith(_FOR_OTHER) for w in words):
+    said = words(typed)
+    if any(w in _OTHER_WORDS or w.startswith(_FOR_OTHER) for w in said):
         return True
-    if any(w == word for w in words for word in _FOR_SELF):
+    if any(w in _FOR_SELF for w in said):
         return False
     return None
 
@@ -73,17 +71,26 @@ _NONE_OF_THESE = frozenset({"ні", "нема", "немає", "нічого", "�
 def markers_from_words(typed: str | None) -> tuple[list[str], bool]:
     """The markers typed words name (in the markers' order), and whether they say "none of
     these" (only when no marker is named)."""
-    words = _SPOKEN.findall((typed or "").casefold())
+    said = words(typed)
     named = [
         code
         for code in VULNERABILITY_MARKERS
-        if any(w.startswith(_MARKER_STEMS[code]) for w in words)
-        or (code == "elderly_alone" and _lives_alone(words))
+        if any(w.startswith(_MARKER_STEMS[code]) for w in said)
+        or (code == "elderly_alone" and _lives_alone(said))
     ]
-    return named, not named and any(w in _NONE_OF_THESE for w in words)
+    return named, not named and any(w in _NONE_OF_THESE for w in said)
 
 
-def _lives_alone(words: list[str]) -> bool:
+def _lives_alone(said: list[str]) -> bool:
     """ "Живу сама", "він живе один": alone only together with living."""
-    living = any(w.startswith("жив") for w in words)
-    return living and any(w in {"сама", "сам", "одна", "один"} for w in words)
+    living = any(w.startswith("жив") for w in said)
+    return living and any(w in {"сама", "сам", "одна", "один"} for w in said)
+
+
+def fuller_description(story: str, kept: str) -> str | None:
+    """A story told before the description step ("мамі 82 роки, вона сама…" at the service
+    step), to wait in the draft as the description: when it would pass as one and says more
+    than what the draft holds. Otherwise None."""
+    if DESCRIPTION_MIN <= len(story) <= DESCRIPTION_MAX and has_words(story) and len(story) > len(kept):
+        return story
+    return None

@@ -145,3 +145,12 @@ def alphabetical(name: str) -> tuple[tuple[int, int | str], ...]:
         else:
             key.append((2, ch))
     return tuple(key)
+
+
+_WORD = re.compile(r"[^\W\d_]+(?:['’ʼ][^\W\d_]+)*")
+
+
+def words(text: str | None) -> list[str]:
+    """The words of a typed text, lower case, each apostrophe form as "'" ("Матір'ю" is one
+    word): what the form's word rules compare."""
+    return [w.replace("’", "'").replace("ʼ", "'") for w in _WORD.findall((text or "").casefold())]

@@ -25,8 +25,7 @@ from handlers.kit.callbacks import AnnCb
 from handlers.kit.filters import Action, ActiveWorker, NotCommand, NotMenuButton, prune_callbacks
 from handlers.kit.messages import edit_or_send
 from models import Worker
-from models.announcements import AUDIENCES, WITHDRAWN
-from services.announcements import AnnouncementError
+from models.announcements import AUDIENCES
 from services.errors import StaleAction
 from services.hub import Services
 
@@ -245,10 +244,8 @@ async def on_report(query: CallbackQuery, callback_data: AnnCb, services: Servic
 
 
 async def on_withdraw(query: CallbackQuery, callback_data: AnnCb, services: Services, worker: Worker) -> None:
-    announcement, counts = await services.announcements.report(worker, callback_data.id)
-    if not counts.pending or announcement.state == WITHDRAWN:
-        raise AnnouncementError("nothing_to_withdraw")
-    await edit_or_send(query, *screens.withdraw_question(announcement, counts.pending))
+    announcement, pending = await services.announcements.to_withdraw(worker, callback_data.id)
+    await edit_or_send(query, *screens.withdraw_question(announcement, pending))
 
 
 async def on_withdraw_confirmed(
@@ -257,8 +254,9 @@ async def on_withdraw_confirmed(
     service = services.announcements
     cancelled = await service.withdraw(worker, callback_data.id)
     announcement, counts = await service.report(worker, callback_data.id)
-    text, markup = screens.report(announcement, counts, announcement.send_at.astimezone(service.tz))
-    await edit_or_send(query, _("ann.withdrawn") % {"n": cancelled} + "\n\n" + text, markup)
+    send_at = announcement.send_at.astimezone(service.tz)
+    text, markup = screens.withdrawn(cancelled, announcement, counts, send_at)
+    await edit_or_send(query, text, markup)
 
 
 async def recent(message: Message, services: Services, worker: Worker) -> None:

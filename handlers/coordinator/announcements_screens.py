@@ -14,7 +14,7 @@ from handlers.kit.builders import InlineKeyboardBuilder
 from handlers.kit.callbacks import AnnCb
 from models import Announcement, Settlement
 from models.announcements import AUDIENCES, WITHDRAWN
-from services.announcements import CAPTION_TEXT_MAX, TEXT_MAX, DeliveryReport
+from services.announcements import CAPTION_TEXT_MAX, TEXT_MAX, DeliveryReport, withdrawable
 
 # Settlements a page: a hromada may have over a hundred, and a coordinator may have several
 # hromadas (a keyboard holds 100 buttons at most, and a phone shows far fewer).
@@ -120,8 +120,7 @@ def report(
 ) -> tuple[str, InlineKeyboardMarkup]:
     builder = InlineKeyboardBuilder()
     builder.button(text=_("ann.btn.refresh"), callback_data=AnnCb(action="report", id=announcement.id))
-    withdrawn = announcement.state == WITHDRAWN
-    if counts.pending and not withdrawn:
+    if withdrawable(announcement, counts):
         builder.button(text=_("ann.btn.withdraw"), callback_data=AnnCb(action="withdraw", id=announcement.id))
     builder.adjust(1)
     text = _("ann.report") % {
@@ -134,9 +133,17 @@ def report(
         "failed": counts.failed,
         "cancelled": counts.cancelled,
     }
-    if withdrawn:
+    if announcement.state == WITHDRAWN:
         text += "\n\n" + _("ann.withdrawn_note")
     return text, builder.as_markup()
+
+
+def withdrawn(
+    cancelled: int, announcement: Announcement, counts: DeliveryReport, send_at_local: datetime
+) -> tuple[str, InlineKeyboardMarkup]:
+    """Just stopped: how many were not sent, then the report."""
+    text, markup = report(announcement, counts, send_at_local)
+    return _("ann.withdrawn") % {"n": cancelled} + "\n\n" + text, markup
 
 
 def withdraw_question(announcement: Announcement, pending: int) -> tuple[str, InlineKeyboardMarkup]:

@@ -43,12 +43,15 @@ from handlers.resident.intake.phone import (
     contact_shared,
     use_saved_phone,
 )
-from handlers.resident.intake.spoken import (
-    markers_typed,
-    on_behalf_typed,
-    service_typed,
+from handlers.resident.intake.place import (
+    hromada_search,
+    pick_hromada,
+    pick_place,
+    pick_settlement,
+    settlement_page,
     settlement_typed,
 )
+from handlers.resident.intake.spoken import markers_typed, on_behalf_typed, service_typed
 from handlers.resident.intake.steps import (
     ACTIVE,
     BUTTON_STEPS,
@@ -72,9 +75,6 @@ from services.errors import StaleAction
 from services.text import clean_file_name, clean_mime_type, tidy
 
 log = logging.getLogger(__name__)
-
-SETTLEMENT_MATCHES = 8
-HROMADA_MATCHES = 4
 
 
 def idempotency_key(user: User, draft_id: str) -> str:
@@ -136,73 +136,7 @@ async def on_back(query: CallbackQuery, state: FSMContext, flow: FormFlow) -> No
     await flow.show(back_to)
 
 
-# -- hromada, settlement, service, markers ---------------------------------------------------------
-async def hromada_search(message: Message, flow: FormFlow) -> None:
-    query = tidy(message.text)
-    if not screens.SEARCH_MIN <= len(query) <= screens.SEARCH_MAX:
-        text, markup = screens.hromada_query_bad()
-    else:
-        found = await flow.services.places.search(
-            query, settlements=SETTLEMENT_MATCHES, hromadas=HROMADA_MATCHES
-        )
-        text, markup = screens.place_hits(query, found, flow.locale)
-    await message.answer(text, reply_markup=markup)
-
-
-async def pick_hromada(
-    query: CallbackQuery, callback_data: IntakeCb, state: FSMContext, flow: FormFlow
-) -> None:
-    value = callback_data.value
-    if not value.isdigit():
-        raise StaleAction()
-    hromada = await flow.services.intake.accepting_hromada(int(value), flow.locale)
-    updates: dict[str, Any] = {"hromada_id": hromada.id, "by_settlement": False}
-    data = await state.get_data()
-    if data.get("hromada_id") != hromada.id or data.get("by_settlement"):
-        updates["settlement_id"] = None
-    await flow.advance(Step.hromada, updates)
-
-
-async def pick_place(query: CallbackQuery, callback_data: IntakeCb, flow: FormFlow) -> None:
-    """A settlement from the search: its hromada follows, the settlement step is skipped."""
-    value = callback_data.value
-    settlement = await flow.services.places.settlement_with_hromada(int(value)) if value.isdigit() else None
-    if settlement is None:
-        raise StaleAction()
-    hromada = await flow.services.intake.accepting_hromada(settlement.hromada_id, flow.locale)
-    await flow.show(
-        Step.service,
-        updates={"hromada_id": hromada.id, "settlement_id": settlement.id, "by_settlement": True},
-        prefix=screens.place_chosen(settlement, flow.locale),
-    )
-
-
-async def pick_settlement(
-    query: CallbackQuery, callback_data: IntakeCb, state: FSMContext, flow: FormFlow
-) -> None:
-    value = callback_data.value
-    hromada_id = (await state.get_data()).get("hromada_id")
-    catalogue = flow.services.catalogue
-    settlement = await catalogue.settlement_of(hromada_id, int(value)) if value.isdigit() else None
-    if settlement is None:
-        raise StaleAction()
-    await flow.advance(Step.settlement, {"settlement_id": settlement.id})
-
-
-async def settlement_page(
-    query: CallbackQuery, callback_data: IntakeCb, state: FSMContext, flow: FormFlow
-) -> None:
-    """Another page of the hromada's settlements (or the whole list again after a typed name)."""
-    value = callback_data.value
-    hromada_id = (await state.get_data()).get("hromada_id")
-    if not value.isdigit() or hromada_id is None:
-        raise StaleAction()
-    catalogue = flow.services.catalogue
-    hromada = await catalogue.hromada(int(hromada_id))
-    settlements = await catalogue.settlements(int(hromada_id))
-    await edit_or_send(query, *screens.settlement_step(hromada, settlements, flow.locale, int(value)))
-
-
+# -- service, markers ---------------------------------------------------------------------------
 async def pick_service(query: CallbackQuery, callback_data: IntakeCb, flow: FormFlow) -> None:
     value = callback_data.value
     service = await flow.services.catalogue.service(int(value)) if value.isdigit() else None

@@ -1,7 +1,8 @@
 """The form's answers said in words where it offers buttons (a resident who talks rather than
-presses): the settlement's name, the help needed, the circumstances, for whom. What the words
-decide is taken and shown (Back or a press undoes it); what they do not is offered as buttons or
-asked to be pressed. The word rules are services/spoken.py and the catalogue's `match_services`."""
+presses): the help needed, the circumstances, for whom; a typed settlement is in place.py.
+What the words decide is taken and shown (Back or a press undoes it); what they do not is
+offered as buttons or asked to be pressed. The word rules are services/spoken.py and the
+catalogue's `match_services`."""
 
 from __future__ import annotations
 
@@ -15,33 +16,8 @@ from handlers.resident.intake import screens
 from handlers.resident.intake.flow import FormFlow
 from handlers.resident.intake.steps import Step
 from services.cases import VULNERABILITY_MARKERS
-from services.errors import StaleAction
-from services.spoken import markers_from_words, on_behalf_from_words
+from services.spoken import fuller_description, markers_from_words, on_behalf_from_words
 from services.text import tidy
-
-# Settlements of the hromada offered for a name that matches several.
-SETTLEMENTS_OFFERED = 8
-
-
-async def settlement_typed(message: Message, state: FSMContext, flow: FormFlow) -> None:
-    """The settlement's name typed instead of pressed: one exact match is taken, several are
-    offered as buttons, none is said plainly with the way back to the list."""
-    typed = tidy(message.text)
-    hromada_id = (await state.get_data()).get("hromada_id")
-    if hromada_id is None:
-        raise StaleAction()
-    if not screens.SEARCH_MIN <= len(typed) <= screens.SEARCH_MAX:
-        text, markup = screens.settlement_query_bad()
-        await message.answer(text, reply_markup=markup)
-        return
-    hits = await flow.services.places.settlements_in(int(hromada_id), typed, limit=SETTLEMENTS_OFFERED)
-    exact = [hit for hit in hits if hit.match == "exact"]
-    if len(exact) == 1:
-        await flow.advance(Step.settlement, {"settlement_id": exact[0].settlement.id})
-        return
-    hromada = await flow.services.catalogue.hromada(int(hromada_id))
-    text, markup = screens.settlement_matches(typed, exact or hits, hromada, flow.locale)
-    await message.answer(text, reply_markup=markup)
 
 
 async def service_typed(message: Message, state: FSMContext, flow: FormFlow) -> None:
@@ -52,8 +28,8 @@ async def service_typed(message: Message, state: FSMContext, flow: FormFlow) -> 
     story = tidy(message.text, multiline=True)
     updates: dict[str, Any] = {}
     kept = str((await state.get_data()).get("description") or "")
-    if screens.description_problem(story) is None and len(story) > len(kept):
-        updates["description"] = story
+    if (description := fuller_description(story, kept)) is not None:
+        updates["description"] = description
     found = await flow.services.catalogue.services_matching(story)
     if found.chosen is not None:
         await flow.advance(
